@@ -1,0 +1,20 @@
+"""Shared fixtures: tiny networks so the suite runs in minutes on 2 CPU cores."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.models.registry import ModelConfig, create_model  # noqa: E402
+
+
+@pytest.fixture
+def tiny_cfg() -> ModelConfig:
+    return ModelConfig(arch="wrn-10-1-s4", layout="symmetric", num_classes=10, in_channels=1, input_size=8)
+
+
+@pytest.fixture
+def tiny_net(tiny_cfg: ModelConfig):
+    torch.manual_seed(0)
+    return create_model(tiny_cfg).eval()

@@ -1,0 +1,1 @@
+"""Everything torch: DH-AT networks, data, attacks, losses, the three training stages."""

@@ -1,0 +1,188 @@
+"""Checkpoints as safetensors weights + a JSON config that rebuilds the network by name.
+
+A checkpoint is a directory::
+
+    config.json        {"format": 1, "model": {ModelConfig}, "trained": {"main_head": ..., ...}, "meta": {...}}
+    model.safetensors  the state dict (parameters and BatchNorm buffers)
+
+Nothing is ever unpickled: weights come from safetensors, or from ``torch.load(weights_only=True)`` for
+third-party single-head files (TRADES / MART ``.pt``), which load as trunk + main head.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from training.models.dual_head import DualHeadNet, SingleHeadNet
+from training.models.registry import ModelConfig, create_model
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as asked; the message says why and what to do."""
+
+
+def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    tuples = {k: tuple(v) for k, v in data.items() if k in ("mean", "std", "class_names") and v is not None}
+    return ModelConfig(**{**data, **tuples})
+
+
+def atomic_dir_write(target: Path, write: Any) -> None:
+    """Write a directory atomically: ``write(tmp_dir)`` then rename over ``target``.
+
+    A kill at any point leaves either the old checkpoint or the new one, never a torn mix.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(tmp)
+        old = target.with_name(f".{target.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old.exists():
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def save_checkpoint(
+    path: str | Path,
+    net: nn.Module,
+    cfg: ModelConfig,
+    trained: dict[str, bool],
+    meta: dict[str, Any] | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write ``path/`` atomically. ``extra_tensors`` (optimizer state) go to ``optimizer.safetensors``."""
+
+    def write(tmp: Path) -> None:
+        state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE))
+        doc = {"format": FORMAT, "model": asdict(cfg), "trained": trained, "meta": meta or {}}
+        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2))
+        if extra_tensors:
+            save_file({k: v.contiguous().cpu() for k, v in extra_tensors.items()}, str(tmp / "optimizer.safetensors"))
+
+    atomic_dir_write(Path(path), write)
+
+
+def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    cfg_file = path / CONFIG_FILE
+    if not cfg_file.is_file():
+        raise CheckpointError(f"{path} is not a checkpoint: {CONFIG_FILE} is missing (expected {CONFIG_FILE} + {WEIGHTS_FILE})")
+    doc = json.loads(cfg_file.read_text())
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_file}: unsupported checkpoint format {doc.get('format')!r} (expected {FORMAT})")
+    return doc
+
+
+def check_state_matches(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that do not fit the network, naming the first mismatching key."""
+    expected = net.state_dict()
+    for key in sorted(set(expected) | set(state)):
+        if key not in state:
+            raise CheckpointError(f"{source}: weights lack key {key!r} that the config's network has")
+        if key not in expected:
+            raise CheckpointError(f"{source}: weights have key {key!r} that the config's network does not")
+        if tuple(state[key].shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: key {key!r} has shape {tuple(state[key].shape)} in the weights but "
+                f"{tuple(expected[key].shape)} in the config's network"
+            )
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
+    """Rebuild the network from ``config.json`` and load ``model.safetensors`` into it, exactly."""
+    path = Path(path)
+    doc = read_checkpoint_config(path)
+    cfg = model_config_from_dict(doc["model"])
+    net = create_model(cfg)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{path}: {WEIGHTS_FILE} is missing")
+    state = load_file(str(weights))
+    check_state_matches(net, state, str(weights))
+    net.load_state_dict(state, strict=True)
+    return net.to(device), cfg, doc
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors or ``torch.load(weights_only=True)``; never unpickles objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling refusal becomes one clear message
+        raise CheckpointError(f"{path}: not a plain state dict (weights_only load refused it: {exc})") from exc
+    for wrapper in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(obj).__name__}")
+    return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def load_single_head(net: DualHeadNet | SingleHeadNet, path: str | Path) -> list[str]:
+    """Load a plain single-head checkpoint as trunk + main head; return the keys it ignored.
+
+    Accepts our own ``SingleHeadNet`` keys (``trunk.*``, ``head.*``) and the TRADES / MART / AutoAttack
+    layout (``conv1.*``, ``block1.*``, ``fc.*`` / ``layer1.*``, ``linear.*``): a top-level key goes to
+    the trunk or the main head by which of them owns that child name. Keys neither owns (TRADES'
+    unused ``sub_block1``) are ignored, and logged.
+    """
+    head = net.main_head if isinstance(net, DualHeadNet) else net.head
+    trunk_names = {name for name, _ in net.trunk.named_children()}
+    head_names = {name for name, _ in head.named_children()}
+    trunk_state: dict[str, torch.Tensor] = {}
+    head_state: dict[str, torch.Tensor] = {}
+    ignored: list[str] = []
+    for key, value in read_state_dict(path).items():
+        for prefix in ("trunk.", "head.", "main_head."):
+            if key.startswith(prefix):
+                target = trunk_state if prefix == "trunk." else head_state
+                target[key.removeprefix(prefix)] = value
+                break
+        else:
+            top = key.split(".", 1)[0]
+            if top in trunk_names:
+                trunk_state[key] = value
+            elif top in head_names:
+                head_state[key] = value
+            else:
+                ignored.append(key)
+    for part, state, name in ((net.trunk, trunk_state, "trunk"), (head, head_state, "main head")):
+        if not state:
+            raise CheckpointError(f"{path}: no {name} weights found; is it a checkpoint of this architecture?")
+        try:
+            check_state_matches(part, state, f"{path} ({name})")
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; the file does not match this architecture") from None
+        part.load_state_dict(state, strict=True)
+    if ignored:
+        log.warning("ignored %d keys not used by trunk or main head: %s", len(ignored), ", ".join(ignored[:5]))
+    return ignored

@@ -1,0 +1,184 @@
+"""One registry: a name builds a network (timm style). ``dhat models`` lists what is here.
+
+An architecture is an ``ArchSpec``: how to build its trunk (stem + first residual group, the paper's
+attaching point) and its head (everything after). Layouts assemble specs:
+
+- ``single``: trunk + one head (a plain classifier; loads third-party checkpoints),
+- ``symmetric``: trunk + two heads of the same architecture (Fig. 2),
+- ``asymmetric``: trunk + main head of ``arch`` + second head of ``second_arch`` (Fig. 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from training.models.dual_head import DualHeadNet, SingleHeadNet
+from training.models.merger import Merger
+from training.models.normalize import Normalize
+from training.models.resnet import ResNetHead, ResNetTrunk
+from training.models.wideresnet import WRNHead, WRNTrunk, init_wrn_weights
+
+LAYOUTS = ("single", "symmetric", "asymmetric")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """How to build one architecture's trunk and head."""
+
+    name: str
+    description: str
+    trunk_channels: int
+    build_trunk: Callable[[int], nn.Module]  # in_channels -> trunk
+    build_head: Callable[[int], nn.Module]  # num_classes -> head
+    default_second: str | None = None  # the second head of the asymmetric layout
+
+
+_ARCHS: dict[str, ArchSpec] = {}
+
+
+def register(spec: ArchSpec) -> ArchSpec:
+    """Add an architecture; a duplicate name is an error (torchvision's rule, not timm's warning)."""
+    if spec.name in _ARCHS:
+        raise ValueError(f"architecture {spec.name!r} is already registered")
+    _ARCHS[spec.name] = spec
+    return spec
+
+
+def list_archs() -> list[str]:
+    return sorted(_ARCHS)
+
+
+def get_arch(name: str) -> ArchSpec:
+    if name not in _ARCHS:
+        raise ValueError(f"unknown architecture {name!r}; valid architectures: {', '.join(list_archs())}")
+    return _ARCHS[name]
+
+
+def _wrn(depth: int, widen: int, stem: int = 16, note: str = "") -> ArchSpec:
+    name = f"wrn-{depth}-{widen}" + (f"-s{stem}" if stem != 16 else "")
+    widths = f"{stem}-{stem * widen}-{2 * stem * widen}-{4 * stem * widen}"
+    return register(
+        ArchSpec(
+            name=name,
+            description=f"WideResNet-{depth}-{widen}, widths {widths}{note}",
+            trunk_channels=stem * widen,
+            build_trunk=lambda c: WRNTrunk(depth, widen, c, stem),
+            build_head=lambda k: WRNHead(depth, widen, k, stem),
+        )
+    )
+
+
+def _resnet(name: str, blocks: tuple[int, int, int, int], width: int, second: str | None, note: str) -> ArchSpec:
+    return register(
+        ArchSpec(
+            name=name,
+            description=f"CIFAR ResNet, blocks {'-'.join(map(str, blocks))}, width {width}{note}",
+            trunk_channels=width,
+            build_trunk=lambda c: ResNetTrunk(blocks[0], c, width),
+            build_head=lambda k: ResNetHead(blocks[1:], k, width),
+            default_second=second,
+        )
+    )
+
+
+_wrn(34, 10, note=" (the paper's network)")
+_wrn(34, 20)
+_wrn(28, 10)
+_wrn(16, 4)
+_wrn(16, 2, stem=8, note=" (the embedded digits recipe)")
+_wrn(10, 1, stem=4, note=" (tests)")
+_resnet("resnet18", (2, 2, 2, 2), 64, None, "")
+_resnet("resnet34", (3, 4, 6, 3), 64, "resnet18", " (asymmetric main head; second head: resnet18)")
+_resnet("resnet18-w8", (2, 2, 2, 2), 8, None, " (tests)")
+_resnet("resnet34-w8", (3, 4, 6, 3), 8, "resnet18-w8", " (tests; asymmetric second head: resnet18-w8)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network by name; saved as ``config.json`` with the weights."""
+
+    arch: str
+    layout: str = "symmetric"
+    second_arch: str | None = None
+    num_classes: int = 10
+    in_channels: int = 3
+    input_size: int = 32
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
+    class_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        get_arch(self.arch)
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; valid layouts: {', '.join(LAYOUTS)}")
+        if self.second_arch is not None:
+            get_arch(self.second_arch)
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if value and len(value) != self.in_channels:
+                raise ValueError(f"{key} has {len(value)} values but the model has {self.in_channels} channels")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+
+    @property
+    def resolved_second_arch(self) -> str:
+        """The second head's architecture: ``arch`` itself unless the layout is asymmetric."""
+        if self.layout != "asymmetric":
+            return self.arch
+        second = self.second_arch or get_arch(self.arch).default_second
+        if second is None:
+            raise ValueError(f"asymmetric layout needs second_arch for {self.arch!r} (it has no default)")
+        return second
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.class_names or tuple(str(i) for i in range(self.num_classes))
+
+
+def build_normalize(cfg: ModelConfig) -> Normalize:
+    mean = cfg.mean or (0.0,) * cfg.in_channels
+    std = cfg.std or (1.0,) * cfg.in_channels
+    return Normalize(mean, std)
+
+
+def create_model(cfg: ModelConfig) -> SingleHeadNet | DualHeadNet:
+    """Build the network a config names, freshly initialised."""
+    main = get_arch(cfg.arch)
+    trunk = main.build_trunk(cfg.in_channels)
+    if cfg.layout == "single":
+        net: nn.Module = SingleHeadNet(build_normalize(cfg), trunk, main.build_head(cfg.num_classes))
+    else:
+        second = get_arch(cfg.resolved_second_arch)
+        if second.trunk_channels != main.trunk_channels:
+            raise ValueError(
+                f"second head {second.name!r} expects {second.trunk_channels} input channels but the "
+                f"{main.name!r} trunk gives {main.trunk_channels}"
+            )
+        net = DualHeadNet(
+            build_normalize(cfg),
+            trunk,
+            main.build_head(cfg.num_classes),
+            second.build_head(cfg.num_classes),
+            Merger(cfg.num_classes),
+        )
+    init_wrn_weights(net)
+    return net
+
+
+def count_parameters(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def parameter_table(cfg: ModelConfig) -> dict[str, int]:
+    """Parameter counts by part: trunk, main_head, second_head, merger, total."""
+    net = create_model(cfg)
+    if isinstance(net, SingleHeadNet):
+        parts = {"trunk": net.trunk, "main_head": net.head, "second_head": None, "merger": None}
+    else:
+        parts = {"trunk": net.trunk, "main_head": net.main_head, "second_head": net.second_head, "merger": net.merger}
+    table = {name: count_parameters(m) for name, m in parts.items()}
+    table["total"] = count_parameters(net)
+    return table
