@@ -28,6 +28,8 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug l
 
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir", "matplotlib", "torch.onnx", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _fail(message: str) -> None:
@@ -63,5 +65,81 @@ def models(
     console.print(table)
 
 
+@app.command()
+def train(
+    recipe: Annotated[str, typer.Argument(help="built-in recipe name (e.g. digits) or a YAML file")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. stage1.epochs=2")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="run directory (default runs/RECIPE)")] = None,
+    stage: Annotated[Optional[int], typer.Option("--stage", help="run only this stage (1, 2 or 3)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last complete epoch")] = False,
+    init: Annotated[Optional[Path], typer.Option("--init", help="stage 1: start from this single-head checkpoint")] = None,
+    copy_main: Annotated[bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")] = False,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder holding the CIFAR data (torchvision layout)")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")] = None,
+) -> None:
+    """Train a DH-AT model: stage 1 (main head), 2 (second head), 3 (merger) of RECIPE."""
+    from training.recipes import RecipeError, load_recipe
+    from training.stages import StageError
+
+    extra = list(overrides or [])
+    if init is not None:
+        if not init.is_file():
+            _fail(f"--init {init}: no such file (a .safetensors or .pt single-head checkpoint)")
+        extra.append(f"stage1.init={init}")
+    if copy_main:
+        extra.append("stage2.copy_main=true")
+    if data_dir is not None:
+        extra.append(f"data.data_dir={data_dir}")
+    try:
+        resolved = load_recipe(recipe, extra)
+    except RecipeError as exc:
+        _fail(str(exc))
+        return
+    run_dir = out or Path("runs") / resolved.name
+    from training.pipeline import train_recipe
+
+    try:
+        train_recipe(resolved, run_dir, stages=(stage,) if stage else (1, 2, 3), resume=resume, device=device)
+    except (StageError, FileNotFoundError, RecipeError) as exc:
+        _fail(str(exc))
+    console.print(f"run directory: {run_dir}")
+
+
+@app.command("export")
+def export_cmd(
+    source: Annotated[Path, typer.Argument(help="run directory (uses stage3/best) or a checkpoint directory")],
+    out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
+    opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
+    fp16: Annotated[bool, typer.Option("--fp16", help="half-precision weights (float32 in and out)")] = False,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="CIFAR folder, if it moved since training")] = None,
+    to_bentoml: Annotated[bool, typer.Option("--to-bentoml", help="also import into the BentoML model store as dhat")] = False,
+) -> None:
+    """Export main.onnx, second.onnx, merged.onnx and manifest.json, each checked against PyTorch."""
+    if not source.exists():
+        _fail(f"{source}: no such run or checkpoint directory")
+    from export.artifact import ExportError, export_artifact, import_to_bentoml
+    from training.checkpoints import CheckpointError
+
+    try:
+        manifest = export_artifact(source, out, opset=opset, fp16=fp16, data_dir=data_dir)
+    except (ExportError, CheckpointError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    table = Table(title=f"{manifest.name} {manifest.version} ({manifest.precision})")
+    for col in ("mode", "file", "size", "max |torch - ORT|", "argmax agreement"):
+        table.add_column(col)
+    for mode, g in manifest.modes.items():
+        table.add_row(mode, g.file, f"{g.size / 1e6:.2f} MB", f"{g.parity['max_abs_diff']:.2e}",
+                      f"{g.parity['clean']['argmax_agreement']:.3f}")
+    console.print(table)
+    if to_bentoml:
+        console.print(f"BentoML model store: {import_to_bentoml(out, manifest)}")
+    console.print(f"artifact: {out}")
+
+
 def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m dhat_serve.cli` (torchrun -m)
     app()

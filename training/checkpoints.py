@@ -53,6 +53,7 @@ def atomic_dir_write(target: Path, write: Any) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         write(tmp)
+        tmp.chmod(0o755)
         old = target.with_name(f".{target.name}.old")
         if old.exists():
             shutil.rmtree(old)

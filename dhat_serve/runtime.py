@@ -1,0 +1,83 @@
+"""ONNX Runtime sessions for an artifact: one per mode, CUDA when a GPU is visible, else CPU.
+
+``ModelRuntime.run(mode, images)`` takes (N, C, H, W) float32 in [0, 1] and returns logits (N, classes);
+``run_all`` returns (merged, main, second) from one run of ``merged.onnx``. Torch-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from dhat_serve.manifest import Manifest, load_manifest
+from dhat_serve.modes import MODES
+
+log = logging.getLogger(__name__)
+
+
+def gpu_visible() -> bool:
+    """A GPU this process could use: a device node or nvidia-smi, and not hidden by CUDA_VISIBLE_DEVICES."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
+
+
+def choose_providers(preference: str = "auto") -> list[str]:
+    """CUDA first only when asked for (or auto with a GPU) and this onnxruntime build has it.
+
+    Asking for CUDA on a machine without a GPU makes onnxruntime-gpu log an ERROR and fall back, so
+    ``auto`` asks only when a GPU is visible.
+    """
+    if preference not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown provider {preference!r}; valid: auto, cpu, cuda")
+    available = ort.get_available_providers()
+    want_cuda = preference == "cuda" or (preference == "auto" and gpu_visible())
+    if want_cuda and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if preference == "cuda":
+        log.warning("CUDA asked for but this onnxruntime has no CUDAExecutionProvider (%s); using CPU", available)
+    return ["CPUExecutionProvider"]
+
+
+@dataclass
+class ModelRuntime:
+    """The verified artifact and its three sessions."""
+
+    artifact_dir: Path
+    manifest: Manifest
+    sessions: dict[str, ort.InferenceSession]
+
+    @classmethod
+    def load(cls, artifact_dir: str | Path, provider: str = "auto") -> ModelRuntime:
+        artifact_dir = Path(artifact_dir)
+        manifest = load_manifest(artifact_dir)  # verifies every hash before anything is loaded
+        providers = choose_providers(provider)
+        if "CUDAExecutionProvider" in providers and hasattr(ort, "preload_dlls"):
+            try:
+                ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels when torch is not installed
+            except Exception as exc:  # noqa: BLE001 - best effort; the session log says what it got
+                log.warning("onnxruntime.preload_dlls failed: %s", exc)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sessions = {}
+        for mode in MODES:
+            path = artifact_dir / manifest.modes[mode].file
+            sessions[mode] = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            log.info("mode %s: %s runs on %s", mode, path.name, ", ".join(sessions[mode].get_providers()))
+        return cls(artifact_dir, manifest, sessions)
+
+    def providers(self) -> dict[str, list[str]]:
+        return {mode: s.get_providers() for mode, s in self.sessions.items()}
+
+    def run(self, mode: str, images: np.ndarray) -> np.ndarray:
+        return self.sessions[mode].run(["logits"], {"images": images})[0]
+
+    def run_all(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        merged, main, second = self.sessions["merged"].run(["logits", "main_logits", "second_logits"], {"images": images})
+        return merged, main, second

@@ -1,0 +1,154 @@
+"""``dhat export``: one trained model -> ``main.onnx``, ``second.onnx``, ``merged.onnx``, ``manifest.json``.
+
+The artifact directory is written atomically (a temporary directory renamed at the end), so a failed
+parity check leaves no manifest and no half artifact behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dhat_serve import __version__
+from dhat_serve.manifest import SCHEMA_VERSION, GraphEntry, Manifest, sha256_file
+from dhat_serve.modes import MODES
+from export.graphs import DEFAULT_OPSET, OUTPUTS, export_graph, graph_module, initializer_names
+from export.parity import cpu_session, measure
+from training.attacks import PGDConfig, pgd
+from training.checkpoints import atomic_dir_write, load_checkpoint
+from training.data import first_n, load_splits
+from training.models.dual_head import DualHeadNet, ModeView
+from training.models.registry import parameter_table
+from training.recipes import load_recipe
+from training.stages import final_checkpoint
+
+log = logging.getLogger(__name__)
+
+FORBIDDEN = {"main": ("second_head", "merger"), "second": ("main_head", "merger"), "merged": ()}
+
+
+class ExportError(RuntimeError):
+    """An export that must not produce an artifact; the message says what to do."""
+
+
+def resolve_source(source: Path) -> tuple[Path, Path | None]:
+    """(checkpoint dir, run dir or None) from a run directory or a checkpoint directory."""
+    source = Path(source)
+    if (source / "config.json").is_file():
+        run = source.parent.parent
+        return source, run if (run / "recipe.yaml").is_file() else None
+    if (source / "recipe.yaml").is_file():
+        ckpt = final_checkpoint(source)
+        if not (ckpt / "config.json").is_file():
+            raise ExportError(f"{source} has no trained merger ({ckpt} is missing); run stage 3 first: "
+                              f"`dhat train RECIPE --out {source} --stage 3` (or --resume the whole recipe)")
+        return ckpt, source
+    raise ExportError(f"{source} is neither a run directory (recipe.yaml) nor a checkpoint (config.json)")
+
+
+def parity_images(run_dir: Path | None, net: DualHeadNet, shape: tuple[int, int, int], n: int,
+                  data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Real validation images when the run is known, else seeded uniform noise (labels = main head's)."""
+    if run_dir is not None:
+        recipe = load_recipe(str(run_dir / "recipe.yaml"), [f"data.data_dir={data_dir}"] if data_dir else [])
+        d = recipe.data
+        splits = load_splits(d.dataset, d.data_dir, d.image_size, d.val_size)
+        x, y = first_n(splits.val, n)
+        return x, y, f"{d.dataset} validation split"
+    x = torch.rand((n, *shape), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = net(x, "main").argmax(1)
+    return x, y, "uniform random images (no run directory known)"
+
+
+def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OPSET, fp16: bool = False,
+                    data_dir: str | None = None, parity_n: int = 64, name: str | None = None) -> Manifest:
+    """Export, check, hash and describe; returns the manifest written to ``out/manifest.json``."""
+    ckpt, run_dir = resolve_source(Path(source))
+    net, cfg, doc = load_checkpoint(ckpt)
+    if not isinstance(net, DualHeadNet):
+        raise ExportError(f"{ckpt} is a single-head network; export needs a dual-head checkpoint")
+    if not doc["trained"].get("merger"):
+        raise ExportError(f"{ckpt} has no trained merger, so merged.onnx cannot be made; run stage 3 "
+                          f"(`dhat train RECIPE --stage 3 --out RUN`) first")
+    net.eval()
+    precision = "fp16" if fp16 else "fp32"
+    shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
+    x, y, parity_source = parity_images(run_dir, net, shape, parity_n, data_dir)
+    meta = doc.get("meta", {})
+    eps = float(meta.get("validation_eps", meta.get("eps", 8 / 255)))
+    torch.manual_seed(0)
+    adv = pgd(ModeView(net, "main"), x, y, PGDConfig(eps=eps, step=eps / 4, steps=10))
+    entries: dict[str, GraphEntry] = {}
+
+    def write(tmp: Path) -> None:
+        for mode in MODES:
+            module = graph_module(net, mode, fp16)
+            path = tmp / f"{mode}.onnx"
+            side = export_graph(module, x[:2], path, mode, opset)
+            inits = initializer_names(path)
+            leaked = [i for i in inits if any(part in i for part in FORBIDDEN[mode])]
+            if leaked:
+                raise ExportError(f"{mode}.onnx holds weights of another part: {leaked[:3]}")
+            session = cpu_session(str(path))
+            reference = graph_module(net, mode, False) if not fp16 else module
+            clean, attacked = measure(reference, session, x, precision), measure(reference, session, adv, precision)
+            worst = max(clean.max_abs_diff, attacked.max_abs_diff)
+            if worst > clean.tolerance:
+                raise ExportError(f"{mode}.onnx differs from PyTorch by {worst:.3g} (> {clean.tolerance:g}); "
+                                  "no manifest written")
+            parity = {"clean": clean.to_dict(), "pgd": attacked.to_dict(), "max_abs_diff": worst,
+                      "tolerance": clean.tolerance, "images": parity_source}
+            external = None
+            if side is not None:
+                external = {"file": side.name, "sha256": sha256_file(side), "size": side.stat().st_size}
+            entries[mode] = GraphEntry(file=path.name, sha256=sha256_file(path), size=path.stat().st_size,
+                                       opset=opset, outputs=OUTPUTS[mode], parity=parity, external_data=external)
+            log.info("%s.onnx: %d initialisers, parity max |diff| %.2e (clean) %.2e (PGD), argmax agreement %.3f",
+                     mode, len(inits), clean.max_abs_diff, attacked.max_abs_diff, clean.argmax_agreement)
+        manifest = build_manifest(cfg, doc, ckpt, run_dir, entries, precision, name)
+        import json
+
+        (tmp / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2))
+
+    atomic_dir_write(Path(out), write)
+    from dhat_serve.manifest import load_manifest
+
+    return load_manifest(out)
+
+
+def build_manifest(cfg: Any, doc: dict, ckpt: Path, run_dir: Path | None, entries: dict[str, GraphEntry],
+                   precision: str, name: str | None) -> Manifest:
+    meta = doc.get("meta", {})
+    provenance = {
+        "checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt / "model.safetensors"),
+        "recipe": meta.get("recipe"), "eps": meta.get("eps"), "validation_eps": meta.get("validation_eps"),
+        "validation": {k: meta[k] for k in ("val_clean", "val_robust", "epoch") if k in meta},
+        "run_dir": str(run_dir) if run_dir else None, "seed": meta.get("seed"),
+        "torch_version": torch.__version__,
+    }
+    digest = hashlib.sha256("".join(entries[m].sha256 for m in MODES).encode()).hexdigest()[:12]
+    arch = {"arch": cfg.arch, "layout": cfg.layout, "second_arch": cfg.resolved_second_arch,
+            "num_classes": cfg.num_classes, "parameters": parameter_table(cfg)}
+    return Manifest(
+        schema_version=SCHEMA_VERSION, name=name or f"dhat-{meta.get('recipe') or cfg.arch}", version=digest,
+        package_version=__version__, precision=precision, architecture=arch, class_names=cfg.names,
+        input_shape=(cfg.in_channels, cfg.input_size, cfg.input_size), input_range=(0.0, 1.0), modes=entries,
+        provenance=provenance,
+    )
+
+
+def import_to_bentoml(artifact_dir: Path, manifest: Manifest) -> str:
+    """Copy the artifact into the local BentoML model store as ``dhat:<version>`` (and so ``dhat:latest``)."""
+    import bentoml
+
+    with bentoml.models.create(name="dhat", metadata={"manifest_version": manifest.version, "name": manifest.name},
+                               labels={"precision": manifest.precision}) as model:
+        for item in Path(artifact_dir).iterdir():
+            shutil.copy2(item, Path(model.path) / item.name)
+    return str(model.tag)

@@ -1,0 +1,41 @@
+import pytest
+
+from training.recipes import RecipeError, list_recipes, load_recipe
+
+
+def test_every_builtin_recipe_loads():
+    names = list_recipes()
+    assert "digits" in names
+    for name in names:
+        recipe = load_recipe(name)
+        assert recipe.stage3.method == "trades" and recipe.stage3.beta == 2.0, name
+
+
+def test_fractions_and_overrides():
+    r = load_recipe("digits", ["stage1.attack.eps=8/255", "stage2.epochs=3", "model.layout=asymmetric"])
+    assert r.stage1.attack.eps == pytest.approx(8 / 255)
+    assert r.stage2.epochs == 3 and r.model.layout == "asymmetric"
+
+
+def test_schedule_is_piecewise():
+    r = load_recipe("digits", ["stage1.milestones=[2, 4]", "stage1.lr=0.1"])
+    assert [round(r.stage1.lr_at(e), 6) for e in range(6)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("stage1.epochz=3", r"unknown recipe key 'stage1.epochz'; valid keys here: method, beta, epochs"),
+    ("stage2.method=fgsm", r"unknown method 'fgsm'; valid methods: natural, sat, trades, mart"),
+    ("stage1.attack.eps=8", r"eps must be in \[0, 1\]"),
+    ("validation.attack.eps=-0.1", r"eps must be in \[0, 1\]"),
+    ("data.dataset=mnist", r"unknown dataset 'mnist'"),
+    ("stage1.epochs=many", r"stage1.epochs: expected a number"),
+    ("stage1", r"must look like key=value"),
+])
+def test_bad_recipes_are_refused_naming_the_problem(override, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe("digits", [override])
+
+
+def test_unknown_recipe_lists_builtins():
+    with pytest.raises(RecipeError, match="no recipe 'cifar11'.*digits"):
+        load_recipe("cifar11")

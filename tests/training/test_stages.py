@@ -1,0 +1,116 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training.pipeline import train_recipe
+from training.recipes import load_recipe
+from training.stages import StageError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def _part(state, prefix):
+    return {k: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_three_stages_change_only_what_they_train(tmp_path, tiny_overrides):
+    run = train_recipe(load_recipe("digits", tiny_overrides), tmp_path / "run", device="cpu")
+    s1, s2, s3 = (_weights(run / f"stage{n}" / "best") for n in (1, 2, 3))
+    for prefix in ("trunk.", "main_head."):  # stage 2: trunk and main head bit-identical (BN stats too)
+        assert _equal(_part(s1, prefix), _part(s2, prefix)), prefix
+    assert not _equal(_part(s1, "second_head."), _part(s2, "second_head."))
+    for prefix in ("trunk.", "main_head.", "second_head."):  # stage 3: everything but the merger
+        assert _equal(_part(s2, prefix), _part(s3, prefix)), prefix
+    assert not _equal(_part(s2, "merger."), _part(s3, "merger."))
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["mode"]) for r in rows] == [(1, "main"), (2, "second"), (3, "merged")]
+    assert {"epoch", "lr", "loss", "val_clean", "val_robust", "seconds"} <= rows[0].keys()
+    assert (run / "training_curves.png").stat().st_size > 1000
+    assert load_recipe(str(run / "recipe.yaml")).stage1.epochs == 1  # the run dir describes itself
+    cfg = json.loads((run / "stage3/best/config.json").read_text())
+    assert cfg["trained"] == {"main_head": True, "second_head": True, "merger": True}
+
+
+def test_copy_main_starts_the_second_head_as_the_main_head(tmp_path, tiny_overrides):
+    recipe = load_recipe("digits", tiny_overrides + ["stage2.copy_main=true", "stage2.epochs=0"])
+    run = train_recipe(recipe, tmp_path / "run", stages=(1, 2), device="cpu")
+    s2 = _weights(run / "stage2/best")
+    main = {k.removeprefix("main_head."): v for k, v in s2.items() if k.startswith("main_head.")}
+    second = {k.removeprefix("second_head."): v for k, v in s2.items() if k.startswith("second_head.")}
+    assert _equal(main, second)
+
+
+def test_stage_two_without_stage_one_is_refused_before_training(tmp_path, tiny_overrides):
+    with pytest.raises(StageError, match="stage 2 needs the stage-1 checkpoint .*run `dhat train RECIPE --out"):
+        train_recipe(load_recipe("digits", tiny_overrides), tmp_path / "run", stages=(2,), device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_run_needs_resume(tmp_path, tiny_overrides):
+    recipe = load_recipe("digits", tiny_overrides)
+    train_recipe(recipe, tmp_path / "run", stages=(1,), device="cpu")
+    with pytest.raises(StageError, match="pass --resume"):
+        train_recipe(recipe, tmp_path / "run", stages=(1,), device="cpu")
+    with pytest.raises(StageError, match="different recipe"):
+        train_recipe(load_recipe("digits", tiny_overrides + ["seed=5"]), tmp_path / "run", stages=(1,), device="cpu")
+
+
+def _dhat(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dhat_serve.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def test_kill_and_resume_ends_with_the_same_weights(tmp_path, tiny_overrides):
+    args = ["train", "digits", "--stage", "1", "--device", "cpu", *tiny_overrides, "stage1.epochs=4", "data.batch_size=16"]
+    subprocess.run(_dhat(*args, "--out", str(tmp_path / "straight")), check=True, env=_env(), capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_dhat(*args, "--out", str(killed)), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    metrics = killed / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    time.sleep(0.3)  # well inside epoch 3 (each epoch takes over a second)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads((killed / "stage1/last/config.json").read_text())["meta"]
+    assert 1 <= done["epoch"] < 3 and not done["complete"], "the kill must land before the end of training"
+
+    resumed = subprocess.run(_dhat(*args, "--out", str(killed), "--resume"), env=_env(), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after epoch" in resumed.stderr
+    assert _equal(_weights(tmp_path / "straight/stage1/last"), _weights(killed / "stage1/last"))
+    epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
+    assert epochs == [0, 1, 2, 3]
+
+
+def test_two_process_ddp_on_cpu_writes_a_checkpoint(tmp_path, tiny_overrides):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "dhat_serve.cli", "train", "digits", "--stage", "1", "--device", "cpu", "--out", str(tmp_path / "ddp"),
+           *tiny_overrides]
+    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    net_state = _weights(tmp_path / "ddp/stage1/last")
+    assert any(k.startswith("trunk.") for k in net_state)
+    rows = (tmp_path / "ddp/metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1  # only rank 0 writes

@@ -1,0 +1,231 @@
+"""Recipes: frozen dataclasses loaded from YAML, with ``key=value`` overrides.
+
+``load_recipe("digits", ["stage1.epochs=2"])`` reads ``training/recipes/digits.yaml`` (or a path),
+applies the overrides, and builds a ``Recipe``. Every problem (an unknown key, an unknown method, an
+eps outside [0, 1]) is raised here, naming the key, before any training starts. Numbers may be written
+as fractions (``8/255``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from training.data import DATASETS
+from training.losses import METHODS
+
+RECIPE_DIR = Path(__file__).parent / "recipes"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """The training / validation PGD: eps and step in [0, 1] pixel units."""
+
+    eps: float = 8 / 255
+    step: float = 2 / 255
+    steps: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.eps <= 1.0:
+            raise RecipeError(f"eps must be in [0, 1] (pixel scale, e.g. 8/255), got {self.eps}")
+        if self.step < 0 or self.steps < 0:
+            raise RecipeError(f"attack step and steps must be >= 0, got {self.step}, {self.steps}")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One DH-AT stage: what it trains with and for how long (the paper's SGD schedule by default)."""
+
+    method: str = "trades"
+    beta: float = 6.0
+    epochs: int = 100
+    lr: float = 0.1
+    milestones: tuple[int, ...] = (75, 90, 100)
+    gamma: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    attack: AttackSpec = field(default_factory=AttackSpec)
+    init: str | None = None  # stage 1: a pre-trained single-head checkpoint to start from
+    copy_main: bool = False  # stage 2: start the second head as a copy of the main head
+    start_from: str = "best"  # stage 2 / 3: which checkpoint of the previous stage
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise RecipeError(f"unknown method {self.method!r}; valid methods: {', '.join(METHODS)}")
+        if self.epochs < 0 or self.lr <= 0:
+            raise RecipeError(f"need epochs >= 0 and lr > 0, got {self.epochs}, {self.lr}")
+        if self.start_from not in ("best", "last"):
+            raise RecipeError(f"start_from must be 'best' or 'last', got {self.start_from!r}")
+
+    def lr_at(self, epoch: int) -> float:
+        """Piecewise-constant schedule: lr * gamma^(number of milestones <= epoch), epochs from 0."""
+        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int = 16
+    batch_size: int = 128
+    val_size: int = 1000
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise RecipeError(f"unknown dataset {self.dataset!r}; valid datasets: {', '.join(DATASETS)}")
+        if self.batch_size < 1:
+            raise RecipeError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    arch: str = "wrn-34-10"
+    layout: str = "symmetric"
+    second_arch: str | None = None
+    normalize: bool = True  # per-channel mean/std inside the net; false for TRADES-style [0, 1] inputs
+
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    """Validation robustness each epoch, which picks the ``best`` checkpoint."""
+
+    n: int = 1000
+    attack: AttackSpec = field(default_factory=AttackSpec)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    seed: int = 0
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    validation: ValidationSpec = field(default_factory=ValidationSpec)
+    stage1: StageSpec = field(default_factory=StageSpec)
+    stage2: StageSpec = field(default_factory=StageSpec)
+    stage3: StageSpec = field(default_factory=lambda: StageSpec(method="trades", beta=2.0, epochs=15, lr=0.02,
+                                                                 milestones=()))
+
+    def stage(self, n: int) -> StageSpec:
+        return (self.stage1, self.stage2, self.stage3)[n - 1]
+
+
+def parse_number(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        raise RecipeError(f"{key}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(Fraction(str(value).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise RecipeError(f"{key}: expected a number such as 0.1 or 8/255, got {value!r}") from None
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise RecipeError(f"{key}: expected a mapping, got {value!r}")
+        return build(tp, value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"{key}: expected a list, got {value!r}")
+        inner = get_args(tp)[0]
+        return tuple(_convert(inner, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is not None and type(None) in get_args(tp):  # Optional[X]
+        return None if value is None else _convert([a for a in get_args(tp) if a is not type(None)][0], value, key)
+    if tp is float:
+        return parse_number(value, key)
+    if tp is int:
+        if isinstance(value, bool) or not float(parse_number(value, key)).is_integer():
+            raise RecipeError(f"{key}: expected an integer, got {value!r}")
+        return int(parse_number(value, key))
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise RecipeError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        return str(value)
+    return value
+
+
+def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a dict, refusing unknown keys by their dotted name."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            raise RecipeError(f"unknown recipe key {where!r}; valid keys here: {', '.join(names)}")
+    kwargs = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except RecipeError as exc:
+        raise RecipeError(f"{prefix or 'recipe'}: {exc}") from None
+    except TypeError as exc:
+        raise RecipeError(f"{prefix or 'recipe'}: {exc}") from None
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """``a.b.c=value`` (value parsed as YAML) into the nested dict."""
+    if "=" not in override:
+        raise RecipeError(f"override {override!r} must look like key=value (e.g. stage1.epochs=2)")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise RecipeError(f"override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def recipe_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    builtin = RECIPE_DIR / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return builtin
+    raise RecipeError(f"no recipe {name_or_path!r}: not a YAML file and not one of the built-in recipes "
+                      f"({', '.join(list_recipes())})")
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+
+
+def recipe_dict(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    data = yaml.safe_load(recipe_path(name_or_path).read_text()) or {}
+    data.setdefault("name", Path(name_or_path).stem)
+    for override in overrides:
+        apply_override(data, override)
+    return data
+
+
+def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    return build(Recipe, recipe_dict(name_or_path, overrides))
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """Plain dict (lists, not tuples) for saving the resolved recipe as YAML."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(dataclasses.asdict(recipe))
