@@ -137,6 +137,58 @@ def export_cmd(
     console.print(f"artifact: {out}")
 
 
+def _eps(value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    from fractions import Fraction
+
+    try:
+        return float(Fraction(value))
+    except (ValueError, ZeroDivisionError):
+        _fail(f"--eps {value!r} is not a number (write e.g. 0.1 or 8/255)")
+        return None
+
+
+@app.command("eval")
+def eval_cmd(
+    artifact: Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")],
+    run: Annotated[Path, typer.Option("--run", help="the run directory the artifact was exported from")],
+    modes: Annotated[str, typer.Option(help="comma-separated modes")] = "main,second,merged",
+    attacks: Annotated[str, typer.Option(help="comma-separated: clean, pgdK[xR], apgd-ce, apgd-dlr-t, autoattack, square")] = "clean,pgd20",
+    eps: Annotated[Optional[str], typer.Option(help="L-inf budget, e.g. 8/255 (default: the run's validation eps)")] = None,
+    n: Annotated[int, typer.Option(help="test images to evaluate")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per attack batch (and per cached chunk)")] = 250,
+    seed: Annotated[int, typer.Option(help="attack seed")] = 0,
+    square_queries: Annotated[int, typer.Option("--square-queries", help="queries of the Square attack")] = 1000,
+    no_transfer: Annotated[bool, typer.Option("--no-transfer", help="skip the transfer matrix")] = False,
+    no_curve: Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")] = False,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="CIFAR folder, if it moved since training")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="report directory (default ARTIFACT/report)")] = None,
+) -> None:
+    """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT)."""
+    from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
+    from training.robustness.report import markdown
+
+    try:
+        settings = EvalSettings(modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+                                attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), eps=_eps(eps), n=n,
+                                batch_size=batch_size, seed=seed, square_queries=square_queries,
+                                transfer=not no_transfer, curve=() if no_curve else EvalSettings.curve, data_dir=data_dir)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    if not run.is_dir():
+        _fail(f"--run {run}: no such run directory")
+    report_dir = out or artifact / "report"
+    try:
+        report = evaluate(artifact, run, settings, report_dir)
+    except (EvaluationError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    console.print(markdown(report))
+    console.print(f"report: {report_dir}/report.md, report.json, robustness.png")
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()
 

@@ -1,0 +1,93 @@
+"""The evaluation attacks, by name, each mapping clean images to adversarial ones.
+
+- ``pgdK`` / ``pgdKxR``: L-inf PGD, K steps of 2.5 * eps / K (the paper), R random restarts;
+- ``apgd-ce``, ``apgd-dlr-t``, ``autoattack``: pyautoattack (never re-implemented here);
+- ``square``: pyautoattack's score-based Square attack, querying the ONNX Runtime session directly
+  (no gradients, so it sees the graph exactly as deployed: a check against gradient masking).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.attacks import PGDConfig, eval_mode, pgd
+
+log = logging.getLogger(__name__)
+
+FIXED = ("clean", "apgd-ce", "apgd-dlr-t", "autoattack", "square")
+PGD_NAME = re.compile(r"^pgd(\d+)(?:x(\d+))?$")
+WHITE_BOX = ("pgd", "apgd-ce", "apgd-dlr-t", "autoattack")
+
+
+def parse_attack(name: str) -> str:
+    if name in FIXED or PGD_NAME.match(name):
+        return name
+    raise ValueError(f"unknown attack {name!r}; valid: {', '.join(FIXED)}, pgdK or pgdKxR (e.g. pgd20, pgd100x5)")
+
+
+def is_white_box(name: str) -> bool:
+    return name.startswith("pgd") or name in WHITE_BOX
+
+
+def pgd_config(name: str, eps: float) -> PGDConfig:
+    m = PGD_NAME.match(name)
+    assert m is not None
+    steps, restarts = int(m.group(1)), int(m.group(2) or 1)
+    return PGDConfig(eps=eps, step=2.5 * eps / steps, steps=steps, restarts=restarts, random_start="uniform")
+
+
+def ort_predict(session, batch_size: int = 512) -> Callable[[torch.Tensor], torch.Tensor]:  # noqa: ANN001
+    """A torch -> torch logits function backed by an ONNX Runtime session (for score-based attacks)."""
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().cpu().numpy().astype(np.float32)
+        outs = [session.run(["logits"], {"images": arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)]
+        return torch.from_numpy(np.concatenate(outs))
+
+    return predict
+
+
+@dataclass(frozen=True)
+class AttackContext:
+    eps: float
+    seed: int
+    device: torch.device
+    square_queries: int = 1000
+
+
+def run_attack(name: str, twin: nn.Module, session, x: torch.Tensor, y: torch.Tensor, ctx: AttackContext) -> torch.Tensor:  # noqa: ANN001
+    """Adversarial versions of (N, C, H, W) ``x`` for attack ``name``; ``twin`` is in eval mode."""
+    torch.manual_seed(ctx.seed)
+    if name == "clean":
+        return x.clone()
+    if name.startswith("pgd"):
+        return pgd(twin, x, y, pgd_config(name, ctx.eps))
+    if name == "square":
+        from pyautoattack.square import SquareAttack
+
+        attack = SquareAttack(ort_predict(session), norm="Linf", n_queries=ctx.square_queries, eps=ctx.eps,
+                              p_init=0.8, n_restarts=1, seed=ctx.seed, verbose=False, device="cpu",
+                              resc_schedule=False)
+        return attack.perturb(x.cpu(), y.cpu()).to(x.device)
+    from pyautoattack import AutoAttack
+
+    with eval_mode(twin):
+        if name == "autoattack":
+            aa = AutoAttack(twin, device=ctx.device, eps=ctx.eps, norm="Linf", seed=ctx.seed, version="standard")
+        else:
+            which = {"apgd-ce": "apgd-ce", "apgd-dlr-t": "apgd-t"}[name]
+            aa = AutoAttack(twin, attacks=[which], device=ctx.device, eps=ctx.eps, norm="Linf", seed=ctx.seed,
+                            version="custom")
+            aa.apgd.n_restarts = 1  # as in the standard AutoAttack ensemble
+            if which == "apgd-t":
+                aa.apgd_targeted.n_target_classes = min(9, int(twin(x[:1]).shape[1]) - 1)
+        aa.logger.setLevel(logging.WARNING)
+        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
+    return x_adv.detach()
