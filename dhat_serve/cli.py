@@ -189,6 +189,35 @@ def eval_cmd(
     console.print(f"report: {report_dir}/report.md, report.json, robustness.png")
 
 
+@app.command()
+def serve(
+    artifact: Annotated[Optional[Path], typer.Argument(help="artifact directory (default: $DHAT_ARTIFACT, else BentoML store dhat:latest)")] = None,
+    port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+    host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0 exposes it to the network)")] = "127.0.0.1",
+    provider: Annotated[str, typer.Option(help="auto (CUDA if a GPU is visible), cpu or cuda")] = "auto",
+) -> None:
+    """Serve an artifact over HTTP with BentoML (POST /classify, POST /predict, GET /info)."""
+    import os
+
+    from dhat_serve.manifest import ArtifactError, load_manifest
+
+    if provider not in ("auto", "cpu", "cuda"):
+        _fail(f"--provider {provider!r}: use auto, cpu or cuda")
+    env = dict(os.environ, DHAT_PROVIDER=provider)
+    if artifact is not None:
+        try:
+            load_manifest(artifact)  # refuse a missing file or a hash mismatch before starting anything
+        except ArtifactError as exc:
+            _fail(f"{exc}")
+        env["DHAT_ARTIFACT"] = str(artifact.resolve())
+    working_dir = str(Path(__file__).resolve().parent.parent)
+    cmd = [sys.executable, "-m", "bentoml", "serve", "dhat_serve.service:DHAT", "--host", host, "--port", str(port),
+           "--working-dir", working_dir]
+    console.print(f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http://{host}:{port}")
+    sys.stdout.flush()
+    os.execvpe(sys.executable, cmd, env)
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()
 

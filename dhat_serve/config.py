@@ -16,7 +16,7 @@ class ServeConfig:
     max_request_bytes: int = 16 * 1024 * 1024  # DHAT_MAX_REQUEST_BYTES: whole HTTP body
     max_image_pixels: int = 4096 * 4096  # DHAT_MAX_IMAGE_PIXELS: decoded width x height (decompression bombs)
     batch_size: int = 64  # DHAT_BATCH_SIZE: adaptive batching, images per ONNX Runtime call
-    batch_latency_ms: int = 10  # DHAT_BATCH_LATENCY_MS: adaptive batching, longest wait
+    batch_latency_ms: int = 5000  # DHAT_BATCH_LATENCY_MS: adaptive batching deadline (beyond it: 503, load shedding)
 
     @classmethod
     def from_env(cls) -> ServeConfig:

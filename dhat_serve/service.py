@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from dhat_serve.config import ServeConfig
-from dhat_serve.http_limits import BodySizeLimit
+from dhat_serve.http_limits import RequestGuard
 from dhat_serve.manifest import ArtifactError, Manifest, load_manifest
 from dhat_serve.preprocess import InputError, batch_result, check_top_k, decode_image, describe, validate_tensor
 from dhat_serve.runtime import ModelRuntime
@@ -180,4 +180,4 @@ class DHAT:
         return await self._observe("predict", mode, work)
 
 
-DHAT.add_asgi_middleware(BodySizeLimit, max_bytes=CONFIG.max_request_bytes)
+DHAT.add_asgi_middleware(RequestGuard, max_bytes=CONFIG.max_request_bytes)

@@ -1,32 +1,8 @@
-from __future__ import annotations
-
 import pytest
-import torch
 
-from training.checkpoints import save_checkpoint
-from training.models.registry import ModelConfig, create_model
-
-ALL_TRAINED = {"main_head": True, "second_head": True, "merger": True}
-
-
-def make_checkpoint(path, cfg: ModelConfig, trained=ALL_TRAINED, seed: int = 0):
-    """A freshly initialised network with non-trivial BatchNorm statistics, saved as a checkpoint."""
-    torch.manual_seed(seed)
-    net = create_model(cfg)
-    for m in net.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    save_checkpoint(path, net, cfg, dict(trained), meta={"recipe": "test", "eps": 0.1, "validation_eps": 0.1})
-    return path
+from tests.helpers.checkpoints import make_artifact
 
 
 @pytest.fixture(scope="session")
 def symmetric_artifact(tmp_path_factory):
-    from export.artifact import export_artifact
-
-    root = tmp_path_factory.mktemp("sym")
-    cfg = ModelConfig(arch="wrn-10-1-s4", layout="symmetric", in_channels=1, input_size=8, mean=(0.3,), std=(0.4,))
-    ckpt = make_checkpoint(root / "ckpt", cfg)
-    export_artifact(ckpt, root / "artifact", parity_n=16)
-    return ckpt, root / "artifact"
+    return make_artifact(tmp_path_factory.mktemp("sym"))

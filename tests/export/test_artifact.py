@@ -12,7 +12,7 @@ from export.parity import cpu_session
 from training.checkpoints import load_checkpoint
 from training.models.registry import ModelConfig
 
-from .conftest import make_checkpoint
+from tests.helpers.checkpoints import make_checkpoint
 
 
 def _check_graphs_match_torch(ckpt, artifact, in_ch, size):
