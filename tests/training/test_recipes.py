@@ -8,7 +8,11 @@ def test_every_builtin_recipe_loads():
     assert "digits" in names
     for name in names:
         recipe = load_recipe(name)
-        assert recipe.stage3.method == "trades" and recipe.stage3.beta == 2.0, name
+        if name != "digits-natural":  # the natural baseline trains no stage adversarially
+            assert recipe.stage3.method == "trades" and recipe.stage3.beta == 2.0, name
+            assert recipe.stage3.lr == 0.02 and recipe.stage3.epochs in (6, 15), name
+    assert load_recipe("cifar100-asym-trades").model.layout == "asymmetric"
+    assert load_recipe("cifar10-trades-6-bestlast").stage2.copy_main
 
 
 def test_fractions_and_overrides():
