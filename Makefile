@@ -22,3 +22,18 @@ test-fast: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+serve: $(STAMP)
+	$(PY) scripts/demo.py --serve-only
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+# Fuzz a running service's OpenAPI schema (start one with `make serve` first; PORT defaults to 3000).
+PORT ?= 3000
+fuzz: $(STAMP)
+	$(VENV)/bin/schemathesis run http://127.0.0.1:$(PORT)/docs.json --checks not_a_server_error \
+		--include-path-regex '^/(classify|predict)$$' --max-examples 300

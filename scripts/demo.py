@@ -1,0 +1,150 @@
+"""`make demo`: digits from nothing to a served, evaluated dual-head model, reusing whatever exists.
+
+train (3 stages) -> export (3 ONNX graphs + manifest) -> evaluate on the graphs (clean, PGD-20, and
+AutoAttack on a bounded subset) -> serve -> one real request per mode and one bad request -> table.
+`--serve-only` builds what is missing and then serves in the foreground (`make serve`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RUN, ARTIFACT, REPORT, REPORT_AA = (ROOT / p for p in ("runs/digits", "artifacts/digits", "reports/digits", "reports/digits-aa"))
+MODES = ("main", "second", "merged")
+
+
+def step(title: str) -> None:
+    print(f"\n=== {title} ===", flush=True)
+
+
+def dhat(*args: str) -> None:
+    cmd = [str(BIN / "dhat"), *args]
+    print("$ dhat " + " ".join(args), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def build(aa_n: int) -> None:
+    step("1/4 train the digits recipe (3 stages; reused if complete)")
+    done = (RUN / "stage3/last/config.json").is_file() and json.loads((RUN / "stage3/last/config.json").read_text())["meta"].get("complete")
+    if done:
+        print(f"complete run found in {RUN}")
+    else:
+        dhat("train", "digits", "--out", str(RUN), *(["--resume"] if (RUN / "recipe.yaml").is_file() else []))
+    step("2/4 export main.onnx, second.onnx, merged.onnx + manifest (parity-checked)")
+    if (ARTIFACT / "manifest.json").is_file():
+        print(f"artifact found in {ARTIFACT}")
+    else:
+        dhat("export", str(RUN), "--out", str(ARTIFACT))
+    step(f"3/4 evaluate the graphs: clean + PGD-20 on the 270 test images, AutoAttack on the first {aa_n}")
+    if not (REPORT / "report.json").is_file():
+        dhat("eval", str(ARTIFACT), "--run", str(RUN), "--attacks", "clean,pgd20", "--n", "270", "--batch-size", "270",
+             "--out", str(REPORT))
+    if not (REPORT_AA / "report.json").is_file():
+        dhat("eval", str(ARTIFACT), "--run", str(RUN), "--attacks", "clean,autoattack", "--n", str(aa_n),
+             "--batch-size", str(aa_n), "--no-transfer", "--no-curve", "--out", str(REPORT_AA))
+    print(f"reports in {REPORT} and {REPORT_AA}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png_of_test_digit(index: int) -> tuple[bytes, int]:
+    from PIL import Image
+
+    from training.data import load_digits_splits
+
+    x, y = load_digits_splits(16).test.tensors
+    buf = io.BytesIO()
+    Image.fromarray((x[index, 0].numpy() * 255).round().astype("uint8")).save(buf, format="PNG")
+    return buf.getvalue(), int(y[index])
+
+
+def serve_and_query() -> dict[str, float]:
+    import httpx
+
+    step("4/4 serve the artifact and send one request per mode (and one bad request)")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(ROOT / "reports/demo-server.log", "w")
+    proc = subprocess.Popen([str(BIN / "dhat"), "serve", str(ARTIFACT), "--port", str(port)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    latency: dict[str, float] = {}
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        png, label = png_of_test_digit(0)
+        for mode in (*MODES, "all"):
+            httpx.post(f"{url}/classify", files={"image": ("d.png", png, "image/png")}, data={"mode": mode})  # warm-up
+            start = time.perf_counter()
+            r = httpx.post(f"{url}/classify", files={"image": ("d.png", png, "image/png")}, data={"mode": mode}, timeout=30)
+            latency[mode] = 1000 * (time.perf_counter() - start)
+            body = r.json()
+            shown = body.get("label", body.get("results", {}).get("merged", {}).get("label"))
+            extra = f", heads agree: {body['heads_agree']}" if mode == "all" else f", confidence {body['confidence']:.3f}"
+            print(f"POST /classify mode={mode}: HTTP {r.status_code}, label {shown} (true {label}){extra}, "
+                  f"{latency[mode]:.1f} ms")
+        r = httpx.post(f"{url}/classify", files={"image": ("notes.txt", b"not an image", "text/plain")}, data={"mode": "main"})
+        print(f"POST /classify with a text file: HTTP {r.status_code} {r.text}")
+        r = httpx.post(f"{url}/predict", json={"inputs": [[[0.5] * 16] * 16], "mode": "merged"})
+        print(f"POST /predict with a (1, 16, 16) tensor: HTTP {r.status_code} {r.text}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        print("service stopped")
+    return latency
+
+
+def table(latency: dict[str, float], aa_n: int) -> None:
+    main = json.loads((REPORT / "report.json").read_text())
+    aa = json.loads((REPORT_AA / "report.json").read_text())
+    print(f"\n{'mode':<8} {'clean (270)':>12} {'PGD-20 (270)':>13} {f'AutoAttack ({aa_n})':>17} {'latency':>10}")
+    for mode in MODES:
+        r, a = main["results"][mode]["attacks"], aa["results"][mode]["attacks"]
+        print(f"{mode:<8} {100 * r['clean']['graph']:>11.2f}% {100 * r['pgd20']['graph']:>12.2f}% "
+              f"{100 * a['autoattack']['graph']:>16.2f}% {latency.get(mode, float('nan')):>8.1f} ms")
+    print(f"(eps = {main['eps']:.3g}, accuracies scored by ONNX Runtime on the exported graphs; "
+          f"'all' mode latency {latency.get('all', float('nan')):.1f} ms)")
+    print(f"\nrun dir:   {RUN}  (training_curves.png, metrics.jsonl, stage*/best|last)")
+    print(f"artifact:  {ARTIFACT}  (main.onnx, second.onnx, merged.onnx, manifest.json)")
+    print(f"reports:   {REPORT}/report.md, {REPORT}/robustness.png, {REPORT_AA}/report.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--serve-only", action="store_true", help="build what is missing, then serve in the foreground")
+    parser.add_argument("--aa-n", type=int, default=40, help="test images for AutoAttack")
+    parser.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args()
+    (ROOT / "reports").mkdir(exist_ok=True)
+    if args.serve_only:
+        if not (ARTIFACT / "manifest.json").is_file():
+            build(args.aa_n)
+        os.execv(str(BIN / "dhat"), [str(BIN / "dhat"), "serve", str(ARTIFACT), "--port", str(args.port)])
+    start = time.time()
+    build(args.aa_n)
+    latency = serve_and_query()
+    table(latency, args.aa_n)
+    print(f"\ndemo finished in {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
