@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+import aiohttp
 import bentoml
 import numpy as np
 from bentoml.exceptions import InvalidArgument
@@ -34,6 +35,7 @@ from dhat_serve.runtime import ModelRuntime
 
 log = logging.getLogger("dhat_serve")
 CONFIG = ServeConfig.from_env()  # decorator arguments below need it at import time
+RUNTIME_RETRIES = 2
 
 REQUESTS = bentoml.metrics.Counter(name="dhat_requests", documentation="Requests by endpoint, mode and outcome",
                                    labelnames=["endpoint", "mode", "outcome"])
@@ -129,11 +131,22 @@ class DHAT:
     def _artifact(self) -> dict[str, str]:
         return {"name": self.manifest.name, "version": self.manifest.version}
 
+    async def _call_runtime(self, api: str, x: np.ndarray) -> np.ndarray:
+        """Inference is pure, so a dropped keep-alive connection to the inner service is retried."""
+        for attempt in range(RUNTIME_RETRIES + 1):
+            try:
+                return await getattr(self.runtime.to_async, api)(x)
+            except aiohttp.ClientConnectionError as exc:
+                if attempt == RUNTIME_RETRIES:
+                    raise
+                log.warning("runtime call %s failed (%s); retrying", api, exc)
+        raise AssertionError("unreachable")
+
     async def _logits(self, mode: str, x: np.ndarray) -> dict[str, np.ndarray]:
         if mode == "all":
-            stacked = await self.runtime.to_async.all_modes(x)
+            stacked = await self._call_runtime("all_modes", x)
             return {"merged": stacked[:, 0], "main": stacked[:, 1], "second": stacked[:, 2]}
-        return {mode: await getattr(self.runtime.to_async, mode)(x)}
+        return {mode: await self._call_runtime(mode, x)}
 
     async def _observe(self, endpoint: str, mode: str, work) -> dict[str, Any]:  # noqa: ANN001
         start = time.perf_counter()
