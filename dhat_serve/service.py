@@ -132,7 +132,12 @@ class DHAT:
         return {"name": self.manifest.name, "version": self.manifest.version}
 
     async def _call_runtime(self, api: str, x: np.ndarray) -> np.ndarray:
-        """Inference is pure, so a dropped keep-alive connection to the inner service is retried."""
+        """Call the inner service, retrying a dropped connection (inference is pure, so a retry is safe).
+
+        BentoML 1.4.40's dependency client closes its aiohttp session every 100 requests while other
+        requests are still in flight on it (``_bentoml_impl/client/proxy2.py``, ``max_requests``); under
+        concurrency those fail with "Server disconnected". Without this retry they would be HTTP 500s.
+        """
         for attempt in range(RUNTIME_RETRIES + 1):
             try:
                 return await getattr(self.runtime.to_async, api)(x)

@@ -1,0 +1,99 @@
+"""The whole embedded pipeline as a new user runs it: train (3 stages) -> export -> evaluate -> serve.
+
+Slow (several minutes on 2 cores): marked ``e2e``; CI still runs it (``make test`` runs everything).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from training.attacks import robust_accuracy
+from training.checkpoints import load_checkpoint
+from training.data import load_digits_splits
+from training.models.dual_head import ModeView
+from training.robustness.attacks import pgd_config
+from tests.helpers.server import Server
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dhat(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "dhat_serve.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    run, artifact, report = root / "run", root / "artifact", root / "report"
+    dhat("train", "digits", "--out", str(run))
+    dhat("export", str(run), "--out", str(artifact))
+    dhat("eval", str(artifact), "--run", str(run), "--attacks", "clean,pgd20,square", "--n", "270", "--batch-size",
+         "270", "--square-queries", "300", "--out", str(report))
+    natural = root / "natural"
+    dhat("train", "digits-natural", "--out", str(natural), "--stage", "1")
+    return run, artifact, json.loads((report / "report.json").read_text()), natural
+
+
+def test_all_three_stages_ran_and_left_their_files(pipeline):
+    run, artifact, _, _ = pipeline
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [sum(r["stage"] == s for r in rows) for s in (1, 2, 3)] == [15, 15, 6]
+    for stage in (1, 2, 3):
+        assert (run / f"stage{stage}/best/model.safetensors").is_file()
+    assert (run / "training_curves.png").is_file() and (artifact / "manifest.json").is_file()
+
+
+def test_robust_training_beats_a_natural_network_and_robust_never_beats_clean(pipeline):
+    run, _, report, natural = pipeline
+    results = report["results"]
+    for mode, row in results.items():
+        assert row["attacks"]["clean"]["disagreements"] == 0, mode
+        for name, r in row["attacks"].items():
+            assert r["graph"] <= row["attacks"]["clean"]["graph"], (mode, name)
+    # the naturally trained main head, attacked the same way on the same test images
+    net, _, _ = load_checkpoint(natural / "stage1/best")
+    x, y = load_digits_splits(16).test.tensors
+    torch.manual_seed(0)
+    natural_pgd = robust_accuracy(ModeView(net.eval(), "main"), x, y, pgd_config("pgd20", report["eps"]))
+    assert natural_pgd < 0.15, f"a naturally trained network should fall to near 0, got {natural_pgd:.3f}"
+    main_pgd = results["main"]["attacks"]["pgd20"]["graph"]
+    assert main_pgd > natural_pgd + 0.5, (main_pgd, natural_pgd)
+    assert results["main"]["attacks"]["clean"]["graph"] > 0.9
+    assert results["merged"]["attacks"]["clean"]["graph"] >= results["main"]["attacks"]["clean"]["graph"]
+
+
+def test_the_service_answers_each_mode_like_the_graph(pipeline, tmp_path):
+    _, artifact, _, _ = pipeline
+    x, y = load_digits_splits(16).test.tensors
+    pixels = (x[0, 0].numpy() * 255).round().astype("uint8")
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    srv = Server(artifact, tmp_path / "server.log", DHAT_PROVIDER="cpu")
+    try:
+        srv.wait_ready()
+        image = (pixels.astype(np.float32) / 255.0)[None, None]
+        for mode in ("main", "second", "merged"):
+            r = httpx.post(f"{srv.url}/classify", files={"image": ("d.png", buf.getvalue(), "image/png")},
+                           data={"mode": mode}, timeout=30)
+            assert r.status_code == 200, r.text
+            session = ort.InferenceSession(str(artifact / f"{mode}.onnx"), providers=["CPUExecutionProvider"])
+            assert r.json()["label"] == int(session.run(None, {"images": image})[0].argmax())
+        assert r.json()["label"] == int(y[0])
+    finally:
+        srv.stop()
