@@ -33,7 +33,7 @@ from dhat_serve.manifest import ArtifactError, Manifest, load_manifest
 from dhat_serve.preprocess import InputError, batch_result, check_top_k, decode_image, describe, validate_tensor
 from dhat_serve.runtime import ModelRuntime
 
-log = logging.getLogger("dhat_serve")
+log = logging.getLogger("bentoml.dhat")  # under "bentoml" so BentoML's log configuration shows it
 CONFIG = ServeConfig.from_env()  # decorator arguments below need it at import time
 RUNTIME_RETRIES = 2
 
@@ -63,6 +63,8 @@ class Runtime:
 
     def __init__(self) -> None:
         self.rt = ModelRuntime.load(resolve_artifact_dir(CONFIG), CONFIG.provider)
+        for mode, providers in self.rt.providers().items():
+            log.info("mode %s: %s runs on %s", mode, self.rt.manifest.modes[mode].file, ", ".join(providers))
 
     def _run(self, mode: str, images: np.ndarray) -> np.ndarray:
         BATCH_SIZE.labels(mode=mode).observe(len(images))

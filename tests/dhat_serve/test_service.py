@@ -191,3 +191,10 @@ def test_64_concurrent_requests_succeed_and_share_batches(server):
     text = httpx.get(f"{srv.url}/metrics", timeout=10).text
     assert 'dhat_requests_total{endpoint="predict",mode="second",outcome="ok"}' in text
     assert "dhat_request_latency_seconds_bucket" in text
+
+
+def test_the_log_says_which_provider_each_session_got(server):
+    srv, _ = server
+    log = srv.log.read_text()
+    for mode in ("main", "second", "merged"):
+        assert f"mode {mode}: {mode}.onnx runs on CPUExecutionProvider" in log
