@@ -30,7 +30,10 @@ def main() -> None:
     manifest = load_manifest(artifact)
     net, _, _ = load_checkpoint(manifest.provenance["checkpoint"])
     net.eval()
-    sessions = {m: ort.InferenceSession(str(artifact / g.file), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # ORT's idle worker threads spin after each run; interleaved with torch that would steal its cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sessions = {m: ort.InferenceSession(str(artifact / g.file), options, providers=["CPUExecutionProvider"])
                 for m, g in manifest.modes.items()}
     rows = {}
     for batch in (1, 16):

@@ -73,7 +73,7 @@ def main() -> None:
     manifest = load_manifest(artifact)
     image = np.random.default_rng(1).random(manifest.input_shape, dtype=np.float32).tolist()
     results = {}
-    srv = Server(artifact, OUT / "bench-server.log", DHAT_PROVIDER="cpu")
+    srv = Server(artifact, OUT / f"bench-server-{manifest.architecture['arch']}.log", DHAT_PROVIDER="cpu")
     try:
         srv.wait_ready()
         for mode in args.modes.split(","):

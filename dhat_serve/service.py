@@ -89,6 +89,29 @@ class Runtime:
         return np.stack(self.rt.run_all(images), axis=1)
 
 
+def keep_runtime_session(proxy: object) -> bool:
+    """Stop BentoML's dependency client from recycling its HTTP session under in-flight requests.
+
+    BentoML 1.4.40 (``_bentoml_impl/client/proxy2.py``, ``SessionManager``) closes and replaces its aiohttp
+    session every 100 requests or 300 s, while other requests may still be in flight on the old one;
+    under concurrency those fail ("Server disconnected") or hang until the traffic timeout (504). The
+    session is kept for the life of the worker instead; ``_call_runtime`` still retries dropped calls.
+    """
+    seen: set[int] = set()
+    stack = [proxy]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or len(seen) > 50:
+            continue
+        seen.add(id(obj))
+        if type(obj).__name__ == "SessionManager" and hasattr(obj, "max_requests"):
+            obj.max_requests = 2**62
+            obj.max_age = float("inf")
+            return True
+        stack.extend(v for v in getattr(obj, "__dict__", {}).values() if hasattr(v, "__dict__"))
+    return False
+
+
 def info_document(manifest: Manifest, artifact_dir: Path) -> dict[str, Any]:
     return {
         "name": manifest.name, "version": manifest.version, "precision": manifest.precision,
@@ -129,6 +152,8 @@ class DHAT:
         self.manifest = load_manifest(self.artifact_dir)
         self.channels, self.size, _ = self.manifest.input_shape
         self.names = list(self.manifest.class_names)
+        if not keep_runtime_session(self.runtime):
+            log.warning("could not pin the runtime client's HTTP session; relying on retries")
 
     def _artifact(self) -> dict[str, str]:
         return {"name": self.manifest.name, "version": self.manifest.version}
