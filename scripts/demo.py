@@ -131,7 +131,7 @@ def table(latency: dict[str, float], aa_n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--serve-only", action="store_true", help="build what is missing, then serve in the foreground")
-    parser.add_argument("--aa-n", type=int, default=40, help="test images for AutoAttack")
+    parser.add_argument("--aa-n", type=int, default=25, help="test images for AutoAttack (about 2 s per image per mode on 2 cores)")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args()
     (ROOT / "reports").mkdir(exist_ok=True)
