@@ -75,7 +75,10 @@ def test_robust_training_beats_a_natural_network_and_robust_never_beats_clean(pi
     main_pgd = results["main"]["attacks"]["pgd20"]["graph"]
     assert main_pgd > natural_pgd + 0.5, (main_pgd, natural_pgd)
     assert results["main"]["attacks"]["clean"]["graph"] > 0.9
-    assert results["merged"]["attacks"]["clean"]["graph"] >= results["main"]["attacks"]["clean"]["graph"]
+    merged, main = results["merged"]["attacks"], results["main"]["attacks"]
+    assert merged["clean"]["graph"] >= main["clean"]["graph"]
+    # the paper's claim; measured here 85.2 % vs 84.1 %: allow 1 point of platform float noise in training
+    assert merged["pgd20"]["graph"] >= main["pgd20"]["graph"] - 0.01, (merged["pgd20"], main["pgd20"])
 
 
 def test_the_service_answers_each_mode_like_the_graph(pipeline, tmp_path):
