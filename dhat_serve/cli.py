@@ -186,7 +186,8 @@ def eval_cmd(
         _fail(str(exc))
         return
     console.print(markdown(report))
-    console.print(f"report: {report_dir}/report.md, report.json, robustness.png")
+    plot = ", robustness.png" if (report_dir / "robustness.png").is_file() else ""
+    console.print(f"report: {report_dir}/report.md, report.json{plot}")
 
 
 @app.command()

@@ -45,7 +45,10 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict[str, Any], path: Path) -> None:
+def plot(report: dict[str, Any], path: Path) -> bool:
+    """Accuracy vs eps per mode; nothing is written when the curve was not asked for (--no-curve)."""
+    if not any(row.get("curve") for row in report["results"].values()):
+        return False
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for mode, row in report["results"].items():
         if row.get("curve"):
@@ -59,6 +62,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:

@@ -79,3 +79,9 @@ def test_unknown_attack_or_mode_is_refused():
         EvalSettings(attacks=("fgsm",))
     with pytest.raises(ValueError, match="unknown mode 'both'"):
         EvalSettings(modes=("both",))
+
+
+def test_without_a_curve_no_plot_is_written(tiny_run, tmp_path):
+    run, artifact = tiny_run
+    evaluate(artifact, run, EvalSettings(attacks=("clean",), n=8, batch_size=8, transfer=False, curve=()), tmp_path / "rep")
+    assert (tmp_path / "rep/report.md").is_file() and not (tmp_path / "rep/robustness.png").exists()
