@@ -7,6 +7,7 @@ parity check leaves no manifest and no half artifact behind.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 
 from dhat_serve import __version__
-from dhat_serve.manifest import SCHEMA_VERSION, GraphEntry, Manifest, sha256_file
+from dhat_serve.manifest import SCHEMA_VERSION, GraphEntry, Manifest, load_manifest, sha256_file
 from dhat_serve.modes import MODES
 from export.graphs import DEFAULT_OPSET, OUTPUTS, export_graph, graph_module, initializer_names
 from export.parity import cpu_session, measure
@@ -112,13 +113,9 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
             log.info("%s.onnx: %d initialisers, parity max |diff| %.2e (clean) %.2e (PGD), argmax agreement %.3f",
                      mode, len(inits), clean.max_abs_diff, attacked.max_abs_diff, clean.argmax_agreement)
         manifest = build_manifest(cfg, doc, ckpt, run_dir, entries, precision, name)
-        import json
-
         (tmp / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2))
 
     atomic_dir_write(Path(out), write)
-    from dhat_serve.manifest import load_manifest
-
     return load_manifest(out)
 
 

@@ -9,7 +9,6 @@ earlier adversarial images, which the graph needs to score, hence the chunk cach
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from dhat_serve import __version__
 from dhat_serve.manifest import ArtifactError, Manifest, load_manifest, sha256_file
 from dhat_serve.modes import parse_mode
 from dhat_serve.runtime import ModelRuntime
-from training.attacks import PGDConfig, eval_mode, pgd
+from training.attacks import PGDConfig, pgd
 from training.checkpoints import load_checkpoint
 from training.data import first_n, load_splits
 from training.models.dual_head import ModeView
@@ -216,7 +215,3 @@ def masking_warnings(results: dict[str, Any], transfer: dict[str, dict[str, floa
             warnings.append(f"{mode}: white-box accuracy {100 * best_white:.2f}% is higher than transfer accuracy "
                             f"{100 * min(others):.2f}%: a sign of gradient masking")
     return warnings
-
-
-def save_json(report: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(report, indent=2))
