@@ -137,18 +137,6 @@ def export_cmd(
     console.print(f"artifact: {out}")
 
 
-def _eps(value: Optional[str]) -> Optional[float]:
-    if value is None:
-        return None
-    from fractions import Fraction
-
-    try:
-        return float(Fraction(value))
-    except (ValueError, ZeroDivisionError):
-        _fail(f"--eps {value!r} is not a number (write e.g. 0.1 or 8/255)")
-        return None
-
-
 @app.command("eval")
 def eval_cmd(
     artifact: Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")],
@@ -166,12 +154,18 @@ def eval_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", help="report directory (default ARTIFACT/report)")] = None,
 ) -> None:
     """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT)."""
+    from training.recipes import RecipeError, parse_number
     from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
     from training.robustness.report import markdown
 
     try:
+        budget = None if eps is None else parse_number(eps, "--eps")
+    except RecipeError as exc:
+        _fail(str(exc))
+        return
+    try:
         settings = EvalSettings(modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
-                                attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), eps=_eps(eps), n=n,
+                                attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), eps=budget, n=n,
                                 batch_size=batch_size, seed=seed, square_queries=square_queries,
                                 transfer=not no_transfer, curve=() if no_curve else EvalSettings.curve, data_dir=data_dir)
     except ValueError as exc:
