@@ -17,6 +17,7 @@ from benchmarks.common import OUT, interleaved, random_artifact, save
 from dhat_serve.manifest import load_manifest
 from export.graphs import graph_module
 from training.checkpoints import load_checkpoint
+from dhat_serve.contract import INPUT_NAME  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
         fns = {}
         for mode, sess in sessions.items():
             module = graph_module(net, mode)
-            fns[f"ort_{mode}"] = lambda s=sess: s.run(None, {"images": xn})
+            fns[f"ort_{mode}"] = lambda s=sess: s.run(None, {INPUT_NAME: xn})
             fns[f"torch_{mode}"] = lambda m=module: torch.no_grad()(m)(x)
         reps = max(args.repeats, int(40 / batch))
         times = interleaved(fns, repeats=reps, warmup=2)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import OUT, random_artifact, save  # noqa: E402
 from dhat_serve.manifest import load_manifest  # noqa: E402
 from tests.helpers.server import Server  # noqa: E402
+from dhat_serve.contract import INPUT_NAME  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
 
@@ -53,10 +54,10 @@ async def load(url: str, mode: str, image: list, concurrency: int, total: int) -
 
 def raw_images_per_s(session: ort.InferenceSession, shape: tuple, batch: int, seconds: float = 2.0) -> float:
     x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
-    session.run(None, {"images": x})
+    session.run(None, {INPUT_NAME: x})
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        session.run(None, {"images": x})
+        session.run(None, {INPUT_NAME: x})
         n += batch
     return n / (time.perf_counter() - start)
 

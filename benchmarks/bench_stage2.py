@@ -21,6 +21,7 @@ from training.models.dual_head import DualHeadNet, SingleHeadNet
 from training.models.registry import ModelConfig, create_model
 from training.recipes import load_recipe
 from training.stages import train_epoch
+from dhat_serve.contract import MAIN, SECOND  # noqa: E402
 
 
 class AsDual(torch.nn.Module):
@@ -30,7 +31,7 @@ class AsDual(torch.nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor, mode: str = "main") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mode: str = MAIN) -> torch.Tensor:
         return self.net(x)
 
 
@@ -52,8 +53,8 @@ def main() -> None:
     opt_single = torch.optim.SGD(single.parameters(), lr=0.01, momentum=0.9)
     wrapped = AsDual(single)
     times = interleaved({
-        "stage2_epoch": lambda: train_epoch(dual, dual, loader, opt_dual, spec, "second", ctx, "stage 2"),
-        "single_head_epoch": lambda: train_epoch(wrapped, wrapped, loader, opt_single, spec, "main", ctx, "single"),
+        "stage2_epoch": lambda: train_epoch(dual, dual, loader, opt_dual, spec, SECOND, ctx, "stage 2"),
+        "single_head_epoch": lambda: train_epoch(wrapped, wrapped, loader, opt_single, spec, MAIN, ctx, "single"),
     }, repeats=args.repeats)
     save("stage2_vs_single", {
         "arch": args.arch, "images_per_epoch": len(splits.train), "method": spec.method, "pgd_steps": spec.attack.steps,

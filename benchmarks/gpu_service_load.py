@@ -8,13 +8,14 @@ import time
 
 import httpx
 import numpy as np
+from dhat_serve.contract import MODES  # noqa: E402
 
 
 def main() -> None:
     url = sys.argv[1]
     out = {}
     with httpx.Client(timeout=300) as client:
-        for mode in ("main", "second", "merged"):
+        for mode in MODES:
             for batch in (1, 64, 256):
                 body = json.dumps({"inputs": np.random.default_rng(0).random((batch, 3, 32, 32)).round(4).tolist(),
                                    "mode": mode})

@@ -19,6 +19,7 @@ from training.freezing import freeze, trainable_parameters
 from training.models.registry import ModelConfig, create_model
 from training.recipes import load_recipe
 from training.stages import train_epoch
+from dhat_serve.contract import MAIN  # noqa: E402
 
 
 def main() -> None:
@@ -43,11 +44,11 @@ def main() -> None:
     ctx = DistContext(0, 1, 0, device)
     # warm-up: a few batches so cuDNN picks its kernels before the timed epoch
     warm = DataLoader(TensorDataset(x[:512], y[:512]), batch_size=recipe.data.batch_size)
-    train_epoch(net, net, warm, opt, spec, "main", ctx, "warm-up")
+    train_epoch(net, net, warm, opt, spec, MAIN, ctx, "warm-up")
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    result = train_epoch(net, net, loader, opt, spec, "main", ctx, "stage 1 epoch")
+    result = train_epoch(net, net, loader, opt, spec, MAIN, ctx, "stage 1 epoch")
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

@@ -20,6 +20,7 @@ class ServeConfig:
 
     @classmethod
     def from_env(cls) -> ServeConfig:
+        """Read every ``DHAT_*`` variable once; unset ones keep the defaults above."""
         env = os.environ
         return cls(
             artifact=env.get("DHAT_ARTIFACT") or None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dhat_serve.modes import MODES
+from dhat_serve.contract import INPUT_NAME, MODES
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -23,6 +23,7 @@ class ArtifactError(ValueError):
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file read in 1 MiB chunks (graphs can be hundreds of MB; never all in memory)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -45,6 +46,8 @@ class GraphEntry:
 
 @dataclass(frozen=True)
 class Manifest:
+    """The whole of ``manifest.json``: what a deployer, the service and the evaluator need to trust a graph."""
+
     schema_version: int
     name: str
     version: str
@@ -59,14 +62,16 @@ class Manifest:
 
     @property
     def num_classes(self) -> int:
+        """Classes the graphs score (the width of every logits output)."""
         return len(self.class_names)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON document written to ``manifest.json`` (inverse of ``from_dict``)."""
         return {
             "schema_version": self.schema_version, "name": self.name, "version": self.version,
             "package_version": self.package_version, "precision": self.precision,
             "architecture": self.architecture, "class_names": list(self.class_names),
-            "input": {"name": "images", "shape": [None, *self.input_shape], "dtype": "float32",
+            "input": {"name": INPUT_NAME, "shape": [None, *self.input_shape], "dtype": "float32",
                       "range": list(self.input_range)},
             "modes": {m: {"file": g.file, "sha256": g.sha256, "size": g.size, "opset": g.opset,
                           "outputs": list(g.outputs), "parity": g.parity,
@@ -77,6 +82,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Manifest:
+        """Parse ``manifest.json``; an unknown schema or a missing key is an ``ArtifactError``, never a KeyError."""
         if doc.get("schema_version") != SCHEMA_VERSION:
             raise ArtifactError(f"manifest schema version {doc.get('schema_version')!r} is not supported "
                                 f"(this dhat-serve reads version {SCHEMA_VERSION}); re-export the artifact")
@@ -97,6 +103,7 @@ class Manifest:
 
 
 def verify_file(directory: Path, name: str, sha256: str, size: int | None = None) -> Path:
+    """The path of ``name`` if it exists with the manifest's size and sha256, else an ``ArtifactError``."""
     path = directory / name
     if not path.is_file():
         raise ArtifactError(f"{path}: listed in the manifest but missing")

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from dhat_serve.contract import LOGITS
+
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 
 
@@ -72,12 +74,14 @@ def validate_tensor(inputs: Any, shape: Sequence[int], max_batch: int) -> np.nda
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, classes) logits, stable for large logits (max subtracted)."""
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
 
 
 def check_top_k(top_k: int, num_classes: int) -> int:
+    """``top_k`` clipped to the number of classes; an ``InputError`` (HTTP 400) if below 1."""
     if not 1 <= top_k <= num_classes:
         raise InputError(f"top_k must be between 1 and {num_classes}, got {top_k}")
     return top_k
@@ -98,4 +102,4 @@ def batch_result(logits: np.ndarray) -> dict[str, Any]:
     """(N, C) logits -> labels, probabilities and logits as lists (JSON-safe finite floats)."""
     probs = softmax(logits.astype(np.float64))
     clean = lambda a: [[float(v) if math.isfinite(v) else 0.0 for v in row] for row in a.tolist()]  # noqa: E731
-    return {"labels": logits.argmax(-1).astype(int).tolist(), "probabilities": clean(probs), "logits": clean(logits)}
+    return {"labels": logits.argmax(-1).astype(int).tolist(), "probabilities": clean(probs), LOGITS: clean(logits)}

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from dhat_serve.manifest import Manifest, load_manifest
-from dhat_serve.modes import MODES
+from dhat_serve.contract import GRAPH_OUTPUTS, INPUT_NAME, LOGITS, MERGED, MODES
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class ModelRuntime:
 
     @classmethod
     def load(cls, artifact_dir: str | Path, provider: str = "auto") -> ModelRuntime:
+        """Verify the artifact's hashes, then open one session per mode on the chosen provider."""
         artifact_dir = Path(artifact_dir)
         manifest = load_manifest(artifact_dir)  # verifies every hash before anything is loaded
         providers = choose_providers(provider)
@@ -73,11 +74,14 @@ class ModelRuntime:
         return cls(artifact_dir, manifest, sessions)
 
     def providers(self) -> dict[str, list[str]]:
+        """The providers each session really got (a CUDA request can silently fall back to CPU)."""
         return {mode: s.get_providers() for mode, s in self.sessions.items()}
 
     def run(self, mode: str, images: np.ndarray) -> np.ndarray:
-        return self.sessions[mode].run(["logits"], {"images": images})[0]
+        """(N, C, H, W) float32 in [0, 1] -> (N, classes) logits of ``mode``'s graph."""
+        return self.sessions[mode].run([LOGITS], {INPUT_NAME: images})[0]
 
     def run_all(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        merged, main, second = self.sessions["merged"].run(["logits", "main_logits", "second_logits"], {"images": images})
+        """(merged, main, second) logits, each (N, classes), from one run of ``merged.onnx``."""
+        merged, main, second = self.sessions[MERGED].run(list(GRAPH_OUTPUTS[MERGED]), {INPUT_NAME: images})
         return merged, main, second

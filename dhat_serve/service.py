@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import bentoml
@@ -28,6 +28,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from dhat_serve.config import ServeConfig
+from dhat_serve.contract import (ALL, ALL_OUTPUT_MODES, DEFAULT_REQUEST_MODE, MAIN, MERGED, MODES, REQUEST_MODES, SECOND,
+                                 RequestMode)
 from dhat_serve.http_limits import RequestGuard
 from dhat_serve.manifest import ArtifactError, Manifest, load_manifest
 from dhat_serve.preprocess import InputError, batch_result, check_top_k, decode_image, describe, validate_tensor
@@ -72,20 +74,23 @@ class Runtime:
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.batch_size, max_latency_ms=CONFIG.batch_latency_ms)
     def main(self, images: np.ndarray) -> np.ndarray:
-        return self._run("main", images)
+        """(N, C, H, W) images -> (N, classes) logits of ``main.onnx``, batched across requests."""
+        return self._run(MAIN, images)
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.batch_size, max_latency_ms=CONFIG.batch_latency_ms)
     def second(self, images: np.ndarray) -> np.ndarray:
-        return self._run("second", images)
+        """(N, C, H, W) images -> (N, classes) logits of ``second.onnx``, batched across requests."""
+        return self._run(SECOND, images)
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.batch_size, max_latency_ms=CONFIG.batch_latency_ms)
     def merged(self, images: np.ndarray) -> np.ndarray:
-        return self._run("merged", images)
+        """(N, C, H, W) images -> (N, classes) logits of ``merged.onnx``, batched across requests."""
+        return self._run(MERGED, images)
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.batch_size, max_latency_ms=CONFIG.batch_latency_ms)
     def all_modes(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, classes): merged, main and second logits from one run of merged.onnx."""
-        BATCH_SIZE.labels(mode="all").observe(len(images))
+        BATCH_SIZE.labels(mode=ALL).observe(len(images))
         return np.stack(self.rt.run_all(images), axis=1)
 
 
@@ -113,9 +118,10 @@ def keep_runtime_session(proxy: object) -> bool:
 
 
 def info_document(manifest: Manifest, artifact_dir: Path) -> dict[str, Any]:
+    """``GET /info``: what is served (modes, classes, input, hashes, parity, limits), from the manifest."""
     return {
         "name": manifest.name, "version": manifest.version, "precision": manifest.precision,
-        "modes": ["main", "second", "merged", "all"], "default_mode": "merged",
+        "modes": list(REQUEST_MODES), "default_mode": DEFAULT_REQUEST_MODE,
         "class_names": list(manifest.class_names), "input_shape": [None, *manifest.input_shape],
         "input_range": list(manifest.input_range),
         "hashes": {m: g.sha256 for m, g in manifest.modes.items()},
@@ -175,9 +181,9 @@ class DHAT:
         raise AssertionError("unreachable")
 
     async def _logits(self, mode: str, x: np.ndarray) -> dict[str, np.ndarray]:
-        if mode == "all":
+        if mode == ALL:
             stacked = await self._call_runtime("all_modes", x)
-            return {"merged": stacked[:, 0], "main": stacked[:, 1], "second": stacked[:, 2]}
+            return {m: stacked[:, i] for i, m in enumerate(ALL_OUTPUT_MODES)}
         return {mode: await self._call_runtime(mode, x)}
 
     async def _observe(self, endpoint: str, mode: str, work) -> dict[str, Any]:  # noqa: ANN001
@@ -192,7 +198,7 @@ class DHAT:
         return result
 
     @bentoml.api(route="/classify")
-    async def classify(self, image: Path, mode: Literal["main", "second", "merged", "all"] = "merged",
+    async def classify(self, image: Path, mode: RequestMode = DEFAULT_REQUEST_MODE,
                        top_k: int = 5) -> dict[str, Any]:
         """Classify one PNG/JPEG image (multipart field ``image``)."""
 
@@ -200,27 +206,27 @@ class DHAT:
             k = check_top_k(top_k, len(self.names))
             x = decode_image(Path(image).read_bytes(), self.channels, self.size, CONFIG.max_image_pixels)[None]
             logits = await self._logits(mode, x)
-            if mode != "all":
+            if mode != ALL:
                 return {"mode": mode, **describe(logits[mode][0], self.names, k), "artifact": self._artifact()}
-            results = {m: describe(logits[m][0], self.names, k) for m in ("main", "second", "merged")}
+            results = {m: describe(logits[m][0], self.names, k) for m in MODES}
             labels = {r["label"] for r in results.values()}
-            return {"mode": "all", "results": results, "heads_agree": results["main"]["label"] == results["second"]["label"],
+            return {"mode": ALL, "results": results, "heads_agree": results[MAIN]["label"] == results[SECOND]["label"],
                     "all_agree": len(labels) == 1, "artifact": self._artifact()}
 
         return await self._observe("classify", mode, work)
 
     @bentoml.api(route="/predict")
-    async def predict(self, inputs: list, mode: Literal["main", "second", "merged", "all"] = "merged") -> dict[str, Any]:
+    async def predict(self, inputs: list, mode: RequestMode = DEFAULT_REQUEST_MODE) -> dict[str, Any]:
         """Classify a batch given as JSON: ``inputs`` is (N, C, H, W) floats in [0, 1]."""
 
         async def work() -> dict[str, Any]:
             x = validate_tensor(inputs, self.manifest.input_shape, CONFIG.max_batch)
             logits = await self._logits(mode, x)
-            if mode != "all":
+            if mode != ALL:
                 return {"mode": mode, **batch_result(logits[mode]), "artifact": self._artifact()}
             per_mode = {m: batch_result(v) for m, v in logits.items()}
-            agree = [a == b for a, b in zip(per_mode["main"]["labels"], per_mode["second"]["labels"])]
-            return {"mode": "all", "modes": per_mode, "heads_agree": agree, "artifact": self._artifact()}
+            agree = [a == b for a, b in zip(per_mode[MAIN]["labels"], per_mode[SECOND]["labels"])]
+            return {"mode": ALL, "modes": per_mode, "heads_agree": agree, "artifact": self._artifact()}
 
         return await self._observe("predict", mode, work)
 

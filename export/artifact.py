@@ -17,20 +17,21 @@ import torch
 
 from dhat_serve import __version__
 from dhat_serve.manifest import SCHEMA_VERSION, GraphEntry, Manifest, load_manifest, sha256_file
-from dhat_serve.modes import MODES
-from export.graphs import DEFAULT_OPSET, OUTPUTS, export_graph, graph_module, initializer_names
+from dhat_serve.contract import GRAPH_OUTPUTS, MAIN, MERGED, MODES, SECOND, graph_file
+from dhat_serve.manifest import MANIFEST_FILE
+from export.graphs import DEFAULT_OPSET, export_graph, graph_module, initializer_names
 from export.parity import cpu_session, measure
 from training.attacks import PGDConfig, pgd
 from training.checkpoints import atomic_dir_write, load_checkpoint
-from training.data import first_n, load_splits
+from training.data import first_n
 from training.models.dual_head import DualHeadNet, ModeView
 from training.models.registry import parameter_table
-from training.recipes import load_recipe
-from training.stages import final_checkpoint
+from training.run_dir import WEIGHTS_FILE, RunDir, is_checkpoint
 
 log = logging.getLogger(__name__)
 
-FORBIDDEN = {"main": ("second_head", "merger"), "second": ("main_head", "merger"), "merged": ()}
+FORBIDDEN = {MAIN: ("second_head", "merger"), SECOND: ("main_head", "merger"), MERGED: ()}
+"""Parts whose weights must not appear in a mode's graph: ``main.onnx`` must not carry the second head."""
 
 
 class ExportError(RuntimeError):
@@ -40,12 +41,12 @@ class ExportError(RuntimeError):
 def resolve_source(source: Path) -> tuple[Path, Path | None]:
     """(checkpoint dir, run dir or None) from a run directory or a checkpoint directory."""
     source = Path(source)
-    if (source / "config.json").is_file():
-        run = source.parent.parent
-        return source, run if (run / "recipe.yaml").is_file() else None
-    if (source / "recipe.yaml").is_file():
-        ckpt = final_checkpoint(source)
-        if not (ckpt / "config.json").is_file():
+    if is_checkpoint(source):
+        run = RunDir(source.parent.parent)
+        return source, run.path if run.is_run() else None
+    if RunDir(source).is_run():
+        ckpt = RunDir(source).final_checkpoint()
+        if not is_checkpoint(ckpt):
             raise ExportError(f"{source} has no trained merger ({ckpt} is missing); run stage 3 first: "
                               f"`dhat train RECIPE --out {source} --stage 3` (or --resume the whole recipe)")
         return ckpt, source
@@ -56,15 +57,20 @@ def parity_images(run_dir: Path | None, net: DualHeadNet, shape: tuple[int, int,
                   data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Real validation images when the run is known, else seeded uniform noise (labels = main head's)."""
     if run_dir is not None:
-        recipe = load_recipe(str(run_dir / "recipe.yaml"), [f"data.data_dir={data_dir}"] if data_dir else [])
-        d = recipe.data
-        splits = load_splits(d.dataset, d.data_dir, d.image_size, d.val_size)
+        recipe, splits = RunDir(run_dir).load_data(data_dir)
         x, y = first_n(splits.val, n)
-        return x, y, f"{d.dataset} validation split"
+        return x, y, f"{recipe.data.dataset} validation split"
     x = torch.rand((n, *shape), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        y = net(x, "main").argmax(1)
+        y = net(x, MAIN).argmax(1)
     return x, y, "uniform random images (no run directory known)"
+
+
+def parity_eps(run_dir: Path | None, meta: dict[str, Any], data_dir: str | None) -> float:
+    """The budget of the PGD parity images: the run's validation eps, else the checkpoint's own record."""
+    if run_dir is not None:
+        return RunDir(run_dir).load_recipe(data_dir).validation.attack.eps
+    return float(meta.get("validation_eps", meta.get("eps", PGDConfig.eps)))
 
 
 def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OPSET, fp16: bool = False,
@@ -82,15 +88,15 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
     shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
     x, y, parity_source = parity_images(run_dir, net, shape, parity_n, data_dir)
     meta = doc.get("meta", {})
-    eps = float(meta.get("validation_eps", meta.get("eps", 8 / 255)))
+    eps = parity_eps(run_dir, meta, data_dir)
     torch.manual_seed(0)
-    adv = pgd(ModeView(net, "main"), x, y, PGDConfig(eps=eps, step=eps / 4, steps=10))
+    adv = pgd(ModeView(net, MAIN), x, y, PGDConfig(eps=eps, step=eps / 4, steps=10))
     entries: dict[str, GraphEntry] = {}
 
     def write(tmp: Path) -> None:
         for mode in MODES:
             module = graph_module(net, mode, fp16)
-            path = tmp / f"{mode}.onnx"
+            path = tmp / graph_file(mode)
             side = export_graph(module, x[:2], path, mode, opset)
             inits = initializer_names(path)
             leaked = [i for i in inits if any(part in i for part in FORBIDDEN[mode])]
@@ -104,16 +110,16 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
                 raise ExportError(f"{mode}.onnx differs from PyTorch by {worst:.3g} (> {clean.tolerance:g}); "
                                   "no manifest written")
             parity = {"clean": clean.to_dict(), "pgd": attacked.to_dict(), "max_abs_diff": worst,
-                      "tolerance": clean.tolerance, "images": parity_source}
+                      "tolerance": clean.tolerance, "source": parity_source}
             external = None
             if side is not None:
                 external = {"file": side.name, "sha256": sha256_file(side), "size": side.stat().st_size}
             entries[mode] = GraphEntry(file=path.name, sha256=sha256_file(path), size=path.stat().st_size,
-                                       opset=opset, outputs=OUTPUTS[mode], parity=parity, external_data=external)
+                                       opset=opset, outputs=GRAPH_OUTPUTS[mode], parity=parity, external_data=external)
             log.info("%s.onnx: %d initialisers, parity max |diff| %.2e (clean) %.2e (PGD), argmax agreement %.3f",
                      mode, len(inits), clean.max_abs_diff, attacked.max_abs_diff, clean.argmax_agreement)
         manifest = build_manifest(cfg, doc, ckpt, run_dir, entries, precision, name)
-        (tmp / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2))
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2))
 
     atomic_dir_write(Path(out), write)
     return load_manifest(out)
@@ -121,9 +127,10 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
 
 def build_manifest(cfg: Any, doc: dict, ckpt: Path, run_dir: Path | None, entries: dict[str, GraphEntry],
                    precision: str, name: str | None) -> Manifest:
+    """The manifest of a checked export: graphs, architecture, and where the weights came from."""
     meta = doc.get("meta", {})
     provenance = {
-        "checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt / "model.safetensors"),
+        "checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt / WEIGHTS_FILE),
         "recipe": meta.get("recipe"), "eps": meta.get("eps"), "validation_eps": meta.get("validation_eps"),
         "validation": {k: meta[k] for k in ("val_clean", "val_robust", "epoch") if k in meta},
         "run_dir": str(run_dir) if run_dir else None, "seed": meta.get("seed"),

@@ -1,6 +1,6 @@
 """Write one ONNX graph per mode with the dynamo exporter.
 
-Each graph takes ``images`` (N, C, H, W) float32 in [0, 1] with a dynamic batch axis (normalisation is
+Each graph takes ``images`` (``dhat_serve.contract.INPUT_NAME``, N x C x H x W) float32 in [0, 1] with a dynamic batch axis (normalisation is
 inside) and returns ``logits`` (N, classes); ``merged.onnx`` also returns ``main_logits`` and
 ``second_logits`` from the same trunk pass. Graphs are single self-contained files: the exporter's
 default side file ``NAME.onnx.data`` is avoided (``external_data=False``) up to protobuf's 2 GB limit.
@@ -15,12 +15,12 @@ import onnx
 import torch
 from torch import nn
 
+from dhat_serve.contract import GRAPH_OUTPUTS, INPUT_NAME, MERGED
 from training.models.dual_head import AllOutputs, DualHeadNet, ModeView
 
 log = logging.getLogger(__name__)
 
 PROTOBUF_LIMIT = 2 * 1024**3 - 64 * 1024**2  # leave room for the graph itself
-OUTPUTS = {"main": ("logits",), "second": ("logits",), "merged": ("logits", "main_logits", "second_logits")}
 DEFAULT_OPSET = 18
 
 
@@ -32,17 +32,19 @@ class Float16Graph(nn.Module):
         self.inner = inner.half()
 
     def forward(self, x: torch.Tensor):  # noqa: ANN201 - a tensor or a tuple of tensors
+        """(N, C, H, W) float32 -> the inner module's outputs, each (N, classes) float32."""
         out = self.inner(x.half())
         return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
 
 
 def graph_module(net: DualHeadNet, mode: str, fp16: bool = False) -> nn.Module:
     """The module behind ``MODE.onnx``: main / second run one head only; merged runs both + merger."""
-    module: nn.Module = AllOutputs(net) if mode == "merged" else ModeView(net, mode)
+    module: nn.Module = AllOutputs(net) if mode == MERGED else ModeView(net, mode)
     return Float16Graph(module).eval() if fp16 else module.eval()
 
 
 def parameter_bytes(module: nn.Module) -> int:
+    """Bytes of weights and buffers: whether the graph fits protobuf's 2 GB limit in one file."""
     return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
 
 
@@ -51,7 +53,7 @@ def export_graph(module: nn.Module, example: torch.Tensor, path: Path, mode: str
     external = parameter_bytes(module) > PROTOBUF_LIMIT
     batch = torch.export.Dim("batch", min=1, max=4096)
     torch.onnx.export(
-        module, (example,), str(path), input_names=["images"], output_names=list(OUTPUTS[mode]),
+        module, (example,), str(path), input_names=[INPUT_NAME], output_names=list(GRAPH_OUTPUTS[mode]),
         opset_version=opset, dynamo=True, external_data=external, dynamic_shapes={"x": {0: batch}},
     )
     onnx.checker.check_model(str(path), full_check=False)

@@ -15,11 +15,15 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from dhat_serve.contract import INPUT_NAME
+
 TOLERANCE = {"fp32": 1e-4, "fp16": 5e-2}
 
 
 @dataclass(frozen=True)
 class Parity:
+    """One parity measurement: the worst logit difference over ``n`` images and the tolerance it must meet."""
+
     max_abs_diff: float
     argmax_agreement: float
     n: int
@@ -27,25 +31,29 @@ class Parity:
 
     @property
     def ok(self) -> bool:
+        """Whether the graph is close enough to PyTorch to be shipped."""
         return self.max_abs_diff <= self.tolerance
 
     def to_dict(self) -> dict:
+        """The manifest's ``parity`` entry."""
         return {"max_abs_diff": self.max_abs_diff, "argmax_agreement": self.argmax_agreement, "n": self.n,
                 "tolerance": self.tolerance}
 
 
 def cpu_session(path: str) -> ort.InferenceSession:
+    """A CPU session: parity is checked where every machine can run it, whatever serves it later."""
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
 def run_session(session: ort.InferenceSession, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
     """All outputs of ``session`` on ``x`` (N, C, H, W), concatenated over batches."""
-    parts = [session.run(None, {"images": x[i : i + batch_size]}) for i in range(0, len(x), batch_size)]
+    parts = [session.run(None, {INPUT_NAME: x[i : i + batch_size]}) for i in range(0, len(x), batch_size)]
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
 
 
 @torch.no_grad()
 def torch_outputs(module: nn.Module, x: torch.Tensor, batch_size: int = 256) -> list[np.ndarray]:
+    """Every output of ``module`` on (N, C, H, W) ``x`` as float32 arrays (N, classes), batch by batch."""
     parts = []
     for i in range(0, len(x), batch_size):
         out = module(x[i : i + batch_size])

@@ -18,10 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from dhat_serve.contract import ALL, MAIN, MERGED, MODES
+from training.run_dir import RunDir
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RUN, ARTIFACT, REPORT, REPORT_AA = (ROOT / p for p in ("runs/digits", "artifacts/digits", "reports/digits", "reports/digits-aa"))
-MODES = ("main", "second", "merged")
 
 
 def step(title: str) -> None:
@@ -36,11 +38,11 @@ def dhat(*args: str) -> None:
 
 def build(aa_n: int) -> None:
     step("1/4 train the digits recipe (3 stages; reused if complete)")
-    done = (RUN / "stage3/last/config.json").is_file() and json.loads((RUN / "stage3/last/config.json").read_text())["meta"].get("complete")
-    if done:
+    run = RunDir(RUN)
+    if run.stage_complete(3):
         print(f"complete run found in {RUN}")
     else:
-        dhat("train", "digits", "--out", str(RUN), *(["--resume"] if (RUN / "recipe.yaml").is_file() else []))
+        dhat("train", "digits", "--out", str(RUN), *(["--resume"] if run.is_run() else []))
     step("2/4 export main.onnx, second.onnx, merged.onnx + manifest (parity-checked)")
     if (ARTIFACT / "manifest.json").is_file():
         print(f"artifact found in {ARTIFACT}")
@@ -92,19 +94,19 @@ def serve_and_query() -> dict[str, float]:
             except httpx.HTTPError:
                 time.sleep(0.5)
         png, label = png_of_test_digit(0)
-        for mode in (*MODES, "all"):
+        for mode in (*MODES, ALL):
             httpx.post(f"{url}/classify", files={"image": ("d.png", png, "image/png")}, data={"mode": mode})  # warm-up
             start = time.perf_counter()
             r = httpx.post(f"{url}/classify", files={"image": ("d.png", png, "image/png")}, data={"mode": mode}, timeout=30)
             latency[mode] = 1000 * (time.perf_counter() - start)
             body = r.json()
-            shown = body.get("label", body.get("results", {}).get("merged", {}).get("label"))
-            extra = f", heads agree: {body['heads_agree']}" if mode == "all" else f", confidence {body['confidence']:.3f}"
+            shown = body.get("label", body.get("results", {}).get(MERGED, {}).get("label"))
+            extra = f", heads agree: {body['heads_agree']}" if mode == ALL else f", confidence {body['confidence']:.3f}"
             print(f"POST /classify mode={mode}: HTTP {r.status_code}, label {shown} (true {label}){extra}, "
                   f"{latency[mode]:.1f} ms")
-        r = httpx.post(f"{url}/classify", files={"image": ("notes.txt", b"not an image", "text/plain")}, data={"mode": "main"})
+        r = httpx.post(f"{url}/classify", files={"image": ("notes.txt", b"not an image", "text/plain")}, data={"mode": MAIN})
         print(f"POST /classify with a text file: HTTP {r.status_code} {r.text}")
-        r = httpx.post(f"{url}/predict", json={"inputs": [[[0.5] * 16] * 16], "mode": "merged"})
+        r = httpx.post(f"{url}/predict", json={"inputs": [[[0.5] * 16] * 16], "mode": MERGED})
         print(f"POST /predict with a (1, 16, 16) tensor: HTTP {r.status_code} {r.text}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -122,7 +124,7 @@ def table(latency: dict[str, float], aa_n: int) -> None:
         print(f"{mode:<8} {100 * r['clean']['graph']:>11.2f}% {100 * r['pgd20']['graph']:>12.2f}% "
               f"{100 * a['autoattack']['graph']:>16.2f}% {latency.get(mode, float('nan')):>8.1f} ms")
     print(f"(eps = {main['eps']:.3g}, accuracies scored by ONNX Runtime on the exported graphs; "
-          f"'all' mode latency {latency.get('all', float('nan')):.1f} ms)")
+          f"'all' mode latency {latency.get(ALL, float('nan')):.1f} ms)")
     print(f"\nrun dir:   {RUN}  (training_curves.png, metrics.jsonl, stage*/best|last)")
     print(f"artifact:  {ARTIFACT}  (main.onnx, second.onnx, merged.onnx, manifest.json)")
     print(f"reports:   {REPORT}/report.md, {REPORT}/robustness.png, {REPORT_AA}/report.md")

@@ -18,3 +18,11 @@ def tiny_cfg() -> ModelConfig:
 def tiny_net(tiny_cfg: ModelConfig):
     torch.manual_seed(0)
     return create_model(tiny_cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def symmetric_artifact(tmp_path_factory):
+    """(checkpoint dir, artifact dir) of a tiny exported dual-head model, shared by the whole session."""
+    from tests.helpers.checkpoints import make_artifact
+
+    return make_artifact(tmp_path_factory.mktemp("sym"))

@@ -21,11 +21,16 @@ STARTS = ("uniform", "normal", "none")
 
 @dataclass(frozen=True)
 class PGDConfig:
-    """eps and step in [0, 1] pixel units; ``loss='kl'`` ascends KL(f(x) || f(x_adv)) (TRADES)."""
+    """One L-inf PGD attack: eps and step in [0, 1] pixel units; ``loss='kl'`` ascends KL(f(x) || f(x_adv)).
 
-    eps: float
-    step: float
-    steps: int
+    This is also a recipe's ``attack:`` block (training, validation), so recipe and attack share one
+    description and one set of checks. The defaults are the paper's CIFAR training attack (§IV-A:
+    eps 8/255, step 2/255, 10 steps).
+    """
+
+    eps: float = 8 / 255
+    step: float = 2 / 255
+    steps: int = 10
     restarts: int = 1
     random_start: str = "uniform"
     loss: str = "ce"
@@ -51,6 +56,14 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for m, flag in flags:
             m.training = flag
+
+
+def pgd_schedule(eps: float, steps: int, restarts: int = 1) -> PGDConfig:
+    """The evaluation PGD-K of the paper: K steps of 2.5 * eps / K from a uniform start, cross-entropy.
+
+    One definition for every evaluation attack (``pgd20``, ``pgd100x5``) and the accuracy-vs-eps curve.
+    """
+    return PGDConfig(eps=eps, step=2.5 * eps / steps, steps=steps, restarts=restarts, random_start="uniform", loss="ce")
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:

@@ -26,12 +26,12 @@ from torch import nn
 
 from training.models.dual_head import DualHeadNet, SingleHeadNet
 from training.models.registry import ModelConfig, create_model
+from training.recipes import Recipe
+from training.run_dir import CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 class CheckpointError(ValueError):
@@ -39,6 +39,7 @@ class CheckpointError(ValueError):
 
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """``config.json``'s ``model`` entry back into a ``ModelConfig`` (JSON lists become tuples)."""
     tuples = {k: tuple(v) for k, v in data.items() if k in ("mean", "std", "class_names") and v is not None}
     return ModelConfig(**{**data, **tuples})
 
@@ -75,7 +76,7 @@ def save_checkpoint(
     meta: dict[str, Any] | None = None,
     extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write ``path/`` atomically. ``extra_tensors`` (optimizer state) go to ``optimizer.safetensors``."""
+    """Write ``path/`` atomically. ``extra_tensors`` (optimizer state) go to ``OPTIMIZER_FILE``."""
 
     def write(tmp: Path) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
@@ -83,12 +84,13 @@ def save_checkpoint(
         doc = {"format": FORMAT, "model": asdict(cfg), "trained": trained, "meta": meta or {}}
         (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2))
         if extra_tensors:
-            save_file({k: v.contiguous().cpu() for k, v in extra_tensors.items()}, str(tmp / "optimizer.safetensors"))
+            save_file({k: v.contiguous().cpu() for k, v in extra_tensors.items()}, str(tmp / OPTIMIZER_FILE))
 
     atomic_dir_write(Path(path), write)
 
 
 def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
+    """``config.json`` of a checkpoint directory, refused if missing or of another format."""
     path = Path(path)
     cfg_file = path / CONFIG_FILE
     if not cfg_file.is_file():
@@ -127,6 +129,35 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     check_state_matches(net, state, str(weights))
     net.load_state_dict(state, strict=True)
     return net.to(device), cfg, doc
+
+
+def checkpoint_meta(recipe: Recipe, stage: int, *, epoch: int, complete: bool, best: float, clean: float,
+                    robust: float) -> dict[str, Any]:
+    """The ``meta`` every training checkpoint carries: where it came from and how it validated.
+
+    Export copies it into the manifest's provenance (recipe, seed, training and validation eps), so
+    every checkpoint of every stage writes the same keys, from here.
+    """
+    return {"stage": stage, "epoch": epoch, "complete": complete, "best_val_robust": best, "val_clean": clean,
+            "val_robust": robust, "recipe": recipe.name, "seed": recipe.seed, "eps": recipe.stage(stage).attack.eps,
+            "validation_eps": recipe.validation.attack.eps}
+
+
+def momentum_state(net: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """SGD momentum buffers by parameter name (``momentum.<name>``): what ``--resume`` needs besides weights."""
+    names = {p: name for name, p in net.named_parameters()}
+    return {f"momentum.{names[p]}": s["momentum_buffer"] for p, s in opt.state.items() if s.get("momentum_buffer") is not None}
+
+
+def load_momentum(net: nn.Module, opt: torch.optim.Optimizer, checkpoint: Path) -> None:
+    """Restore the momentum saved by ``momentum_state`` in ``checkpoint``, if it has any."""
+    path = Path(checkpoint) / OPTIMIZER_FILE
+    if not path.is_file():
+        return
+    params = dict(net.named_parameters())
+    for key, value in load_file(str(path)).items():
+        p = params[key.removeprefix("momentum.")]
+        opt.state[p] = {"momentum_buffer": value.to(p.device)}
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

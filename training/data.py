@@ -51,6 +51,7 @@ def digits_tensors(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def split_indices(n: int, val: int, test: int) -> tuple[list[int], list[int], list[int]]:
+    """(train, val, test) indices of a fixed permutation (``SPLIT_SEED``): every run sees the same splits."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
     return perm[val + test :], perm[:val], perm[val : val + test]
 
@@ -69,6 +70,7 @@ def load_digits_splits(image_size: int = 16) -> DataSplits:
 
 
 def cifar_folder_error(name: str, data_dir: Path) -> str:
+    """The message for a missing CIFAR folder: what to put where (nothing is downloaded)."""
     folder = CIFAR_FOLDERS[name]
     return (
         f"{name}: no {folder}/ under --data-dir {data_dir}. Put the standard torchvision layout there "

@@ -15,6 +15,8 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistContext:
+    """This process's place in a torchrun job (rank, world size, device); world size 1 without torchrun."""
+
     rank: int
     world_size: int
     local_rank: int
@@ -22,13 +24,16 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the only process that writes checkpoints, metrics and plots."""
         return self.rank == 0
 
     @property
     def enabled(self) -> bool:
+        """Whether more than one process trains (DDP on)."""
         return self.world_size > 1
 
     def barrier(self) -> None:
+        """Wait for every rank (no-op alone), so no rank reads a checkpoint before rank 0 wrote it."""
         if self.enabled:
             dist.barrier()
 
@@ -49,5 +54,6 @@ def setup(device: str | None = None) -> DistContext:
 
 
 def teardown(ctx: DistContext) -> None:
+    """End the process group if ``setup`` started one."""
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()

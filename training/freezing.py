@@ -26,6 +26,7 @@ def freeze(net: DualHeadNet, parts: Iterable[str]) -> None:
 
 
 def trainable_parameters(net: DualHeadNet) -> list:
+    """Parameters that still require gradients: what a stage's optimiser gets."""
     return [p for p in net.parameters() if p.requires_grad]
 
 

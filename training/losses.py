@@ -11,6 +11,8 @@ and then evaluates the objective with the model in whatever mode the caller set 
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,10 +23,12 @@ METHODS = ("natural", "sat", "trades", "mart")
 
 
 def natural_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, C) clean logits, (N,) labels -> mean cross-entropy (stage 1 of a natural main head)."""
     return F.cross_entropy(logits, y)
 
 
 def sat_loss(logits_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, C) logits on PGD examples, (N,) labels -> mean cross-entropy (Madry et al.'s PGD-AT)."""
     return F.cross_entropy(logits_adv, y)
 
 
@@ -46,13 +50,16 @@ def mart_loss(logits_nat: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tenso
     return boosted + beta * (kl * (1.0000001 - true_probs)).mean()
 
 
-def training_attack(method: str, eps: float, step: float, steps: int) -> PGDConfig:
-    """Each method's own attack: SAT uniform start + CE; TRADES N(0, 0.001) start + KL; MART + CE."""
+def training_attack(method: str, attack: PGDConfig) -> PGDConfig:
+    """The recipe's attack (eps, step, steps) with the method's own start and loss, as its authors' code has it.
+
+    SAT: uniform start + CE (Madry et al.); TRADES: x + 0.001 N(0, 1) start + KL; MART: the same start + CE.
+    """
     if method == "trades":
-        return PGDConfig(eps, step, steps, random_start="normal", loss="kl")
+        return dataclasses.replace(attack, random_start="normal", loss="kl")
     if method == "mart":
-        return PGDConfig(eps, step, steps, random_start="normal", loss="ce")
-    return PGDConfig(eps, step, steps, random_start="uniform", loss="ce")
+        return dataclasses.replace(attack, random_start="normal", loss="ce")
+    return dataclasses.replace(attack, random_start="uniform", loss="ce")
 
 
 def method_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str, beta: float,

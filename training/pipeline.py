@@ -12,25 +12,24 @@ from pathlib import Path
 
 import yaml
 
-from training.data import load_splits
 from training.distributed import setup, teardown
 from training.plots import plot_training_curves
 from training.recipes import Recipe, recipe_to_dict
-from training.stages import METRICS_FILE, StageError, require_previous, run_stage, stage_complete
+from training.run_dir import RunDir, recipe_splits
+from training.stages import StageError, require_previous, run_stage, stage_of
 
 log = logging.getLogger(__name__)
-RECIPE_FILE = "recipe.yaml"
 
 
 def check_run_dir(recipe: Recipe, run_dir: Path, stages: Sequence[int], resume: bool) -> None:
     """Everything that can be refused before data is loaded or a step is taken."""
-    saved = run_dir / RECIPE_FILE
+    saved = RunDir(run_dir).recipe_file
     if saved.is_file():
         if yaml.safe_load(saved.read_text()) != recipe_to_dict(recipe):
             raise StageError(f"{saved} holds a different recipe than the one asked for; use a new --out "
                              "(or the same recipe and overrides as before)")
     first = min(stages)
-    if first > 1 and not (resume and stage_complete(run_dir, first)):
+    if first > 1 and not (resume and RunDir(run_dir).stage_complete(first)):
         require_previous(run_dir, first, recipe.stage(first))
 
 
@@ -38,24 +37,23 @@ def train_recipe(recipe: Recipe, run_dir: str | Path, stages: Sequence[int] = (1
                  device: str | None = None) -> Path:
     """Run ``stages`` of ``recipe`` into ``run_dir``; complete stages are skipped when resuming."""
     run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     for n in stages:
-        if n not in (1, 2, 3):
-            raise StageError(f"--stage must be 1, 2 or 3, got {n}")
+        stage_of(n)  # refuses a stage number that does not exist
     check_run_dir(recipe, run_dir, stages, resume)
     ctx = setup(device)
     try:
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / RECIPE_FILE).write_text(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
-        d = recipe.data
-        splits = load_splits(d.dataset, d.data_dir, d.image_size, d.val_size)
+            run.recipe_file.write_text(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
+        splits = recipe_splits(recipe)
         for n in sorted(stages):
-            if resume and stage_complete(run_dir, n):
+            if resume and run.stage_complete(n):
                 log.info("stage %d already complete in %s; skipping", n, run_dir)
                 continue
             run_stage(recipe, n, run_dir, splits, ctx, resume)
-            if ctx.is_main and (run_dir / METRICS_FILE).is_file():
-                plot_training_curves(run_dir / METRICS_FILE, run_dir / "training_curves.png")
+            if ctx.is_main and run.metrics_file.is_file():
+                plot_training_curves(run.metrics_file, run.curves_file)
     finally:
         teardown(ctx)
     return run_dir

@@ -12,12 +12,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """Rows of ``metrics.jsonl`` (empty when the file is missing)."""
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def plot_training_curves(metrics_file: Path, out: Path) -> Path:
+    """One panel per stage: validation clean and PGD accuracy per epoch, best epochs marked."""
     rows = read_metrics(metrics_file)
     stages = sorted({r["stage"] for r in rows})
     fig, axes = plt.subplots(1, max(len(stages), 1), figsize=(4.5 * max(len(stages), 1), 3.6), squeeze=False)

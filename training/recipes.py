@@ -16,6 +16,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from training.attacks import PGDConfig
 from training.data import DATASETS
 from training.losses import METHODS
 
@@ -24,21 +25,6 @@ RECIPE_DIR = Path(__file__).parent / "recipes"
 
 class RecipeError(ValueError):
     """A recipe that cannot run; the message names the key and the fix."""
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    """The training / validation PGD: eps and step in [0, 1] pixel units."""
-
-    eps: float = 8 / 255
-    step: float = 2 / 255
-    steps: int = 10
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.eps <= 1.0:
-            raise RecipeError(f"eps must be in [0, 1] (pixel scale, e.g. 8/255), got {self.eps}")
-        if self.step < 0 or self.steps < 0:
-            raise RecipeError(f"attack step and steps must be >= 0, got {self.step}, {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +39,7 @@ class StageSpec:
     gamma: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 2e-4
-    attack: AttackSpec = field(default_factory=AttackSpec)
+    attack: PGDConfig = field(default_factory=PGDConfig)  # training stages use their method's start and loss
     init: str | None = None  # stage 1: a pre-trained single-head checkpoint to start from
     copy_main: bool = False  # stage 2: start the second head as a copy of the main head
     start_from: str = "best"  # stage 2 / 3: which checkpoint of the previous stage
@@ -73,6 +59,8 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
+    """Which data set, where it lives, image size, batch and validation size."""
+
     dataset: str = "digits"
     data_dir: str | None = None
     image_size: int = 16
@@ -89,6 +77,8 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """Which architecture and layout (symmetric WRN or asymmetric ResNet) to build."""
+
     arch: str = "wrn-34-10"
     layout: str = "symmetric"
     second_arch: str | None = None
@@ -100,11 +90,13 @@ class ValidationSpec:
     """Validation robustness each epoch, which picks the ``best`` checkpoint."""
 
     n: int = 1000
-    attack: AttackSpec = field(default_factory=AttackSpec)
+    attack: PGDConfig = field(default_factory=PGDConfig)
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """A whole DH-AT run: data, model, validation and the three stages, as one frozen value."""
+
     name: str
     seed: int = 0
     data: DataSpec = field(default_factory=DataSpec)
@@ -116,10 +108,12 @@ class Recipe:
                                                                  milestones=()))
 
     def stage(self, n: int) -> StageSpec:
+        """The spec of stage ``n`` (1, 2 or 3)."""
         return (self.stage1, self.stage2, self.stage3)[n - 1]
 
 
 def parse_number(value: Any, key: str) -> float:
+    """A float from a number or a fraction string such as ``8/255``; ``key`` names the value in errors."""
     if isinstance(value, bool):
         raise RecipeError(f"{key}: expected a number, got {value!r}")
     if isinstance(value, (int, float)):
@@ -171,9 +165,7 @@ def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     kwargs = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except RecipeError as exc:
-        raise RecipeError(f"{prefix or 'recipe'}: {exc}") from None
-    except TypeError as exc:
+    except (ValueError, TypeError) as exc:  # RecipeError included; PGDConfig raises ValueError
         raise RecipeError(f"{prefix or 'recipe'}: {exc}") from None
 
 
@@ -192,6 +184,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
 
 
 def recipe_path(name_or_path: str) -> Path:
+    """A YAML path as given, else the built-in recipe of that name, else a RecipeError listing them."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
@@ -203,10 +196,33 @@ def recipe_path(name_or_path: str) -> Path:
 
 
 def list_recipes() -> list[str]:
+    """Names of the built-in recipes (``training/recipes/*.yaml``)."""
     return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
 
 
+def recipe_description(path: Path) -> str:
+    """The comment block at the top of a recipe file: which table row of the paper it reproduces."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return " ".join(lines)
+
+
+def describe_recipes() -> list[dict[str, Any]]:
+    """One row per built-in recipe: name, dataset, architecture, each stage's method, and its description."""
+    rows = []
+    for name in list_recipes():
+        recipe = load_recipe(name)
+        rows.append({"name": name, "dataset": recipe.data.dataset, "arch": recipe.model.arch,
+                     "layout": recipe.model.layout, "methods": [recipe.stage(n).method for n in (1, 2, 3)],
+                     "description": recipe_description(recipe_path(name))})
+    return rows
+
+
 def recipe_dict(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The recipe's YAML as a dict with ``overrides`` applied (before any type checks)."""
     data = yaml.safe_load(recipe_path(name_or_path).read_text()) or {}
     data.setdefault("name", Path(name_or_path).stem)
     for override in overrides:
@@ -215,6 +231,7 @@ def recipe_dict(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
 
 
 def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """A checked ``Recipe`` from a built-in name or a YAML path, with ``key=value`` overrides applied."""
     return build(Recipe, recipe_dict(name_or_path, overrides))
 
 

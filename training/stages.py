@@ -8,8 +8,8 @@ stage   forward mode     trains                                 frozen (no grad,
 3       ``merged``       merger (TRADES, 1/lambda = 2)          trunk, both heads
 ======  ===============  =====================================  ==========================
 
-Each stage writes ``RUN/stageN/{best,last}/`` (checkpoints, atomically) and appends to
-``RUN/metrics.jsonl``. ``last`` carries the SGD momentum, so ``--resume`` continues from the last
+Each stage writes ``RUN/stageN/{best,last}/`` (checkpoints, atomically; layout in ``training.run_dir``)
+and appends to ``RUN/metrics.jsonl``. ``last`` carries the SGD momentum, so ``--resume`` continues from the last
 complete epoch; every epoch reseeds from (seed, stage, epoch), so a resumed run ends with the same
 weights as an uninterrupted one.
 """
@@ -30,8 +30,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from training.attacks import PGDConfig, accuracy, robust_accuracy
-from training.checkpoints import load_checkpoint, load_single_head, read_checkpoint_config, save_checkpoint
+from dhat_serve.contract import MAIN, MERGED, SECOND, Mode
+from training.attacks import accuracy, robust_accuracy
+from training.checkpoints import checkpoint_meta, load_checkpoint, load_momentum, load_single_head, momentum_state, save_checkpoint
 from training.data import DataSplits, first_n
 from training.distributed import DistContext
 from training.freezing import copy_main_to_second, freeze, trainable_parameters
@@ -40,37 +41,50 @@ from training.models.dual_head import PARTS, DualHeadNet, ModeView
 from training.models.registry import ModelConfig, create_model
 from training.models.wideresnet import init_wrn_weights
 from training.recipes import Recipe, StageSpec
+from training.run_dir import BEST, LAST, RunDir, is_checkpoint
 
 log = logging.getLogger(__name__)
 
-STAGE_MODE = {1: "main", 2: "second", 3: "merged"}
-STAGE_TRAINS = {1: ("trunk", "main_head"), 2: ("second_head",), 3: ("merger",)}
-STAGE_PRODUCES = {1: "main_head", 2: "second_head", 3: "merger"}
-METRICS_FILE = "metrics.jsonl"
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the stage table above: what a stage runs, trains and hands on.
+
+    ``mode`` is the forward the stage trains and validates; ``trains`` the parts left unfrozen;
+    ``produces`` the part marked trained when it ends; ``selection`` what picks ``best`` (validation
+    PGD accuracy, ``robust``, for every stage of the paper).
+    """
+
+    number: int
+    mode: Mode
+    trains: tuple[str, ...]
+    produces: str
+    selection: str = "robust"
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(1, MAIN, ("trunk", "main_head"), "main_head"),
+    Stage(2, SECOND, ("second_head",), "second_head"),
+    Stage(3, MERGED, ("merger",), "merger"),
+)
+
+
+def stage_of(n: int) -> Stage:
+    """The stage numbered ``n`` (1, 2 or 3), or a StageError naming the valid numbers."""
+    for stage in STAGES:
+        if stage.number == n:
+            return stage
+    raise StageError(f"--stage must be 1, 2 or 3, got {n}")
 
 
 class StageError(RuntimeError):
     """A stage that cannot start; raised before any training, with what to run instead."""
 
 
-def stage_dir(run_dir: Path, n: int) -> Path:
-    return Path(run_dir) / f"stage{n}"
-
-
-def stage_complete(run_dir: Path, n: int) -> bool:
-    last = stage_dir(run_dir, n) / "last"
-    return (last / "config.json").is_file() and bool(read_checkpoint_config(last)["meta"].get("complete"))
-
-
-def final_checkpoint(run_dir: Path) -> Path:
-    """The checkpoint a run hands to export: the best stage-3 checkpoint."""
-    return stage_dir(run_dir, 3) / "best"
-
-
 def require_previous(run_dir: Path, n: int, spec: StageSpec) -> Path:
     """The previous stage's checkpoint this stage starts from, or a StageError saying what to run."""
-    prev = stage_dir(run_dir, n - 1) / spec.start_from
-    if not (prev / "config.json").is_file():
+    prev = RunDir(run_dir).checkpoint(n - 1, spec.start_from)
+    if not is_checkpoint(prev):
         raise StageError(
             f"stage {n} needs the stage-{n - 1} checkpoint {prev}, which does not exist; "
             f"run `dhat train RECIPE --out {run_dir} --stage {n - 1}` first (or the whole recipe without --stage)"
@@ -79,6 +93,7 @@ def require_previous(run_dir: Path, n: int, spec: StageSpec) -> Path:
 
 
 def model_config(recipe: Recipe, splits: DataSplits) -> ModelConfig:
+    """The network a recipe asks for, sized to its data (classes, channels, image size, mean / std)."""
     m = recipe.model
     return ModelConfig(
         arch=m.arch, layout=m.layout, second_arch=m.second_arch, num_classes=splits.num_classes,
@@ -89,10 +104,12 @@ def model_config(recipe: Recipe, splits: DataSplits) -> ModelConfig:
 
 
 def epoch_seed(seed: int, stage: int, epoch: int) -> int:
+    """A seed per (run seed, stage, epoch), so a resumed run replays exactly what an uninterrupted one did."""
     return seed * 100_003 + stage * 1_009 + epoch
 
 
 def reinit(module: nn.Module) -> None:
+    """Fresh weights for every submodule of ``module`` (a new second head starts from scratch)."""
     for m in module.modules():
         if hasattr(m, "reset_parameters") and m is not module:
             m.reset_parameters()
@@ -120,7 +137,7 @@ def prepare_net(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits) -> tu
                 copy_main_to_second(net)
     if not isinstance(net, DualHeadNet):
         raise StageError(f"recipe layout {recipe.model.layout!r} is not a dual-head layout")
-    freeze(net, [p for p in PARTS if p not in STAGE_TRAINS[n]])
+    freeze(net, [p for p in PARTS if p not in stage_of(n).trains])
     return net, cfg, trained
 
 
@@ -129,23 +146,6 @@ def autocast(device: torch.device) -> Iterator[None]:
     """bf16 autocast on CUDA, nothing on CPU."""
     with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         yield
-
-
-def momentum_state(net: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    names = {p: name for name, p in net.named_parameters()}
-    return {f"momentum.{names[p]}": s["momentum_buffer"] for p, s in opt.state.items() if s.get("momentum_buffer") is not None}
-
-
-def load_momentum(net: nn.Module, opt: torch.optim.Optimizer, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        return
-    state = load_file(str(path))
-    params = dict(net.named_parameters())
-    for key, value in state.items():
-        p = params[key.removeprefix("momentum.")]
-        opt.state[p] = {"momentum_buffer": value.to(p.device)}
 
 
 def _loader(splits: DataSplits, recipe: Recipe, ctx: DistContext, n: int, epoch: int) -> DataLoader:
@@ -162,6 +162,8 @@ def _loader(splits: DataSplits, recipe: Recipe, ctx: DistContext, n: int, epoch:
 
 @dataclass(frozen=True)
 class EpochResult:
+    """What one epoch measured: mean loss, throughput over all ranks, wall time."""
+
     loss: float
     images_per_s: float
     seconds: float
@@ -170,8 +172,7 @@ class EpochResult:
 def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, spec: StageSpec,
                 mode: str, ctx: DistContext, desc: str) -> EpochResult:
     """One pass over ``loader``; ``model`` is ``net`` or its DDP wrapper (the loss runs through it)."""
-    attack = None if spec.method == "natural" else training_attack(spec.method, spec.attack.eps, spec.attack.step,
-                                                                   spec.attack.steps)
+    attack = None if spec.method == "natural" else training_attack(spec.method, spec.attack)
     view, attack_view = ModeView(model, mode), ModeView(net, mode)
     net.train()
     total, seen, start = 0.0, 0, time.perf_counter()
@@ -193,18 +194,16 @@ def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: tor
 
 
 def validate(net: DualHeadNet, mode: str, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, device: torch.device) -> tuple[float, float]:
-    """(clean, PGD) accuracy of ``mode`` on the validation batch, with a fixed attack seed."""
-    a = recipe.validation.attack
-    cfg = PGDConfig(a.eps, a.step, a.steps, random_start="uniform", loss="ce")
+    """(clean, PGD) accuracy of ``mode`` on the validation batch (N, C, H, W), with a fixed attack seed."""
     view = ModeView(net, mode)
     torch.manual_seed(recipe.seed)
     with autocast(device):
-        return accuracy(view, x, y), robust_accuracy(view, x, y, cfg)
+        return accuracy(view, x, y), robust_accuracy(view, x, y, recipe.validation.attack)
 
 
 def _trim_metrics(run_dir: Path, n: int, start: int) -> None:
     """Drop metric rows of stage ``n`` from epochs that will be re-run after a resume."""
-    path = Path(run_dir) / METRICS_FILE
+    path = RunDir(run_dir).metrics_file
     if not path.is_file():
         return
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -212,37 +211,47 @@ def _trim_metrics(run_dir: Path, n: int, start: int) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in keep))
 
 
+def _append_metrics(run_dir: Path, row: dict) -> None:
+    with open(RunDir(run_dir).metrics_file, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _resume_point(net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resume: bool, ctx: DistContext) -> tuple[int, float]:
+    """(first epoch to run, best validation PGD so far): (0, -1) for a fresh stage, else from ``last``."""
+    if not is_checkpoint(last):
+        return 0, -1.0
+    if not resume:
+        raise StageError(f"{last} already exists; pass --resume to continue this run, or choose a new --out")
+    done, _, doc = load_checkpoint(last, ctx.device)
+    net.load_state_dict(done.state_dict())
+    load_momentum(net, opt, last)
+    return doc["meta"]["epoch"] + 1, doc["meta"]["best_val_robust"]
+
+
 def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: DistContext, resume: bool) -> None:
     """Train stage ``n`` to the end of its schedule, keeping ``best`` (validation PGD) and ``last``."""
-    spec, mode, sdir = recipe.stage(n), STAGE_MODE[n], stage_dir(run_dir, n)
+    stage, spec, run = stage_of(n), recipe.stage(n), RunDir(run_dir)
     net, cfg, trained = prepare_net(recipe, n, run_dir, splits)
     net.to(ctx.device)
     if ctx.device.type == "cuda":
         net.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(trainable_parameters(net), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
-    start, best = 0, -1.0
-    last = sdir / "last"
-    if (last / "config.json").is_file():
-        if not resume:
-            raise StageError(f"{last} already exists; pass --resume to continue this run, or choose a new --out")
-        done, _, doc = load_checkpoint(last, ctx.device)
-        net.load_state_dict(done.state_dict())
-        load_momentum(net, opt, last / "optimizer.safetensors")
-        start, best = doc["meta"]["epoch"] + 1, doc["meta"]["best_val_robust"]
+    last = run.checkpoint(n, LAST)
+    start, best = _resume_point(net, opt, last, resume, ctx)
+    if start:
         log.info("stage %d: resuming after epoch %d (best validation PGD %.2f%%)", n, start, 100 * best)
     if ctx.is_main:
         _trim_metrics(run_dir, n, start)
     model: nn.Module = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
         if ctx.enabled else net
     x_val, y_val = (t.to(ctx.device) for t in first_n(splits.val, recipe.validation.n))
-    trained_now = {**trained, STAGE_PRODUCES[n]: True}
+    trained_now = {**trained, stage.produces: True}
     if spec.epochs == 0:  # e.g. a pre-trained main head used as is
         if ctx.is_main:
-            clean, robust = validate(net, mode, x_val, y_val, recipe, ctx.device)
-            meta = {"stage": n, "epoch": -1, "complete": True, "best_val_robust": robust, "val_clean": clean,
-                    "val_robust": robust, "recipe": recipe.name, "seed": recipe.seed, "eps": spec.attack.eps}
-            for kind in ("best", "last"):
-                save_checkpoint(sdir / kind, net, cfg, trained_now if spec.init or n > 1 else trained, meta)
+            clean, robust = validate(net, stage.mode, x_val, y_val, recipe, ctx.device)
+            meta = checkpoint_meta(recipe, n, epoch=-1, complete=True, best=robust, clean=clean, robust=robust)
+            for kind in (BEST, LAST):
+                save_checkpoint(run.checkpoint(n, kind), net, cfg, trained_now if spec.init or n > 1 else trained, meta)
         ctx.barrier()
         return
     for epoch in range(start, spec.epochs):
@@ -251,21 +260,18 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
         for group in opt.param_groups:
             group["lr"] = lr
         desc = f"stage {n} epoch {epoch + 1}/{spec.epochs}"
-        result = train_epoch(net, model, _loader(splits, recipe, ctx, n, epoch), opt, spec, mode, ctx, desc)
+        result = train_epoch(net, model, _loader(splits, recipe, ctx, n, epoch), opt, spec, stage.mode, ctx, desc)
         if ctx.is_main:
-            clean, robust = validate(net, mode, x_val, y_val, recipe, ctx.device)
+            clean, robust = validate(net, stage.mode, x_val, y_val, recipe, ctx.device)
             is_best = robust > best
             best = max(best, robust)
-            row = {"stage": n, "mode": mode, "epoch": epoch, "lr": lr, "loss": result.loss, "val_clean": clean,
-                   "val_robust": robust, "best": is_best, "seconds": round(result.seconds, 3),
-                   "images_per_s": round(result.images_per_s, 1)}
-            with open(Path(run_dir) / METRICS_FILE, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            meta = {"stage": n, "epoch": epoch, "complete": epoch == spec.epochs - 1, "best_val_robust": best,
-                    "val_clean": clean, "val_robust": robust, "recipe": recipe.name, "seed": recipe.seed,
-                    "eps": spec.attack.eps, "validation_eps": recipe.validation.attack.eps}
+            _append_metrics(run_dir, {"stage": n, "mode": stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
+                                      "val_clean": clean, "val_robust": robust, "best": is_best,
+                                      "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1)})
+            meta = checkpoint_meta(recipe, n, epoch=epoch, complete=epoch == spec.epochs - 1, best=best, clean=clean,
+                                   robust=robust)
             if is_best:
-                save_checkpoint(sdir / "best", net, cfg, trained_now, meta)
+                save_checkpoint(run.checkpoint(n, BEST), net, cfg, trained_now, meta)
             save_checkpoint(last, net, cfg, trained_now, meta, extra_tensors=momentum_state(net, opt))
             log.info("%s: lr %.4g loss %.4f | val clean %.2f%% PGD %.2f%%%s | %.1fs, %.0f img/s", desc, lr, result.loss,
                      100 * clean, 100 * robust, " (best)" if is_best else "", result.seconds, result.images_per_s)

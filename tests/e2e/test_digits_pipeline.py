@@ -8,8 +8,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -23,8 +25,8 @@ from training.attacks import robust_accuracy
 from training.checkpoints import load_checkpoint
 from training.data import load_digits_splits
 from training.models.dual_head import ModeView
-from training.robustness.attacks import pgd_config
-from tests.helpers.server import Server
+from training.robustness.suite import pgd_config
+from tests.helpers.server import Server, free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +102,42 @@ def test_the_service_answers_each_mode_like_the_graph(pipeline, tmp_path):
         assert r.json()["label"] == int(y[0])
     finally:
         srv.stop()
+
+
+def test_a_runtime_only_install_serves_the_artifact_without_torch(pipeline, tmp_path):
+    """`pip install .` with no extras (the serving image): no torch, yet `dhat serve` answers /readyz and /predict."""
+    _, artifact, _, _ = pipeline
+    venv = tmp_path / "runtime-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py, dhat_bin = venv / "bin" / "python", venv / "bin" / "dhat"
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", str(ROOT)], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-3000:]
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    no_torch = subprocess.run([str(py), "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path, env=clean_env)
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+    help_out = subprocess.run([str(dhat_bin), "serve", "--help"], capture_output=True, text=True, cwd=tmp_path, env=clean_env)
+    assert help_out.returncode == 0 and "Serve an artifact over HTTP" in help_out.stdout, help_out.stderr[-2000:]
+    train = subprocess.run([str(dhat_bin), "train", "digits"], capture_output=True, text=True, cwd=tmp_path, env=clean_env)
+    assert train.returncode == 2 and "pip install 'dhat-serve[train]'" in train.stdout, (train.stdout, train.stderr[-2000:])
+    port = free_port()
+    with open(tmp_path / "runtime-server.log", "w") as log:
+        proc = subprocess.Popen([str(dhat_bin), "serve", str(artifact), "--port", str(port), "--provider", "cpu"],
+                                cwd=tmp_path, env=clean_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200, (tmp_path / "runtime-server.log").read_text()[-3000:]
+        x = load_digits_splits(16).test.tensors[0][:4].numpy()
+        r = httpx.post(f"{url}/predict", json={"inputs": x.tolist(), "mode": "merged"}, timeout=30)
+        assert r.status_code == 200, r.text
+        session = ort.InferenceSession(str(artifact / "merged.onnx"), providers=["CPUExecutionProvider"])
+        assert r.json()["labels"] == session.run(None, {"images": x})[0].argmax(1).tolist()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

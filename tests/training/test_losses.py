@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from training.attacks import PGDConfig
 from training.losses import METHODS, method_loss, training_attack
 from training.models.dual_head import ModeView
 
@@ -12,7 +13,7 @@ def test_each_loss_is_finite_and_decreases(method, tiny_net):
     view = ModeView(tiny_net, "main")
     tiny_net.train()
     opt = torch.optim.SGD(tiny_net.parameters(), lr=0.05, momentum=0.9)
-    attack = training_attack(method, eps=0.05, step=0.02, steps=3)
+    attack = training_attack(method, PGDConfig(eps=0.05, step=0.02, steps=3))
     losses = []
     for _ in range(8):
         loss = method_loss(view, x, y, method, beta=6.0, attack=attack)
@@ -35,4 +36,4 @@ def test_trades_with_identical_logits_is_plain_cross_entropy():
 def test_unknown_method_lists_the_valid_ones(tiny_net):
     with pytest.raises(ValueError, match="unknown method 'fgsm'.*natural, sat, trades, mart"):
         method_loss(ModeView(tiny_net, "main"), torch.rand(2, 1, 8, 8), torch.tensor([0, 1]), "fgsm", 1.0,
-                    training_attack("sat", 0.1, 0.1, 1))
+                    training_attack("sat", PGDConfig(eps=0.1, step=0.1, steps=1)))

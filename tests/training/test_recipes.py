@@ -44,3 +44,22 @@ def test_bad_recipes_are_refused_naming_the_problem(override, message):
 def test_unknown_recipe_lists_builtins():
     with pytest.raises(RecipeError, match="no recipe 'cifar11'.*digits"):
         load_recipe("cifar11")
+
+
+def test_the_recipes_attack_block_is_the_attack_itself():
+    from training.attacks import PGDConfig
+
+    r = load_recipe("digits", ["validation.attack.restarts=2", "stage1.attack.random_start=none"])
+    assert isinstance(r.validation.attack, PGDConfig) and isinstance(r.stage1.attack, PGDConfig)
+    assert r.validation.attack.restarts == 2 and r.stage1.attack.random_start == "none"
+    with pytest.raises(RecipeError, match="validation.attack: unknown attack loss 'l2'"):
+        load_recipe("digits", ["validation.attack.loss=l2"])
+
+
+def test_describe_recipes_lists_every_builtin_with_its_table_row():
+    from training.recipes import describe_recipes
+
+    rows = {r["name"]: r for r in describe_recipes()}
+    assert set(rows) == set(list_recipes())
+    assert rows["cifar10-trades-6-3"]["description"].startswith("Table I rows 2-3")
+    assert rows["cifar10-mart-6-3"]["methods"] == ["mart", "mart", "trades"]

@@ -114,3 +114,26 @@ def test_two_process_ddp_on_cpu_writes_a_checkpoint(tmp_path, tiny_overrides):
     assert any(k.startswith("trunk.") for k in net_state)
     rows = (tmp_path / "ddp/metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # only rank 0 writes
+
+
+def test_the_stage_table_is_one_value_with_the_papers_three_stages():
+    from training.stages import STAGES, stage_of
+
+    assert [(s.number, s.mode, s.trains, s.produces) for s in STAGES] == [
+        (1, "main", ("trunk", "main_head"), "main_head"),
+        (2, "second", ("second_head",), "second_head"),
+        (3, "merged", ("merger",), "merger"),
+    ]
+    with pytest.raises(StageError, match="--stage must be 1, 2 or 3, got 4"):
+        stage_of(4)
+
+
+def test_every_checkpoint_meta_has_the_same_keys_even_with_zero_epochs(tmp_path, tiny_overrides):
+    # the epochs == 0 path used to write its own meta without validation_eps
+    recipe = load_recipe("digits", tiny_overrides + ["stage2.epochs=0"])
+    run = train_recipe(recipe, tmp_path / "run", stages=(1, 2), device="cpu")
+    trained = json.loads((run / "stage1/best/config.json").read_text())["meta"]
+    untouched = json.loads((run / "stage2/best/config.json").read_text())["meta"]
+    assert untouched.keys() == trained.keys()
+    assert untouched["validation_eps"] == trained["validation_eps"] == pytest.approx(recipe.validation.attack.eps)
+    assert untouched["epoch"] == -1 and untouched["complete"] is True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dhat_serve.modes import MODES, parse_mode
+from dhat_serve.contract import MAIN, MODES, SECOND, parse_mode
 
 PARTS = ("trunk", "main_head", "second_head", "merger")
 
@@ -27,6 +27,7 @@ class SingleHeadNet(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [0, 1] -> (N, classes)."""
         return self.head(self.trunk(self.normalize(x)))
 
 
@@ -48,13 +49,14 @@ class DualHeadNet(nn.Module):
         """Trunk output at the attaching point, e.g. (N, 160, 32, 32) for WRN-34-10 on CIFAR."""
         return self.trunk(self.normalize(x))
 
-    def forward(self, x: torch.Tensor, mode: str = "main") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mode: str = MAIN) -> torch.Tensor:
+        """(N, C, H, W) images in [0, 1] -> (N, classes) logits of ``mode``, running only what it needs."""
         if mode not in MODES:
             parse_mode(mode)  # raises with the list of valid modes
         z = self.features(x)
-        if mode == "main":
+        if mode == MAIN:
             return self.main_head(z)
-        if mode == "second":
+        if mode == SECOND:
             return self.second_head(z)
         return self.merger(self.main_head(z), self.second_head(z))
 
@@ -65,6 +67,7 @@ class DualHeadNet(nn.Module):
         return self.merger(main, second), main, second
 
     def train(self, mode: bool = True) -> DualHeadNet:
+        """``nn.Module.train``, but frozen parts stay in eval mode so their BatchNorm statistics never move."""
         super().train(mode)
         for name in self.frozen_parts:
             getattr(self, name).eval()
@@ -80,6 +83,7 @@ class ModeView(nn.Module):
         self.mode = parse_mode(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, classes) logits of the fixed mode."""
         return self.net(x, self.mode)
 
 
@@ -91,4 +95,5 @@ class AllOutputs(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, C, H, W) -> three (N, classes) logits in ``GRAPH_OUTPUTS[MERGED]`` order."""
         return self.net.forward_all(x)

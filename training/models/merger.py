@@ -54,6 +54,7 @@ class Merger(nn.Module):
         self.fc = nn.Linear(merger_features(num_classes), num_classes)
 
     def forward(self, main_logits: torch.Tensor, second_logits: torch.Tensor) -> torch.Tensor:
+        """Two (N, C) logits -> (N, C) merged logits (Fig. 4-6, shapes in the comments)."""
         n, c = main_logits.shape
         x = torch.stack((main_logits, second_logits), dim=-1).unsqueeze(1)  # (N, 1, C, 2)
         h = self.head_conv(x).squeeze(-1)  # (N, 8, C)

@@ -21,4 +21,5 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [0, 1] -> per-channel standardised images, same shape."""
         return (x - self.mean) / self.std

@@ -48,10 +48,12 @@ def register(spec: ArchSpec) -> ArchSpec:
 
 
 def list_archs() -> list[str]:
+    """Registered architecture names, sorted (``dhat models`` lists them)."""
     return sorted(_ARCHS)
 
 
 def get_arch(name: str) -> ArchSpec:
+    """The architecture registered as ``name``, or a ``ValueError`` listing the valid names."""
     if name not in _ARCHS:
         raise ValueError(f"unknown architecture {name!r}; valid architectures: {', '.join(list_archs())}")
     return _ARCHS[name]
@@ -135,10 +137,12 @@ class ModelConfig:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Class names, or ``'0'..'C-1'`` when the data set has none."""
         return self.class_names or tuple(str(i) for i in range(self.num_classes))
 
 
 def build_normalize(cfg: ModelConfig) -> Normalize:
+    """The in-network normalisation of a config (identity when the recipe trains on raw [0, 1] inputs)."""
     mean = cfg.mean or (0.0,) * cfg.in_channels
     std = cfg.std or (1.0,) * cfg.in_channels
     return Normalize(mean, std)
@@ -169,6 +173,7 @@ def create_model(cfg: ModelConfig) -> SingleHeadNet | DualHeadNet:
 
 
 def count_parameters(module: nn.Module | None) -> int:
+    """Number of parameters of ``module`` (0 for a missing part)."""
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 

@@ -32,12 +32,14 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) -> (N, planes, H / stride, W / stride), post-activation."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
 
 
 def make_layer(in_planes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    """``blocks`` basic blocks, the first with ``stride``: one residual group as an ``nn.Sequential``."""
     strides = [stride] + [1] * (blocks - 1)
     layers = []
     for s in strides:
@@ -57,6 +59,7 @@ class ResNetTrunk(nn.Module):
         self.layer1 = make_layer(width, width, layer1_blocks, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, width, H, W): 3x3 stem + the first residual group (the attaching point)."""
         return self.layer1(F.relu(self.bn1(self.conv1(x))))
 
 
@@ -72,5 +75,6 @@ class ResNetHead(nn.Module):
         self.linear = nn.Linear(8 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, width, H, W) trunk features -> (N, classes) logits."""
         out = self.layer4(self.layer3(self.layer2(x)))
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))

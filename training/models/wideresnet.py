@@ -29,6 +29,7 @@ class BasicBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) -> (N, C_out, H / stride, W / stride), pre-activation."""
         out = self.relu1(self.bn1(x))
         shortcut = x if self.convShortcut is None else self.convShortcut(out)
         out = self.conv2(self.relu2(self.bn2(self.conv1(out))))
@@ -45,6 +46,7 @@ class NetworkBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the group's blocks in order; shapes as ``BasicBlock``."""
         return self.layer(x)
 
 
@@ -54,6 +56,7 @@ def wrn_widths(widen: int, stem: int = 16) -> tuple[int, int, int, int]:
 
 
 def blocks_per_group(depth: int) -> int:
+    """Blocks in each of a WRN-d-k's three groups: (d - 4) / 6, e.g. 5 for WRN-34-10."""
     if (depth - 4) % 6 != 0:
         raise ValueError(f"WideResNet depth must be 6n+4 (e.g. 16, 28, 34), got {depth}")
     return (depth - 4) // 6
@@ -70,6 +73,7 @@ class WRNTrunk(nn.Module):
         self.block1 = NetworkBlock(blocks_per_group(depth), w[0], w[1], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, 16k, H, W): stem conv + group 1 ("Block 1", the attaching point)."""
         return self.block1(self.conv1(x))
 
 
@@ -88,6 +92,7 @@ class WRNHead(nn.Module):
         self.fc = nn.Linear(w[3], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 16k, H, W) trunk features -> (N, classes): groups 2-3, BN/ReLU, pool, FC."""
         out = self.relu(self.bn1(self.block3(self.block2(x))))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.fc(out)

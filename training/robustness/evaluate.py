@@ -23,15 +23,14 @@ from tqdm import tqdm
 
 from dhat_serve import __version__
 from dhat_serve.manifest import ArtifactError, Manifest, load_manifest, sha256_file
-from dhat_serve.modes import parse_mode
+from dhat_serve.contract import MAIN, MODES, parse_mode
 from dhat_serve.runtime import ModelRuntime
-from training.attacks import PGDConfig, pgd
+from training.attacks import pgd, pgd_schedule
 from training.checkpoints import load_checkpoint
-from training.data import first_n, load_splits
+from training.data import first_n
 from training.models.dual_head import ModeView
-from training.recipes import load_recipe
-from training.robustness.attacks import AttackContext, is_white_box, parse_attack, run_attack
-from training.stages import final_checkpoint
+from training.robustness.suite import AttackContext, is_white_box, parse_attack, run_attack
+from training.run_dir import WEIGHTS_FILE, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,9 @@ class EvaluationError(RuntimeError):
 
 @dataclass(frozen=True)
 class EvalSettings:
-    modes: tuple[str, ...] = ("main", "second", "merged")
+    """What ``dhat eval`` was asked for; checked here, where the CLI's values enter."""
+
+    modes: tuple[str, ...] = MODES
     attacks: tuple[str, ...] = ("clean", "pgd20")
     eps: float | None = None
     n: int = 1000
@@ -66,8 +67,8 @@ class EvalSettings:
 
 def load_twin(run_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, Path]:
     """The run's final checkpoint, refused unless its weights are the ones the graph was exported from."""
-    ckpt = final_checkpoint(run_dir)
-    weights = ckpt / "model.safetensors"
+    ckpt = RunDir(run_dir).final_checkpoint()
+    weights = ckpt / WEIGHTS_FILE
     if not weights.is_file():
         raise EvaluationError(f"{run_dir}: no final checkpoint at {ckpt}; is this the run the artifact came from?")
     expected = manifest.provenance.get("checkpoint_sha256")
@@ -79,16 +80,19 @@ def load_twin(run_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, Path]
 
 
 def graph_logits(rt: ModelRuntime, mode: str, x: torch.Tensor, batch: int = 512) -> np.ndarray:
+    """(N, C, H, W) images -> (N, classes) logits of ``mode``'s graph, as deployed (ONNX Runtime)."""
     arr = x.detach().cpu().numpy().astype(np.float32)
     return np.concatenate([rt.run(mode, arr[i : i + batch]) for i in range(0, len(arr), batch)])
 
 
 @torch.no_grad()
 def twin_logits(twin: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> np.ndarray:
+    """(N, C, H, W) images -> (N, classes) logits of the PyTorch twin the attacks differentiate."""
     return torch.cat([twin(x[i : i + batch]) for i in range(0, len(x), batch)]).float().cpu().numpy()
 
 
 def check_twin(twin: torch.nn.Module, rt: ModelRuntime, mode: str, x: torch.Tensor, tolerance: float) -> float:
+    """Max |twin - graph| logit difference on clean ``x``; refuse to attack a twin that is not the graph."""
     diff = float(np.abs(twin_logits(twin, x) - graph_logits(rt, mode, x)).max())
     if diff > tolerance:
         raise EvaluationError(f"mode {mode}: the PyTorch twin differs from {rt.manifest.modes[mode].file} by "
@@ -108,6 +112,7 @@ def _cached(cache: Path, key: str, make: Any) -> torch.Tensor:  # noqa: ANN401
 
 def attack_mode(name: str, mode: str, twin: torch.nn.Module, rt: ModelRuntime, x: torch.Tensor, y: torch.Tensor,
                 settings: EvalSettings, eps: float, cache: Path) -> torch.Tensor:
+    """Adversarial (N, C, H, W) images of attack ``name`` against ``mode``, chunk by chunk, cached per chunk."""
     ctx = AttackContext(eps=eps, seed=settings.seed, device=torch.device("cpu"), square_queries=settings.square_queries)
     chunks = []
     starts = range(0, len(y), settings.batch_size)
@@ -119,6 +124,7 @@ def attack_mode(name: str, mode: str, twin: torch.nn.Module, rt: ModelRuntime, x
 
 
 def score(twin: torch.nn.Module, rt: ModelRuntime, mode: str, x_adv: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """Accuracy of graph and twin on ``x_adv`` and how often they disagree (should be 0)."""
     t, g = twin_logits(twin, x_adv).argmax(1), graph_logits(rt, mode, x_adv).argmax(1)
     yy = y.numpy()
     return {"graph": float((g == yy).mean()), "twin": float((t == yy).mean()), "disagreements": int((t != g).sum())}
@@ -133,11 +139,11 @@ def evaluate(artifact_dir: str | Path, run_dir: str | Path, settings: EvalSettin
         raise EvaluationError(f"refusing a tampered or incomplete artifact: {exc}") from None
     net, ckpt = load_twin(run_dir, manifest)
     rt = ModelRuntime.load(artifact_dir, provider="cpu")
-    recipe = load_recipe(str(run_dir / "recipe.yaml"), [f"data.data_dir={settings.data_dir}"] if settings.data_dir else [])
+    recipe, splits = RunDir(run_dir).load_data(settings.data_dir)
     d = recipe.data
-    x, y = first_n(load_splits(d.dataset, d.data_dir, d.image_size, d.val_size).test, settings.n)
-    eps = settings.eps if settings.eps is not None else float(manifest.provenance.get("validation_eps") or 8 / 255)
-    tolerance = max(1e-4, float(manifest.modes["main"].parity.get("tolerance", 1e-4)))
+    x, y = first_n(splits.test, settings.n)
+    eps = settings.eps if settings.eps is not None else recipe.validation.attack.eps
+    tolerance = max(1e-4, float(manifest.modes[MAIN].parity.get("tolerance", 1e-4)))
     cache = out / "cache"
     results: dict[str, Any] = {}
     adversarial: dict[str, torch.Tensor] = {}
@@ -186,7 +192,7 @@ def robustness_curve(twin: torch.nn.Module, rt: ModelRuntime, mode: str, x: torc
         if e == 0:
             x_adv = x
         else:
-            cfg = PGDConfig(eps=min(e, 1.0), step=2.5 * e / 20, steps=20)
+            cfg = pgd_schedule(min(e, 1.0), steps=20)
             x_adv = torch.cat([pgd(twin, x[i : i + settings.batch_size], y[i : i + settings.batch_size], cfg)
                                for i in range(0, len(y), settings.batch_size)])
         points.append({"eps": e, "graph": float((graph_logits(rt, mode, x_adv).argmax(1) == y.numpy()).mean())})

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def markdown(report: dict[str, Any]) -> str:
+    """``report.md``: accuracies per mode and attack (graph, twin), transfer matrix and warnings."""
     attacks = report["attacks"]
     lines = [
         f"# Robustness of {report['artifact']['name']} {report['artifact']['version']}",
@@ -66,6 +67,7 @@ def plot(report: dict[str, Any], path: Path) -> bool:
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
+    """Write ``report.json``, ``report.md`` and, with a curve, ``robustness.png`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(markdown(report))

@@ -1,4 +1,4 @@
-"""The evaluation attacks, by name, each mapping clean images to adversarial ones.
+"""The evaluation suite: the attacks ``dhat eval`` runs, by name, each mapping clean images to adversarial ones.
 
 - ``pgdK`` / ``pgdKxR``: L-inf PGD, K steps of 2.5 * eps / K (the paper), R random restarts;
 - ``apgd-ce``, ``apgd-dlr-t``, ``autoattack``: pyautoattack (never re-implemented here);
@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.attacks import PGDConfig, eval_mode, pgd
+from dhat_serve.contract import INPUT_NAME, LOGITS
+from training.attacks import PGDConfig, eval_mode, pgd, pgd_schedule
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +28,23 @@ WHITE_BOX = ("pgd", "apgd-ce", "apgd-dlr-t", "autoattack")
 
 
 def parse_attack(name: str) -> str:
+    """``name`` if it names an evaluation attack, else a ``ValueError`` listing the valid names."""
     if name in FIXED or PGD_NAME.match(name):
         return name
     raise ValueError(f"unknown attack {name!r}; valid: {', '.join(FIXED)}, pgdK or pgdKxR (e.g. pgd20, pgd100x5)")
 
 
 def is_white_box(name: str) -> bool:
+    """Whether the attack uses the twin's gradients (compared with black-box ones to spot gradient masking)."""
     return name.startswith("pgd") or name in WHITE_BOX
 
 
 def pgd_config(name: str, eps: float) -> PGDConfig:
+    """The attack behind a ``pgdK[xR]`` name: the paper's PGD-K schedule with R restarts."""
     m = PGD_NAME.match(name)
-    assert m is not None
-    steps, restarts = int(m.group(1)), int(m.group(2) or 1)
-    return PGDConfig(eps=eps, step=2.5 * eps / steps, steps=steps, restarts=restarts, random_start="uniform")
+    if m is None:
+        raise ValueError(f"{name!r} is not a PGD attack name (pgdK or pgdKxR)")
+    return pgd_schedule(eps, steps=int(m.group(1)), restarts=int(m.group(2) or 1))
 
 
 def ort_predict(session, batch_size: int = 512) -> Callable[[torch.Tensor], torch.Tensor]:  # noqa: ANN001
@@ -48,7 +52,7 @@ def ort_predict(session, batch_size: int = 512) -> Callable[[torch.Tensor], torc
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         arr = x.detach().cpu().numpy().astype(np.float32)
-        outs = [session.run(["logits"], {"images": arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)]
+        outs = [session.run([LOGITS], {INPUT_NAME: arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)]
         return torch.from_numpy(np.concatenate(outs))
 
     return predict
@@ -56,6 +60,8 @@ def ort_predict(session, batch_size: int = 512) -> Callable[[torch.Tensor], torc
 
 @dataclass(frozen=True)
 class AttackContext:
+    """What every attack of one evaluation shares: budget, seed, device, Square's query budget."""
+
     eps: float
     seed: int
     device: torch.device

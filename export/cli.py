@@ -1,0 +1,45 @@
+"""The ``dhat export`` command, registered in the ``dhat.commands`` entry-point group.
+
+Torch is imported inside the command, so listing commands stays fast and a runtime-only install gets
+a message naming the extra to install.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from dhat_serve.console import console, fail
+
+
+def export_cmd(
+    source: Annotated[Path, typer.Argument(help="run directory (uses stage3/best) or a checkpoint directory")],
+    out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
+    opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
+    fp16: Annotated[bool, typer.Option("--fp16", help="half-precision weights (float32 in and out)")] = False,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="CIFAR folder, if it moved since training")] = None,
+    to_bentoml: Annotated[bool, typer.Option("--to-bentoml", help="also import into the BentoML model store as dhat")] = False,
+) -> None:
+    """Export main.onnx, second.onnx, merged.onnx and manifest.json, each checked against PyTorch."""
+    if not source.exists():
+        fail(f"{source}: no such run or checkpoint directory")
+    from export.artifact import ExportError, export_artifact, import_to_bentoml
+    from training.checkpoints import CheckpointError
+
+    try:
+        manifest = export_artifact(source, out, opset=opset, fp16=fp16, data_dir=data_dir)
+    except (ExportError, CheckpointError, FileNotFoundError) as exc:
+        fail(str(exc))
+    table = Table(title=f"{manifest.name} {manifest.version} ({manifest.precision})")
+    for col in ("mode", "file", "size", "max |torch - ORT|", "argmax agreement"):
+        table.add_column(col)
+    for mode, g in manifest.modes.items():
+        table.add_row(mode, g.file, f"{g.size / 1e6:.2f} MB", f"{g.parity['max_abs_diff']:.2e}",
+                      f"{g.parity['clean']['argmax_agreement']:.3f}")
+    console.print(table)
+    if to_bentoml:
+        console.print(f"BentoML model store: {import_to_bentoml(out, manifest)}")
+    console.print(f"artifact: {out}")

@@ -1,0 +1,77 @@
+"""The ``dhat`` app: its own commands, and commands other packages register as entry points."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import typer
+from typer.testing import CliRunner
+
+from dhat_serve.cli import COMMAND_GROUP, add_registered_commands, app, missing_extra_message
+
+
+def _app_with(*entry_points: EntryPoint) -> typer.Typer:
+    target = typer.Typer()
+
+    @target.callback()
+    def _root() -> None:
+        """test app"""
+
+    add_registered_commands(target, list(entry_points))
+    return target
+
+
+def test_installed_packages_register_their_commands():
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert {"serve", "info", "train", "models", "recipes", "eval", "export"} <= names
+
+
+def test_a_command_whose_module_cannot_import_says_which_extra_to_install():
+    ep = EntryPoint(name="ghost", value="no_such_package_xyz.cli:run [gpu]", group=COMMAND_GROUP)
+    result = CliRunner().invoke(_app_with(ep), ["ghost"])
+    assert result.exit_code == 2
+    assert "`dhat ghost` needs the [gpu] extra" in result.output
+    assert "'no_such_package_xyz'" in result.output and "pip install 'dhat-serve[gpu]'" in result.output
+    help_text = CliRunner().invoke(_app_with(ep), ["--help"], env={"COLUMNS": "200"}).output
+    assert "Not installed: needs the extra gpu" in help_text
+
+
+def test_a_missing_module_inside_a_registered_command_is_a_message_not_a_traceback():
+    ep = EntryPoint(name="needs", value="tests.dhat_serve.test_cli:_needs_a_missing_module [train]", group=COMMAND_GROUP)
+    result = CliRunner().invoke(_app_with(ep), ["needs", "--count", "3"])
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "`dhat needs` needs the [train] extra (module 'not_installed_anywhere_abc'" in result.output
+
+
+def test_a_registered_command_keeps_its_options():
+    ep = EntryPoint(name="needs", value="tests.dhat_serve.test_cli:_needs_a_missing_module [train]", group=COMMAND_GROUP)
+    assert "--count" in CliRunner().invoke(_app_with(ep), ["needs", "--help"]).output
+
+
+def _needs_a_missing_module(count: int = 1) -> None:
+    """A command that imports a dependency only when it runs (as ``training/cli.py`` does with torch)."""
+    import not_installed_anywhere_abc  # noqa: F401
+
+
+def test_missing_extra_message_defaults_to_train():
+    assert "[train]" in missing_extra_message("eval", [], "torch")
+
+
+def test_info_verifies_and_describes_an_artifact(symmetric_artifact):
+    result = CliRunner().invoke(app, ["info", str(symmetric_artifact[1])])
+    assert result.exit_code == 0, result.output
+    assert "request modes: main, second, merged, all (default merged)" in result.output
+    assert "merged.onnx" in result.output and "logits, main_logits, second_logits" in result.output
+
+
+def test_info_refuses_a_tampered_artifact_naming_the_file(tmp_path, symmetric_artifact):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(symmetric_artifact[1], copy)
+    data = bytearray((copy / "second.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "second.onnx").write_bytes(bytes(data))
+    result = CliRunner().invoke(app, ["info", str(copy)])
+    assert result.exit_code == 2
+    assert "second.onnx" in result.output and "sha256 does not match" in result.output

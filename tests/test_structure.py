@@ -1,0 +1,58 @@
+"""Structure rules the code review asked for, checked on every file of the three packages."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("dhat_serve", "training", "export")
+CONTRACT_NAMES = {"main", "second", "merged", "all", "images", "logits", "main_logits", "second_logits"}
+
+
+def _sources():
+    for package in PACKAGES:
+        yield from sorted((ROOT / package).rglob("*.py"))
+
+
+def _definitions(tree: ast.AST, prefix: str = ""):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield prefix + node.name, node
+            if isinstance(node, ast.ClassDef):
+                yield from _definitions(node, prefix + node.name + ".")
+
+
+def test_every_public_function_and_class_says_why():
+    missing = []
+    for path in _sources():
+        for name, node in _definitions(ast.parse(path.read_text())):
+            private = any(part.startswith("_") for part in name.split("."))
+            if not private and ast.get_docstring(node) is None:
+                missing.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert not missing, "public definitions without a docstring:\n" + "\n".join(missing)
+
+
+def test_mode_and_graph_names_are_spelled_only_in_the_contract():
+    found = []
+    for path in _sources():
+        if path == ROOT / "dhat_serve" / "contract.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in CONTRACT_NAMES:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert not found, "use dhat_serve.contract instead of literals:\n" + "\n".join(found)
+
+
+def test_run_directory_file_names_are_spelled_only_in_run_dir():
+    names = ("recipe.yaml", "metrics.jsonl", "config.json", "model.safetensors", "optimizer.safetensors")
+    found = []
+    for path in [*_sources(), ROOT / "scripts" / "demo.py"]:
+        if path == ROOT / "training" / "run_dir.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            # a path literal ("stage3/last/config.json"); prose that mentions a file in a message is fine
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " not in node.value \
+                    and node.value.endswith(names):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert not found, "use training.run_dir instead of literals:\n" + "\n".join(found)

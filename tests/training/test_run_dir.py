@@ -1,0 +1,43 @@
+"""The run directory: one home for the layout that training writes and export / evaluation read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.pipeline import train_recipe
+from training.recipes import load_recipe
+from training.run_dir import RunDir, is_checkpoint
+
+
+def test_layout_paths(tmp_path):
+    run = RunDir(tmp_path / "r")
+    assert run.recipe_file == tmp_path / "r/recipe.yaml"
+    assert run.metrics_file == tmp_path / "r/metrics.jsonl"
+    assert run.checkpoint(2, "last") == tmp_path / "r/stage2/last"
+    assert run.final_checkpoint() == tmp_path / "r/stage3/best"
+    with pytest.raises(ValueError, match="'best' or 'last'"):
+        run.checkpoint(1, "first")
+
+
+def test_a_folder_without_a_recipe_is_not_a_run_and_says_so(tmp_path):
+    run = RunDir(tmp_path)
+    assert not run.is_run() and not run.stage_complete(1)
+    with pytest.raises(FileNotFoundError, match="no recipe.yaml; is this a run directory"):
+        run.load_recipe()
+
+
+def test_a_trained_run_describes_itself(tmp_path, tiny_overrides):
+    recipe = load_recipe("digits", tiny_overrides)
+    path = train_recipe(recipe, tmp_path / "run", stages=(1,), device="cpu")
+    run = RunDir(path)
+    assert run.is_run() and run.stage_complete(1) and not run.stage_complete(2)
+    assert is_checkpoint(run.checkpoint(1, "best")) and is_checkpoint(run.checkpoint(1, "last"))
+    assert (run.checkpoint(1, "last") / "optimizer.safetensors").is_file()  # momentum for --resume
+    assert not (run.checkpoint(1, "best") / "optimizer.safetensors").exists()
+    loaded, splits = run.load_data()
+    assert loaded == recipe
+    assert len(splits.test) == 270 and splits.image_size == 8
+    meta = json.loads((run.checkpoint(1, "best") / "config.json").read_text())["meta"]
+    assert meta["validation_eps"] == pytest.approx(recipe.validation.attack.eps)

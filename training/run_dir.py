@@ -1,0 +1,105 @@
+"""The run directory: where ``dhat train`` writes and where export and evaluation read.
+
+One home for the layout, so a file name is spelled once::
+
+    RUN/
+      recipe.yaml            the resolved recipe (overrides applied); a run always describes what made it
+      metrics.jsonl          one JSON row per epoch and stage
+      training_curves.png    clean / robust validation accuracy per epoch
+      stage1/ stage2/ stage3/
+        best/                the epoch the stage's selection rule picked (validation PGD accuracy)
+        last/                the last complete epoch, with optimizer.safetensors for --resume
+          config.json        {"format", "model", "trained", "meta"}: rebuilds the network by name
+          model.safetensors  the weights
+          optimizer.safetensors  SGD momentum (``last`` only)
+
+The final checkpoint, the one a run hands to export, is ``stage3/best``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.data import DataSplits, load_splits
+from training.recipes import Recipe, load_recipe
+
+RECIPE_FILE = "recipe.yaml"
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "training_curves.png"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+BEST, LAST = "best", "last"
+FINAL_STAGE = 3
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint directory (it has a ``config.json``)."""
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def recipe_splits(recipe: Recipe) -> DataSplits:
+    """The train / validation / test splits a recipe trains and is evaluated on (fixed split seed)."""
+    d = recipe.data
+    return load_splits(d.dataset, d.data_dir, d.image_size, d.val_size)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory by path; every file of the layout above is a property or method here."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def recipe_file(self) -> Path:
+        """``RUN/recipe.yaml``."""
+        return self.path / RECIPE_FILE
+
+    @property
+    def metrics_file(self) -> Path:
+        """``RUN/metrics.jsonl``."""
+        return self.path / METRICS_FILE
+
+    @property
+    def curves_file(self) -> Path:
+        """``RUN/training_curves.png``."""
+        return self.path / CURVES_FILE
+
+    def is_run(self) -> bool:
+        """Whether this directory holds a run (a saved recipe), as opposed to a bare checkpoint."""
+        return self.recipe_file.is_file()
+
+    def stage(self, n: int) -> Path:
+        """``RUN/stageN``."""
+        return self.path / f"stage{n}"
+
+    def checkpoint(self, n: int, which: str) -> Path:
+        """``RUN/stageN/best`` or ``RUN/stageN/last``."""
+        if which not in (BEST, LAST):
+            raise ValueError(f"checkpoint must be {BEST!r} or {LAST!r}, got {which!r}")
+        return self.stage(n) / which
+
+    def final_checkpoint(self) -> Path:
+        """The checkpoint a run hands to export and evaluation: the best stage-3 checkpoint."""
+        return self.checkpoint(FINAL_STAGE, BEST)
+
+    def stage_complete(self, n: int) -> bool:
+        """Whether stage ``n`` ran to the end of its schedule (its ``last`` says ``complete``)."""
+        config = self.checkpoint(n, LAST) / CONFIG_FILE
+        return config.is_file() and bool(json.loads(config.read_text())["meta"].get("complete"))
+
+    def load_recipe(self, data_dir: str | None = None) -> Recipe:
+        """The recipe this run was trained with; ``data_dir`` replaces the data folder if it moved."""
+        if not self.is_run():
+            raise FileNotFoundError(f"{self.path}: no {RECIPE_FILE}; is this a run directory made by `dhat train`?")
+        return load_recipe(str(self.recipe_file), [f"data.data_dir={data_dir}"] if data_dir else [])
+
+    def load_data(self, data_dir: str | None = None) -> tuple[Recipe, DataSplits]:
+        """This run's recipe and its data splits (the same validation and test images as in training)."""
+        recipe = self.load_recipe(data_dir)
+        return recipe, recipe_splits(recipe)
