@@ -54,8 +54,11 @@ class ModelRuntime:
     sessions: dict[str, ort.InferenceSession]
 
     @classmethod
-    def load(cls, artifact_dir: str | Path, provider: str = "auto") -> ModelRuntime:
-        """Verify the artifact's hashes, then open one session per mode on the chosen provider."""
+    def load(cls, artifact_dir: str | Path, provider: str = "auto", device_id: int = 0) -> ModelRuntime:
+        """Verify the artifact's hashes, then open one session per mode on the chosen provider.
+
+        ``device_id`` picks the GPU of the CUDA provider (one per process under torchrun).
+        """
         artifact_dir = Path(artifact_dir)
         manifest = load_manifest(artifact_dir)  # verifies every hash before anything is loaded
         providers = choose_providers(provider)
@@ -69,7 +72,8 @@ class ModelRuntime:
         sessions = {}
         for mode in MODES:
             path = artifact_dir / manifest.modes[mode].file
-            sessions[mode] = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            chosen = [(p, {"device_id": device_id}) if p == "CUDAExecutionProvider" else p for p in providers]
+            sessions[mode] = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
             log.info("mode %s: %s runs on %s", mode, path.name, ", ".join(sessions[mode].get_providers()))
         return cls(artifact_dir, manifest, sessions)
 

@@ -138,8 +138,8 @@ def checkpoint_meta(recipe: Recipe, stage: int, *, epoch: int, complete: bool, b
     Export copies it into the manifest's provenance (recipe, seed, training and validation eps), so
     every checkpoint of every stage writes the same keys, from here.
     """
-    return {"stage": stage, "epoch": epoch, "complete": complete, "best_val_robust": best, "val_clean": clean,
-            "val_robust": robust, "recipe": recipe.name, "seed": recipe.seed, "eps": recipe.stage(stage).attack.eps,
+    return {"stage": stage, "epoch": epoch, "complete": complete, "select": recipe.stage(stage).select,
+            "best_score": best, "val_clean": clean, "val_robust": robust, "recipe": recipe.name, "seed": recipe.seed, "eps": recipe.stage(stage).attack.eps,
             "validation_eps": recipe.validation.attack.eps}
 
 

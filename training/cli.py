@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from dhat_serve.console import console, fail
-from dhat_serve.contract import MODES
+from dhat_serve.contract import MAIN, MERGED, MODES
 
 
 def models(
@@ -24,6 +24,7 @@ def models(
     num_classes: Annotated[int, typer.Option(help="classes for the parameter counts")] = 10,
 ) -> None:
     """List the registered architectures with parameter counts (trunk, heads, merger, total)."""
+    from training.models.merger import class_pairs, merger_features
     from training.models.registry import ModelConfig, get_arch, list_archs, parameter_table
 
     rows = []
@@ -34,7 +35,12 @@ def models(
             cfg = ModelConfig(arch=name, layout=layout, num_classes=num_classes)
             rows.append({"arch": name, "layout": layout, "second_arch": cfg.resolved_second_arch if layout != "single" else None,
                          "description": spec.description, "parameters": parameter_table(cfg)})
+    pairs, features = len(class_pairs(num_classes)[0]), merger_features(num_classes)
+    merger_note = (f"merger: the paper's literal design (Fig. 4-6): {pairs:,} class pairs, a {features:,}-wide FC, "
+                   f"{rows[-1]['parameters']['merger']:,} parameters for {num_classes} classes")
     if as_json:
+        for r in rows:
+            r["merger"] = {"design": "literal (paper Fig. 4-6)", "class_pairs": pairs, "fc_in_features": features}
         print(json.dumps(rows, indent=2))
         return
     table = Table(title=f"architectures ({num_classes} classes)")
@@ -44,21 +50,59 @@ def models(
         p = r["parameters"]
         table.add_row(r["arch"], r["layout"], *(f"{p[k]:,}" for k in ("trunk", "main_head", "second_head", "merger", "total")))
     console.print(table)
+    console.print(merger_note)
 
 
 def recipes(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
-    """List the built-in recipes with what each reproduces (the comment at the top of its YAML)."""
+    """List the built-in recipes, the paper's table row each reproduces and the numbers it reports there."""
+    from training.paper import PAPER, evaluation_command
     from training.recipes import describe_recipes
 
     rows = describe_recipes()
+    for r in rows:
+        paper = PAPER.get(r["name"])
+        r["paper"] = None if paper is None else {
+            "table": paper.table, "rows": paper.rows, "attacks": list(paper.attacks),
+            "reported": {mode: paper.numbers(mode) for mode in paper.reported}}
+        r["evaluate"] = evaluation_command(r["name"])
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="built-in recipes (`dhat train NAME`)")
-    for col in ("recipe", "dataset", "arch", "stage methods", "reproduces"):
+    table = Table(title="built-in recipes (`dhat train NAME`; paper numbers in %, final model / main head)")
+    for col in ("recipe", "stage methods", "paper", "attacks", "merged (paper)", "main head (paper)"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["dataset"], r["arch"], " / ".join(r["methods"]), r["description"])
+        p = r["paper"]
+        where = f"Table {p['table']} {p['rows']}" if p else "ours (not in the paper)"
+        cells = [" / ".join(f"{v:.2f}" for v in p["reported"].get(m, {}).values()) or "-" for m in (MERGED, MAIN)] \
+            if p else ["-", "-"]
+        table.add_row(r["name"], " / ".join(r["methods"]), where, ", ".join(p["attacks"]) if p else "-", *cells)
+    console.print(table)
+    console.print("measure the same columns with: dhat eval ARTIFACT --run RUN --attacks LIST  (see `--json` for each "
+                  "recipe's command)")
+
+
+def print_plan(recipe_name: str, overrides: list[str], as_json: bool) -> None:
+    """``dhat train --plan``: each stage's method, attack, epochs, per-epoch lr, start checkpoint, selection."""
+    from training.plan import lr_runs, recipe_plan
+    from training.recipes import RecipeError, load_recipe
+
+    try:
+        plan = recipe_plan(load_recipe(recipe_name, overrides))
+    except RecipeError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(plan, indent=2))
+        return
+    table = Table(title=f"plan of {plan['recipe']} (epochs counted from 1)")
+    for col in ("stage", "method", "beta", "attack eps / step / steps", "epochs", "learning rate per epoch",
+                "starts from", "best by"):
+        table.add_column(col)
+    for s in plan["stages"]:
+        start = s["init"] or "scratch" if s["stage"] == 1 else \
+            f"stage {s['stage'] - 1} {s['start_from']}" + (" (second head = copy of main)" if s["copy_main"] else "")
+        table.add_row(str(s["stage"]), s["method"], f"{s['beta']:g}", f"{s['eps']:.4g} / {s['step']:.4g} / {s['steps']}",
+                      str(s["epochs"]), lr_runs(s["lr"]), start, s["select"])
     console.print(table)
 
 
@@ -72,8 +116,15 @@ def train(
     copy_main: Annotated[bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")] = False,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder holding the CIFAR data (torchvision layout)")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="print what each stage will do (no data, no training)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="with --plan: print the plan as JSON")] = False,
 ) -> None:
     """Train a DH-AT model: stage 1 (main head), 2 (second head), 3 (merger) of RECIPE."""
+    if plan:
+        print_plan(recipe, list(overrides or []), as_json)
+        return
+    if as_json:
+        fail("--json goes with --plan (training itself writes metrics.jsonl)")
     from training.recipes import RecipeError, load_recipe
     from training.stages import StageError
 
@@ -102,11 +153,11 @@ def train(
 
 def eval_cmd(
     artifact: Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")],
-    run: Annotated[Path, typer.Option("--run", help="the run directory the artifact was exported from")],
+    run: Annotated[Path, typer.Option("--run", "--run-dir", help="the run directory the artifact was exported from")],
     modes: Annotated[str, typer.Option(help="comma-separated modes")] = ",".join(MODES),
     attacks: Annotated[str, typer.Option(help="comma-separated: clean, pgdK[xR], apgd-ce, apgd-dlr-t, autoattack, square")] = "clean,pgd20",
     eps: Annotated[Optional[str], typer.Option(help="L-inf budget, e.g. 8/255 (default: the run's validation eps)")] = None,
-    n: Annotated[int, typer.Option(help="test images to evaluate")] = 1000,
+    n: Annotated[Optional[int], typer.Option("--n", "--n-images", help="test images to evaluate (default: the whole test split)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="images per attack batch (and per cached chunk)")] = 250,
     seed: Annotated[int, typer.Option(help="attack seed")] = 0,
     square_queries: Annotated[int, typer.Option("--square-queries", help="queries of the Square attack")] = 1000,
@@ -114,8 +165,15 @@ def eval_cmd(
     no_curve: Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")] = False,
     data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="CIFAR folder, if it moved since training")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="report directory (default ARTIFACT/report)")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")] = None,
 ) -> None:
-    """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT)."""
+    """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
+
+    Under `torchrun --nproc_per_node N -m dhat_serve.cli eval ...` each rank attacks a shard of the test
+    set and rank 0 writes one report, equal to a one-process run with the same seed. Spell --run as
+    --run-dir and --n as --n-images there: torchrun reads abbreviations of its own options (--run-path,
+    --nnodes) anywhere on the line.
+    """
     from training.recipes import RecipeError, parse_number
     from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
     from training.robustness.report import markdown
@@ -125,7 +183,8 @@ def eval_cmd(
         settings = EvalSettings(modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
                                 attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), eps=budget, n=n,
                                 batch_size=batch_size, seed=seed, square_queries=square_queries,
-                                transfer=not no_transfer, curve=() if no_curve else EvalSettings.curve, data_dir=data_dir)
+                                transfer=not no_transfer, curve=() if no_curve else EvalSettings.curve, data_dir=data_dir,
+                                device=device)
     except ValueError as exc:  # RecipeError is a ValueError
         fail(str(exc))
     if not run.is_dir():
@@ -135,6 +194,8 @@ def eval_cmd(
         report = evaluate(artifact, run, settings, report_dir)
     except (EvaluationError, FileNotFoundError) as exc:
         fail(str(exc))
+    if report is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 reports
+        return
     console.print(markdown(report))
     plot = ", robustness.png" if (report_dir / "robustness.png").is_file() else ""
     console.print(f"report: {report_dir}/report.md, report.json{plot}")

@@ -21,6 +21,7 @@ from training.data import DATASETS
 from training.losses import METHODS
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
+SELECTIONS = ("robust", "clean", "last")
 
 
 class RecipeError(ValueError):
@@ -43,6 +44,7 @@ class StageSpec:
     init: str | None = None  # stage 1: a pre-trained single-head checkpoint to start from
     copy_main: bool = False  # stage 2: start the second head as a copy of the main head
     start_from: str = "best"  # stage 2 / 3: which checkpoint of the previous stage
+    select: str = ""  # what picks ``best``: robust | clean | last; empty = the method's default (see below)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -51,10 +53,29 @@ class StageSpec:
             raise RecipeError(f"need epochs >= 0 and lr > 0, got {self.epochs}, {self.lr}")
         if self.start_from not in ("best", "last"):
             raise RecipeError(f"start_from must be 'best' or 'last', got {self.start_from!r}")
+        if any(m < 1 for m in self.milestones):
+            raise RecipeError(f"milestones are 1-based epoch numbers (>= 1), got {list(self.milestones)}")
+        if not self.select:
+            # A naturally trained head is ~0 % robust at every epoch (Table II rows 1-3), so validation PGD
+            # accuracy cannot pick its best epoch: natural stages select by clean accuracy.
+            object.__setattr__(self, "select", "clean" if self.method == "natural" else "robust")
+        if self.select not in SELECTIONS:
+            raise RecipeError(f"select must be one of {', '.join(SELECTIONS)}, got {self.select!r}")
 
     def lr_at(self, epoch: int) -> float:
-        """Piecewise-constant schedule: lr * gamma^(number of milestones <= epoch), epochs from 0."""
+        """The learning rate of the 1-based ``epoch``: lr * gamma^(number of milestones m with epoch >= m).
+
+        Milestones are epoch numbers as the paper and TRADES' code write them (epochs counted from 1,
+        ``if epoch >= 75``): ``[75, 90, 100]`` runs epochs 75-89 at lr / 10, 90-99 at lr / 100 and the
+        100th at lr / 1000 (§IV-A: "decayed by a factor of 1/10 at the 75th, 90th, and 100th epochs").
+        """
+        if epoch < 1:
+            raise ValueError(f"epochs are counted from 1, got {epoch}")
         return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+    def schedule(self) -> list[float]:
+        """The learning rate of every epoch, 1 to ``epochs`` (what ``dhat train --plan`` prints)."""
+        return [self.lr_at(e) for e in range(1, self.epochs + 1)]
 
 
 @dataclass(frozen=True)

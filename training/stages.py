@@ -51,15 +51,14 @@ class Stage:
     """One row of the stage table above: what a stage runs, trains and hands on.
 
     ``mode`` is the forward the stage trains and validates; ``trains`` the parts left unfrozen;
-    ``produces`` the part marked trained when it ends; ``selection`` what picks ``best`` (validation
-    PGD accuracy, ``robust``, for every stage of the paper).
+    ``produces`` the part marked trained when it ends. What picks ``best`` is the recipe's
+    ``stageN.select`` (robust, clean or last), because it depends on the method, not on the stage.
     """
 
     number: int
     mode: Mode
     trains: tuple[str, ...]
     produces: str
-    selection: str = "robust"
 
 
 STAGES: tuple[Stage, ...] = (
@@ -201,6 +200,14 @@ def validate(net: DualHeadNet, mode: str, x: torch.Tensor, y: torch.Tensor, reci
         return accuracy(view, x, y), robust_accuracy(view, x, y, recipe.validation.attack)
 
 
+def selection_score(select: str, epoch: int, clean: float, robust: float) -> float:
+    """What ``best`` maximises: validation PGD accuracy, clean accuracy, or the epoch itself (``last``).
+
+    The first epoch reaching the maximum wins (a strict ``>``), as in Rice et al.'s early stopping.
+    """
+    return {"robust": robust, "clean": clean, "last": float(epoch)}[select]
+
+
 def _trim_metrics(run_dir: Path, n: int, start: int) -> None:
     """Drop metric rows of stage ``n`` from epochs that will be re-run after a resume."""
     path = RunDir(run_dir).metrics_file
@@ -217,7 +224,7 @@ def _append_metrics(run_dir: Path, row: dict) -> None:
 
 
 def _resume_point(net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resume: bool, ctx: DistContext) -> tuple[int, float]:
-    """(first epoch to run, best validation PGD so far): (0, -1) for a fresh stage, else from ``last``."""
+    """(first epoch to run, best selection score so far): (0, -1) for a fresh stage, else from ``last``."""
     if not is_checkpoint(last):
         return 0, -1.0
     if not resume:
@@ -225,11 +232,11 @@ def _resume_point(net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resu
     done, _, doc = load_checkpoint(last, ctx.device)
     net.load_state_dict(done.state_dict())
     load_momentum(net, opt, last)
-    return doc["meta"]["epoch"] + 1, doc["meta"]["best_val_robust"]
+    return doc["meta"]["epoch"] + 1, doc["meta"]["best_score"]
 
 
 def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: DistContext, resume: bool) -> None:
-    """Train stage ``n`` to the end of its schedule, keeping ``best`` (validation PGD) and ``last``."""
+    """Train stage ``n`` to the end of its schedule, keeping ``best`` (by ``spec.select``) and ``last``."""
     stage, spec, run = stage_of(n), recipe.stage(n), RunDir(run_dir)
     net, cfg, trained = prepare_net(recipe, n, run_dir, splits)
     net.to(ctx.device)
@@ -239,7 +246,7 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
     last = run.checkpoint(n, LAST)
     start, best = _resume_point(net, opt, last, resume, ctx)
     if start:
-        log.info("stage %d: resuming after epoch %d (best validation PGD %.2f%%)", n, start, 100 * best)
+        log.info("stage %d: resuming after epoch %d (best %s score %.4g)", n, start, spec.select, best)
     if ctx.is_main:
         _trim_metrics(run_dir, n, start)
     model: nn.Module = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
@@ -249,22 +256,24 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
     if spec.epochs == 0:  # e.g. a pre-trained main head used as is
         if ctx.is_main:
             clean, robust = validate(net, stage.mode, x_val, y_val, recipe, ctx.device)
-            meta = checkpoint_meta(recipe, n, epoch=-1, complete=True, best=robust, clean=clean, robust=robust)
+            meta = checkpoint_meta(recipe, n, epoch=-1, complete=True, best=selection_score(spec.select, -1, clean, robust),
+                                   clean=clean, robust=robust)
             for kind in (BEST, LAST):
                 save_checkpoint(run.checkpoint(n, kind), net, cfg, trained_now if spec.init or n > 1 else trained, meta)
         ctx.barrier()
         return
     for epoch in range(start, spec.epochs):
         torch.manual_seed(epoch_seed(recipe.seed, n, epoch) + ctx.rank)
-        lr = spec.lr_at(epoch)
+        lr = spec.lr_at(epoch + 1)  # ``epoch`` indexes from 0; milestones count epochs from 1
         for group in opt.param_groups:
             group["lr"] = lr
         desc = f"stage {n} epoch {epoch + 1}/{spec.epochs}"
         result = train_epoch(net, model, _loader(splits, recipe, ctx, n, epoch), opt, spec, stage.mode, ctx, desc)
         if ctx.is_main:
             clean, robust = validate(net, stage.mode, x_val, y_val, recipe, ctx.device)
-            is_best = robust > best
-            best = max(best, robust)
+            score = selection_score(spec.select, epoch, clean, robust)
+            is_best = score > best
+            best = max(best, score)
             _append_metrics(run_dir, {"stage": n, "mode": stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
                                       "val_clean": clean, "val_robust": robust, "best": is_best,
                                       "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1)})

@@ -24,7 +24,8 @@ def test_fractions_and_overrides():
 
 def test_schedule_is_piecewise():
     r = load_recipe("digits", ["stage1.milestones=[2, 4]", "stage1.lr=0.1"])
-    assert [round(r.stage1.lr_at(e), 6) for e in range(6)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    assert [round(r.stage1.lr_at(e), 6) for e in range(1, 7)] == [0.1, 0.01, 0.01, 0.001, 0.001, 0.001]
+    assert r.stage1.schedule() == [r.stage1.lr_at(e) for e in range(1, r.stage1.epochs + 1)]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -63,3 +64,55 @@ def test_describe_recipes_lists_every_builtin_with_its_table_row():
     assert set(rows) == set(list_recipes())
     assert rows["cifar10-trades-6-3"]["description"].startswith("Table I rows 2-3")
     assert rows["cifar10-mart-6-3"]["methods"] == ["mart", "mart", "trades"]
+
+
+def test_milestones_are_one_based_epoch_numbers_as_trades_writes_them():
+    # TRADES: `if epoch >= 75` with epochs from 1: the 75th epoch already runs at lr / 10
+    r = load_recipe("cifar10-trades-6-3")
+    assert r.stage1.lr_at(74) == pytest.approx(0.1) and r.stage1.lr_at(75) == pytest.approx(0.01)
+    assert r.stage1.lr_at(90) == pytest.approx(0.001) and r.stage1.lr_at(100) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="counted from 1"):
+        r.stage1.lr_at(0)
+    with pytest.raises(RecipeError, match="1-based"):
+        load_recipe("digits", ["stage1.milestones=[0]"])
+
+
+def test_selection_rule_is_a_recipe_field_with_a_default_per_method():
+    assert load_recipe("digits-natural").stage1.select == "clean"
+    assert load_recipe("digits").stage1.select == "robust"
+    assert load_recipe("digits", ["stage2.select=last"]).stage2.select == "last"
+    with pytest.raises(RecipeError, match="select must be one of robust, clean, last"):
+        load_recipe("digits", ["stage1.select=loss"])
+
+
+def test_recipes_cli_sets_each_recipe_beside_the_paper():
+    import json
+
+    from typer.testing import CliRunner
+
+    from dhat_serve.cli import app
+
+    result = CliRunner().invoke(app, ["recipes", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    t1 = rows["cifar10-trades-6-3"]["paper"]
+    assert (t1["table"], t1["rows"]) == ("I", "2-3")
+    assert t1["reported"]["merged"] == {"clean": 86.78, "pgd40": 59.31, "pgd100": 58.92, "apgd-dlr-t": 56.84,
+                                        "autoattack": 55.38}
+    t2 = rows["cifar100-asym-trades"]
+    assert t2["paper"]["attacks"] == ["clean", "pgd20@1/255", "pgd100x5@1/255", "autoattack"]
+    assert "--attacks clean,pgd20@1/255,pgd100x5@1/255,autoattack" in t2["evaluate"]
+    assert rows["digits"]["paper"] is None
+
+
+def test_models_states_the_literal_cifar100_merger():
+    import json
+
+    from typer.testing import CliRunner
+
+    from dhat_serve.cli import app
+
+    result = CliRunner().invoke(app, ["models", "--num-classes", "100"], env={"COLUMNS": "200"})
+    assert "4,950 class pairs, a 316,800-wide FC, 31,680,188 parameters" in result.output
+    doc = json.loads(CliRunner().invoke(app, ["models", "--num-classes", "100", "--json"]).output)
+    assert doc[0]["merger"] == {"design": "literal (paper Fig. 4-6)", "class_pairs": 4950, "fc_in_features": 316800}

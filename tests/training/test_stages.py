@@ -137,3 +137,13 @@ def test_every_checkpoint_meta_has_the_same_keys_even_with_zero_epochs(tmp_path,
     assert untouched.keys() == trained.keys()
     assert untouched["validation_eps"] == trained["validation_eps"] == pytest.approx(recipe.validation.attack.eps)
     assert untouched["epoch"] == -1 and untouched["complete"] is True
+
+
+def test_a_natural_stage_keeps_its_best_clean_epoch_not_a_pgd_noise_spike(tmp_path, tiny_overrides):
+    recipe = load_recipe("digits-natural", tiny_overrides + ["stage1.epochs=4"])
+    run = train_recipe(recipe, tmp_path / "run", stages=(1,), device="cpu")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    clean = [r["val_clean"] for r in rows]
+    meta = json.loads((run / "stage1/best/config.json").read_text())["meta"]
+    assert meta["select"] == "clean" and meta["epoch"] == clean.index(max(clean))
+    assert meta["best_score"] == max(clean)

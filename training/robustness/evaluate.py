@@ -2,9 +2,16 @@
 
 For each mode: rebuild the PyTorch twin from the run's checkpoint, refuse to go on unless it matches the
 graph on the clean batch, craft adversarial examples (twin gradients, or graph queries for Square),
-then score them on both. Adversarial examples are cached per (mode, attack, chunk), so an interrupted
-evaluation resumes where it stopped. (pyautoattack's own ``state_path`` restores robust flags but not the
-earlier adversarial images, which the graph needs to score, hence the chunk cache.)
+then score them on both. Two phases:
+
+1. **craft**: every (mode, attack, chunk of ``batch_size`` test images) is attacked on the chosen device
+   and saved to ``OUT/cache``. Each chunk is seeded on its own, so its result does not depend on which
+   process makes it: under ``torchrun`` rank r takes chunks r, r + W, r + 2W, ... and the numbers equal a
+   one-process run with the same seed. An interrupted evaluation resumes from the chunks on disk (the
+   cache key holds the graph's sha256, so a reused ``--out`` never scores another artifact's examples).
+2. **score** (rank 0 only): read every chunk, score graph and twin, add 95 % intervals, the paired
+   merged-vs-head differences, the transfer matrix, the accuracy-vs-eps curve and the head-disagreement
+   table, and write one report.
 """
 
 from __future__ import annotations
@@ -22,17 +29,21 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from dhat_serve import __version__
+from dhat_serve.contract import MAIN, MERGED, MODES, SECOND, parse_mode
 from dhat_serve.manifest import ArtifactError, Manifest, load_manifest, sha256_file
-from dhat_serve.contract import MAIN, MODES, parse_mode
 from dhat_serve.runtime import ModelRuntime
-from training.attacks import pgd, pgd_schedule
 from training.checkpoints import load_checkpoint
 from training.data import first_n
+from training.distributed import DistContext, setup, teardown
 from training.models.dual_head import ModeView
+from training.robustness.heads import head_disagreement
+from training.robustness.stats import accuracy_with_ci, paired_difference, wilson
 from training.robustness.suite import AttackContext, is_white_box, parse_attack, run_attack
 from training.run_dir import WEIGHTS_FILE, RunDir
 
 log = logging.getLogger(__name__)
+TRANSFER_ATTACK = "pgd20"
+CURVE_ATTACK = "pgd20"
 
 
 class EvaluationError(RuntimeError):
@@ -41,18 +52,22 @@ class EvaluationError(RuntimeError):
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """What ``dhat eval`` was asked for; checked here, where the CLI's values enter."""
+    """What ``dhat eval`` was asked for; checked here, where the CLI's values enter.
+
+    ``n`` None is the whole test split; ``device`` None is CUDA when torch sees one, else CPU.
+    """
 
     modes: tuple[str, ...] = MODES
     attacks: tuple[str, ...] = ("clean", "pgd20")
     eps: float | None = None
-    n: int = 1000
+    n: int | None = None
     batch_size: int = 250
     seed: int = 0
     square_queries: int = 1000
     transfer: bool = True
     curve: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # multiples of eps for robustness.png
     data_dir: str | None = None
+    device: str | None = None
 
     def __post_init__(self) -> None:
         for m in self.modes:
@@ -61,8 +76,19 @@ class EvalSettings:
             parse_attack(a)
         if self.eps is not None and not 0.0 <= self.eps <= 1.0:
             raise ValueError(f"--eps must be in [0, 1] (e.g. 8/255), got {self.eps}")
-        if self.n < 1 or self.batch_size < 1:
+        if (self.n is not None and self.n < 1) or self.batch_size < 1:
             raise ValueError(f"--n and --batch-size must be >= 1, got {self.n}, {self.batch_size}")
+        if self.device is not None and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"--device {self.device!r}: use cpu, cuda or cuda:N")
+
+
+def resolve_device(device: str | None) -> str:
+    """The torch device to attack on: ``--device``, else CUDA when visible; an impossible CUDA request says why."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EvaluationError(f"--device {device}: torch sees no CUDA device here; use --device cpu")
+    return device
 
 
 def load_twin(run_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, Path]:
@@ -88,7 +114,8 @@ def graph_logits(rt: ModelRuntime, mode: str, x: torch.Tensor, batch: int = 512)
 @torch.no_grad()
 def twin_logits(twin: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> np.ndarray:
     """(N, C, H, W) images -> (N, classes) logits of the PyTorch twin the attacks differentiate."""
-    return torch.cat([twin(x[i : i + batch]) for i in range(0, len(x), batch)]).float().cpu().numpy()
+    device = next(twin.parameters()).device
+    return torch.cat([twin(x[i : i + batch].to(device)) for i in range(0, len(x), batch)]).float().cpu().numpy()
 
 
 def check_twin(twin: torch.nn.Module, rt: ModelRuntime, mode: str, x: torch.Tensor, tolerance: float) -> float:
@@ -100,109 +127,191 @@ def check_twin(twin: torch.nn.Module, rt: ModelRuntime, mode: str, x: torch.Tens
     return diff
 
 
-def _cached(cache: Path, key: str, make: Any) -> torch.Tensor:  # noqa: ANN401
-    path = cache / f"{key}.safetensors"
-    if path.is_file():
-        return load_file(str(path))["x_adv"]
-    x_adv = make()
-    cache.mkdir(parents=True, exist_ok=True)
-    save_file({"x_adv": x_adv.contiguous().cpu()}, str(path))
+@dataclass(frozen=True)
+class Job:
+    """Everything both phases share: data, twin, sessions, cache, and this process's place in the job."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    net: torch.nn.Module
+    rt: ModelRuntime
+    settings: EvalSettings
+    eps: float
+    cache: Path
+    dist: DistContext
+
+    def chunks(self) -> list[int]:
+        """Start index of every chunk of ``batch_size`` test images."""
+        return list(range(0, len(self.y), self.settings.batch_size))
+
+    def key(self, mode: str, name: str, eps: float, start: int) -> str:
+        """Cache file stem of one chunk: mode, attack, eps, seed, position, size and the graph's sha256."""
+        size = min(self.settings.batch_size, len(self.y) - start)
+        safe = name.replace("/", "_").replace("@", "-step")
+        sha = self.rt.manifest.modes[mode].sha256[:16]
+        return f"{mode}_{safe}_eps{eps:.6f}_seed{self.settings.seed}_{start}_{size}_{sha}"
+
+
+def craft(job: Job, mode: str, name: str, eps: float) -> None:
+    """Phase 1: attack this rank's chunks of ``mode`` with ``name`` at ``eps`` and cache them (skips cached ones)."""
+    twin = ModeView(job.net, mode).eval()
+    ctx = AttackContext(eps=eps, seed=job.settings.seed, device=job.dist.device, square_queries=job.settings.square_queries)
+    mine = job.chunks()[job.dist.rank :: job.dist.world_size]
+    for start in tqdm(mine, desc=f"{mode} {name}", leave=False, disable=None):
+        path = job.cache / f"{job.key(mode, name, eps, start)}.safetensors"
+        if path.is_file():
+            continue
+        stop = start + job.settings.batch_size
+        xb, yb = job.x[start:stop].to(job.dist.device), job.y[start:stop].to(job.dist.device)
+        x_adv = xb if eps == 0 and name != "clean" else run_attack(name, twin, job.rt.sessions[mode], xb, yb, ctx)
+        job.cache.mkdir(parents=True, exist_ok=True)
+        save_file({"x_adv": x_adv.detach().contiguous().cpu()}, str(path))
+
+
+def collect(job: Job, mode: str, name: str, eps: float) -> torch.Tensor:
+    """Phase 2: every chunk of (mode, attack, eps) from the cache, in order: (N, C, H, W) on the CPU."""
+    chunks = []
+    for start in job.chunks():
+        path = job.cache / f"{job.key(mode, name, eps, start)}.safetensors"
+        if not path.is_file():
+            raise EvaluationError(f"{path} is missing: a rank did not finish its chunks (see its log)")
+        chunks.append(load_file(str(path))["x_adv"])
+    x_adv = torch.cat(chunks)
+    if float((x_adv - job.x).abs().max()) > eps + 1e-5 or float(x_adv.min()) < 0 or float(x_adv.max()) > 1:
+        raise EvaluationError(f"{mode} {name}: adversarial examples leave the eps-ball or [0, 1]")
     return x_adv
 
 
-def attack_mode(name: str, mode: str, twin: torch.nn.Module, rt: ModelRuntime, x: torch.Tensor, y: torch.Tensor,
-                settings: EvalSettings, eps: float, cache: Path) -> torch.Tensor:
-    """Adversarial (N, C, H, W) images of attack ``name`` against ``mode``, chunk by chunk, cached per chunk."""
-    ctx = AttackContext(eps=eps, seed=settings.seed, device=torch.device("cpu"), square_queries=settings.square_queries)
-    chunks = []
-    starts = range(0, len(y), settings.batch_size)
-    for i in tqdm(starts, desc=f"{mode} {name}", leave=False, disable=None):
-        xb, yb = x[i : i + settings.batch_size], y[i : i + settings.batch_size]
-        key = f"{mode}_{name}_eps{eps:.6f}_seed{settings.seed}_{i}_{len(yb)}"
-        chunks.append(_cached(cache, key, lambda: run_attack(name, twin, rt.sessions[mode], xb, yb, ctx)))
-    return torch.cat(chunks)
+def curve_eps(job: Job) -> list[float]:
+    """The eps values of the accuracy-vs-eps curve (multiples of the budget, capped at 1)."""
+    return [min(job.eps * mult, 1.0) for mult in job.settings.curve]
 
 
-def score(twin: torch.nn.Module, rt: ModelRuntime, mode: str, x_adv: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-    """Accuracy of graph and twin on ``x_adv`` and how often they disagree (should be 0)."""
-    t, g = twin_logits(twin, x_adv).argmax(1), graph_logits(rt, mode, x_adv).argmax(1)
-    yy = y.numpy()
-    return {"graph": float((g == yy).mean()), "twin": float((t == yy).mean()), "disagreements": int((t != g).sum())}
+def craft_all(job: Job) -> None:
+    """Phase 1 for every mode: the asked attacks, the transfer attack and the curve points."""
+    for mode in job.settings.modes:
+        for name in job.settings.attacks:
+            craft(job, mode, name, job.eps)
+        if job.settings.transfer:
+            craft(job, mode, TRANSFER_ATTACK, job.eps)
+        for e in curve_eps(job):
+            craft(job, mode, CURVE_ATTACK, e)
 
 
-def evaluate(artifact_dir: str | Path, run_dir: str | Path, settings: EvalSettings, out: str | Path) -> dict[str, Any]:
-    """Every (mode, attack) accuracy on graph and twin, transfer matrix, accuracy-vs-eps curves."""
+def score(job: Job, mode: str, x_adv: torch.Tensor) -> tuple[dict[str, Any], np.ndarray]:
+    """Accuracy of graph and twin on ``x_adv`` with 95 % intervals, their disagreements, and the graph's
+    per-image correctness (N,) for the paired comparisons."""
+    twin = ModeView(job.net, mode).eval()
+    t, g = twin_logits(twin, x_adv).argmax(1), graph_logits(job.rt, mode, x_adv).argmax(1)
+    yy = job.y.numpy()
+    graph, twin_acc = accuracy_with_ci(g == yy), accuracy_with_ci(t == yy)
+    return {"graph": graph["accuracy"], "graph_ci95": graph["ci95"], "twin": twin_acc["accuracy"],
+            "twin_ci95": twin_acc["ci95"], "disagreements": int((t != g).sum())}, g == yy
+
+
+def score_mode(job: Job, mode: str) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, torch.Tensor]]:
+    """One mode's row of the report, its per-attack correctness vectors and its adversarial examples."""
+    row: dict[str, Any] = {"attacks": {}}
+    correct, adversarial = {}, {}
+    for name in job.settings.attacks:
+        adversarial[name] = collect(job, mode, name, job.eps)
+        row["attacks"][name], correct[name] = score(job, mode, adversarial[name])
+        r = row["attacks"][name]
+        log.info("%s %s: graph %.2f%% [%.2f, %.2f] twin %.2f%% (%d disagreements)", mode, name, 100 * r["graph"],
+                 100 * r["graph_ci95"][0], 100 * r["graph_ci95"][1], 100 * r["twin"], r["disagreements"])
+    if job.settings.curve:
+        row["curve"] = []
+        for e in curve_eps(job):
+            hits = int((graph_logits(job.rt, mode, collect(job, mode, CURVE_ATTACK, e)).argmax(1) == job.y.numpy()).sum())
+            row["curve"].append({"eps": e, "graph": hits / len(job.y), "ci95": list(wilson(hits, len(job.y)))})
+    return row, correct, adversarial
+
+
+def transfer_matrix(job: Job) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]:
+    """matrix[source][target]: graph accuracy of ``target`` on PGD-20 examples crafted on ``source``'s twin,
+    and the 95 % interval of each entry."""
+    acc: dict[str, dict[str, float]] = {}
+    ci: dict[str, dict[str, list[float]]] = {}
+    for src in job.settings.modes:
+        x_adv = collect(job, src, TRANSFER_ATTACK, job.eps)
+        acc[src], ci[src] = {}, {}
+        for tgt in job.settings.modes:
+            hits = int((graph_logits(job.rt, tgt, x_adv).argmax(1) == job.y.numpy()).sum())
+            acc[src][tgt], ci[src][tgt] = hits / len(job.y), list(wilson(hits, len(job.y)))
+    return acc, ci
+
+
+def comparisons(correct: dict[str, dict[str, np.ndarray]], seed: int) -> dict[str, dict[str, Any]]:
+    """Per attack, merged minus main and merged minus second on the same images (paired 95 % interval)."""
+    out: dict[str, dict[str, Any]] = {}
+    if MERGED not in correct:
+        return out
+    for name, merged in correct[MERGED].items():
+        out[name] = {f"merged-{head}": paired_difference(merged, correct[head][name], seed=seed)
+                     for head in (MAIN, SECOND) if head in correct and name in correct[head]}
+    return out
+
+
+def evaluate(artifact_dir: str | Path, run_dir: str | Path, settings: EvalSettings, out: str | Path) -> dict[str, Any] | None:
+    """Every (mode, attack) accuracy on graph and twin, with intervals; returns the report on rank 0, else None."""
     artifact_dir, run_dir, out = Path(artifact_dir), Path(run_dir), Path(out)
     try:
         manifest = load_manifest(artifact_dir)
     except ArtifactError as exc:
         raise EvaluationError(f"refusing a tampered or incomplete artifact: {exc}") from None
     net, ckpt = load_twin(run_dir, manifest)
-    rt = ModelRuntime.load(artifact_dir, provider="cpu")
-    recipe, splits = RunDir(run_dir).load_data(settings.data_dir)
-    d = recipe.data
-    x, y = first_n(splits.test, settings.n)
-    eps = settings.eps if settings.eps is not None else recipe.validation.attack.eps
-    tolerance = max(1e-4, float(manifest.modes[MAIN].parity.get("tolerance", 1e-4)))
-    cache = out / "cache"
-    results: dict[str, Any] = {}
-    adversarial: dict[str, torch.Tensor] = {}
-    for mode in settings.modes:
-        twin = ModeView(net, mode).eval()
-        diff = check_twin(twin, rt, mode, x, tolerance)
-        row: dict[str, Any] = {"twin_graph_max_abs_diff": diff, "attacks": {}}
-        for name in settings.attacks:
-            x_adv = attack_mode(name, mode, twin, rt, x, y, settings, eps, cache)
-            assert float((x_adv - x).abs().max()) <= eps + 1e-5 and 0 <= float(x_adv.min()) and float(x_adv.max()) <= 1
-            row["attacks"][name] = score(twin, rt, mode, x_adv, y)
-            log.info("%s %s: graph %.2f%% twin %.2f%% (%d disagreements)", mode, name,
-                     100 * row["attacks"][name]["graph"], 100 * row["attacks"][name]["twin"],
-                     row["attacks"][name]["disagreements"])
-        if settings.transfer:
-            adversarial[mode] = attack_mode("pgd20", mode, twin, rt, x, y, settings, eps, cache)
-        if settings.curve:
-            row["curve"] = robustness_curve(twin, rt, mode, x, y, eps, settings)
-        results[mode] = row
-    transfer = transfer_matrix(rt, adversarial, y) if settings.transfer else {}
-    report = {
-        "artifact": {"dir": str(artifact_dir), "name": manifest.name, "version": manifest.version,
-                     "hashes": {m: g.sha256 for m, g in manifest.modes.items()}},
-        "run": {"dir": str(run_dir), "checkpoint": str(ckpt), "recipe": recipe.name},
-        "data": {"dataset": d.dataset, "split": "test", "n": len(y)},
-        "eps": eps, "seed": settings.seed, "attacks": list(settings.attacks),
-        "pgd_step": "2.5 * eps / steps, uniform random start", "square_queries": settings.square_queries,
-        "results": results, "transfer": transfer,
-        "warnings": masking_warnings(results, transfer),
-        "versions": {"dhat_serve": __version__, "torch": torch.__version__, "onnxruntime": ort.__version__,
-                     "python": platform.python_version()},
-    }
+    device = resolve_device(settings.device)
+    dist = setup(None if device == "cuda" else device)  # plain "cuda": each torchrun rank takes cuda:LOCAL_RANK
+    try:
+        net.to(dist.device)
+        cuda = dist.device.type == "cuda"
+        rt = ModelRuntime.load(artifact_dir, provider="cuda" if cuda else "cpu",
+                               device_id=(dist.device.index or 0) if cuda else 0)
+        recipe, splits = RunDir(run_dir).load_data(settings.data_dir)
+        x, y = first_n(splits.test, settings.n or len(splits.test))
+        eps = settings.eps if settings.eps is not None else recipe.validation.attack.eps
+        job = Job(x, y, net, rt, settings, eps, out / "cache", dist)
+        tolerance = max(1e-4, float(manifest.modes[MAIN].parity.get("tolerance", 1e-4)))
+        diffs = {mode: check_twin(ModeView(net, mode).eval(), rt, mode, x, tolerance) for mode in settings.modes}
+        craft_all(job)
+        dist.barrier()
+        if not dist.is_main:
+            return None
+        report = build_report(job, diffs, manifest, artifact_dir, run_dir, ckpt, recipe)
+    finally:
+        teardown(dist)
     from training.robustness.report import write_report
 
     write_report(report, out)
     return report
 
 
-def robustness_curve(twin: torch.nn.Module, rt: ModelRuntime, mode: str, x: torch.Tensor, y: torch.Tensor, eps: float,
-                     settings: EvalSettings) -> list[dict[str, float]]:
-    """Graph accuracy under PGD-20 at multiples of eps (the points of robustness.png)."""
-    points = []
-    for mult in settings.curve:
-        e = eps * mult
-        torch.manual_seed(settings.seed)
-        if e == 0:
-            x_adv = x
-        else:
-            cfg = pgd_schedule(min(e, 1.0), steps=20)
-            x_adv = torch.cat([pgd(twin, x[i : i + settings.batch_size], y[i : i + settings.batch_size], cfg)
-                               for i in range(0, len(y), settings.batch_size)])
-        points.append({"eps": e, "graph": float((graph_logits(rt, mode, x_adv).argmax(1) == y.numpy()).mean())})
-    return points
-
-
-def transfer_matrix(rt: ModelRuntime, adversarial: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, dict[str, float]]:
-    """matrix[source][target]: graph accuracy of ``target`` on PGD-20 examples crafted on ``source``'s twin."""
-    return {src: {tgt: float((graph_logits(rt, tgt, x_adv).argmax(1) == y.numpy()).mean()) for tgt in adversarial}
-            for src, x_adv in adversarial.items()}
+def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact_dir: Path, run_dir: Path, ckpt: Path,
+                 recipe: Any) -> dict[str, Any]:  # noqa: ANN401 - a Recipe
+    """Phase 2 on rank 0: score everything from the cache and assemble ``report.json``."""
+    results: dict[str, Any] = {}
+    correct: dict[str, dict[str, np.ndarray]] = {}
+    adversarial: dict[str, dict[str, torch.Tensor]] = {}
+    for mode in job.settings.modes:
+        row, correct[mode], adversarial[mode] = score_mode(job, mode)
+        results[mode] = {"twin_graph_max_abs_diff": diffs[mode], **row}
+    transfer, transfer_ci = transfer_matrix(job) if job.settings.transfer else ({}, {})
+    return {
+        "artifact": {"dir": str(artifact_dir), "name": manifest.name, "version": manifest.version,
+                     "hashes": {m: g.sha256 for m, g in manifest.modes.items()}},
+        "run": {"dir": str(run_dir), "checkpoint": str(ckpt), "recipe": recipe.name},
+        "data": {"dataset": recipe.data.dataset, "split": "test", "n": len(job.y)},
+        "eps": job.eps, "seed": job.settings.seed, "attacks": list(job.settings.attacks),
+        "pgd_step": "2.5 * eps / steps unless the attack names one (pgdK@STEP), uniform random start",
+        "square_queries": job.settings.square_queries,
+        "device": str(job.dist.device), "world_size": job.dist.world_size, "providers": job.rt.providers(),
+        "results": results, "comparisons": comparisons(correct, job.settings.seed),
+        "transfer": transfer, "transfer_ci95": transfer_ci,
+        "head_disagreement": head_disagreement(job.rt, job.x, job.y, adversarial),
+        "warnings": masking_warnings(results, transfer),
+        "versions": {"dhat_serve": __version__, "torch": torch.__version__, "onnxruntime": ort.__version__,
+                     "python": platform.python_version()},
+    }
 
 
 def masking_warnings(results: dict[str, Any], transfer: dict[str, dict[str, float]]) -> list[str]:

@@ -12,8 +12,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def pct(value: float, ci: list[float] | None = None) -> str:
+    """``84.07% [79.3, 87.9]``: an accuracy with its 95 % interval, in percent."""
+    return f"{100 * value:.2f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """``report.md``: accuracies per mode and attack (graph, twin), transfer matrix and warnings."""
+    """``report.md``: accuracies with 95 % intervals per mode and attack (graph, twin), the paired merged-vs-head
+    differences, the transfer matrix, head disagreement and warnings."""
     attacks = report["attacks"]
     lines = [
         f"# Robustness of {report['artifact']['name']} {report['artifact']['version']}",
@@ -21,29 +27,70 @@ def markdown(report: dict[str, Any]) -> str:
         f"Scored by ONNX Runtime on the exported graphs; adversarial examples crafted on the parity-checked "
         f"PyTorch twin (Square: queries to the graph). {report['data']['dataset']} test split, "
         f"n = {report['data']['n']}, L-inf eps = {report['eps']:.4g}, seed {report['seed']}; "
-        f"PGD step {report['pgd_step']}.",
+        f"PGD step {report['pgd_step']}. Attacks ran on {report.get('device', 'cpu')} "
+        f"({report.get('world_size', 1)} process(es)); graphs on {_providers(report)}. "
+        "Brackets: 95 % Wilson intervals.",
         "",
         "| mode | " + " | ".join(attacks) + " |",
         "|---|" + "---|" * len(attacks),
     ]
     for mode, row in report["results"].items():
-        cells = [f"{100 * row['attacks'][a]['graph']:.2f}%" for a in attacks]
+        cells = [pct(row["attacks"][a]["graph"], row["attacks"][a].get("graph_ci95")) for a in attacks]
         lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    lines += _comparisons(report)
     lines += ["", "Twin vs graph (accuracy of the PyTorch twin on the same examples; disagreements = examples whose "
               "predicted class differs):", "", "| mode | max abs logit diff (clean) | " + " | ".join(attacks) + " |",
               "|---|---|" + "---|" * len(attacks)]
     for mode, row in report["results"].items():
-        cells = [f"{100 * row['attacks'][a]['twin']:.2f}% ({row['attacks'][a]['disagreements']})" for a in attacks]
+        cells = [f"{pct(row['attacks'][a]['twin'], row['attacks'][a].get('twin_ci95'))} ({row['attacks'][a]['disagreements']})"
+                 for a in attacks]
         lines.append(f"| {mode} | {row['twin_graph_max_abs_diff']:.2e} | " + " | ".join(cells) + " |")
     if report.get("transfer"):
         targets = list(report["transfer"])
+        cis = report.get("transfer_ci95", {})
         lines += ["", "Transfer (PGD-20 crafted on the row's twin, scored on the column's graph):", "",
                   "| crafted on \\ scored on | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
         for src, row in report["transfer"].items():
-            lines.append(f"| {src} | " + " | ".join(f"{100 * row[t]:.2f}%" for t in targets) + " |")
+            lines.append(f"| {src} | " + " | ".join(pct(row[t], cis.get(src, {}).get(t)) for t in targets) + " |")
+    lines += _disagreement(report)
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in report["warnings"]] or ["None: no white-box accuracy above a black-box or transfer one."]
     return "\n".join(lines) + "\n"
+
+
+def _providers(report: dict[str, Any]) -> str:
+    names = {p for ps in report.get("providers", {}).values() for p in ps[:1]}
+    return ", ".join(sorted(names)) or "CPUExecutionProvider"
+
+
+def _comparisons(report: dict[str, Any]) -> list[str]:
+    rows = [(a, k, c) for a, by in report.get("comparisons", {}).items() for k, c in by.items()]
+    if not rows:
+        return []
+    lines = ["", "Merged vs each head on the same images (paired bootstrap 95 % interval of the difference, "
+             "McNemar's exact p):", "", "| attack | comparison | difference | 95 % interval | McNemar p | verdict |",
+             "|---|---|---|---|---|---|"]
+    for attack, name, c in rows:
+        verdict = {"higher": "merged higher", "lower": "merged lower"}.get(c["verdict"], c["verdict"])
+        lines.append(f"| {attack} | {name} | {100 * c['difference']:+.2f} pts | [{100 * c['ci95'][0]:+.2f}, "
+                     f"{100 * c['ci95'][1]:+.2f}] | {c['mcnemar_p']:.3g} | {verdict} |")
+    return lines
+
+
+def _disagreement(report: dict[str, Any]) -> list[str]:
+    table = report.get("head_disagreement")
+    if not table or not table.get("attacks"):
+        return []
+    clean = table["clean"]
+    lines = ["", f"Head disagreement (main != second in one merged.onnx run, what `mode=all` reports as heads_agree = "
+             f"false): {pct(clean['rate'], clean['ci95'])} of clean images (the false-alarm rate).", "",
+             "| attack | crafted against | on adversarial inputs | on successful ones (detection rate) | fooled |",
+             "|---|---|---|---|---|"]
+    for attack, by_mode in table["attacks"].items():
+        for mode, r in by_mode.items():
+            lines.append(f"| {attack} | {mode} | {pct(r['adversarial']['rate'], r['adversarial']['ci95'])} | "
+                         f"{pct(r['detection']['rate'], r['detection']['ci95'])} | {r['fooled']} |")
+    return lines
 
 
 def plot(report: dict[str, Any], path: Path) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from training.attacks import PGDConfig, eval_mode, pgd, pgd_schedule
 log = logging.getLogger(__name__)
 
 FIXED = ("clean", "apgd-ce", "apgd-dlr-t", "autoattack", "square")
-PGD_NAME = re.compile(r"^pgd(\d+)(?:x(\d+))?$")
+PGD_NAME = re.compile(r"^pgd(\d+)(?:x(\d+))?(?:@([0-9.]+(?:/[0-9.]+)?))?$")
 WHITE_BOX = ("pgd", "apgd-ce", "apgd-dlr-t", "autoattack")
 
 
@@ -31,7 +32,8 @@ def parse_attack(name: str) -> str:
     """``name`` if it names an evaluation attack, else a ``ValueError`` listing the valid names."""
     if name in FIXED or PGD_NAME.match(name):
         return name
-    raise ValueError(f"unknown attack {name!r}; valid: {', '.join(FIXED)}, pgdK or pgdKxR (e.g. pgd20, pgd100x5)")
+    raise ValueError(f"unknown attack {name!r}; valid: {', '.join(FIXED)}, pgdK, pgdKxR or pgdKxR@STEP "
+                     "(e.g. pgd20, pgd100x5, pgd100x5@1/255)")
 
 
 def is_white_box(name: str) -> bool:
@@ -40,11 +42,15 @@ def is_white_box(name: str) -> bool:
 
 
 def pgd_config(name: str, eps: float) -> PGDConfig:
-    """The attack behind a ``pgdK[xR]`` name: the paper's PGD-K schedule with R restarts."""
+    """The attack behind a ``pgdK[xR][@STEP]`` name: K steps, R restarts, step STEP or the paper's 2.5 * eps / K.
+
+    ``@STEP`` is for Table II, whose PGD step is 1/255 (§V), e.g. ``pgd100x5@1/255``.
+    """
     m = PGD_NAME.match(name)
     if m is None:
-        raise ValueError(f"{name!r} is not a PGD attack name (pgdK or pgdKxR)")
-    return pgd_schedule(eps, steps=int(m.group(1)), restarts=int(m.group(2) or 1))
+        raise ValueError(f"{name!r} is not a PGD attack name (pgdK, pgdKxR or pgdKxR@STEP)")
+    step = float(Fraction(m.group(3))) if m.group(3) else None
+    return pgd_schedule(eps, steps=int(m.group(1)), restarts=int(m.group(2) or 1), step=step)
 
 
 def ort_predict(session, batch_size: int = 512) -> Callable[[torch.Tensor], torch.Tensor]:  # noqa: ANN001
@@ -53,7 +59,7 @@ def ort_predict(session, batch_size: int = 512) -> Callable[[torch.Tensor], torc
     def predict(x: torch.Tensor) -> torch.Tensor:
         arr = x.detach().cpu().numpy().astype(np.float32)
         outs = [session.run([LOGITS], {INPUT_NAME: arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)]
-        return torch.from_numpy(np.concatenate(outs))
+        return torch.from_numpy(np.concatenate(outs)).to(x.device)
 
     return predict
 
@@ -79,9 +85,9 @@ def run_attack(name: str, twin: nn.Module, session, x: torch.Tensor, y: torch.Te
         from pyautoattack.square import SquareAttack
 
         attack = SquareAttack(ort_predict(session), norm="Linf", n_queries=ctx.square_queries, eps=ctx.eps,
-                              p_init=0.8, n_restarts=1, seed=ctx.seed, verbose=False, device="cpu",
+                              p_init=0.8, n_restarts=1, seed=ctx.seed, verbose=False, device=ctx.device,
                               resc_schedule=False)
-        return attack.perturb(x.cpu(), y.cpu()).to(x.device)
+        return attack.perturb(x, y)
     from pyautoattack import AutoAttack
 
     with eval_mode(twin):

@@ -85,3 +85,85 @@ def test_without_a_curve_no_plot_is_written(tiny_run, tmp_path):
     run, artifact = tiny_run
     evaluate(artifact, run, EvalSettings(attacks=("clean",), n=8, batch_size=8, transfer=False, curve=()), tmp_path / "rep")
     assert (tmp_path / "rep/report.md").is_file() and not (tmp_path / "rep/robustness.png").exists()
+
+
+def test_every_accuracy_carries_a_95_percent_interval_and_merged_is_compared_paired(report):
+    for mode, row in report["results"].items():
+        for name, r in row["attacks"].items():
+            lo, hi = r["graph_ci95"]
+            assert 0 <= lo <= r["graph"] <= hi <= 1, (mode, name)
+            assert r["twin_ci95"][0] <= r["twin"] <= r["twin_ci95"][1]
+        assert all(p["ci95"][0] <= p["graph"] <= p["ci95"][1] for p in row["curve"])
+    for name in ATTACKS:
+        for head in ("main", "second"):
+            c = report["comparisons"][name][f"merged-{head}"]
+            merged, other = report["results"]["merged"]["attacks"][name]["graph"], report["results"][head]["attacks"][name]["graph"]
+            assert c["difference"] == pytest.approx(merged - other)
+            assert c["ci95"][0] <= c["difference"] <= c["ci95"][1] and 0 <= c["mcnemar_p"] <= 1
+            assert c["verdict"] in ("higher", "lower", "no significant difference")
+    ci = report["transfer_ci95"]["main"]["second"]
+    assert ci[0] <= report["transfer"]["main"]["second"] <= ci[1]
+
+
+def test_head_disagreement_table_and_where_the_attacks_ran(report):
+    table = report["head_disagreement"]
+    assert 0 <= table["clean"]["rate"] <= 1 and table["clean"]["n"] == 24
+    assert set(table["attacks"]) == set(ATTACKS) - {"clean"}
+    row = table["attacks"]["pgd20"]["merged"]
+    assert row["adversarial"]["n"] == 24 and row["detection"]["n"] == row["fooled"]
+    assert report["device"] == "cpu" and report["world_size"] == 1
+    assert report["providers"]["merged"][0] == "CPUExecutionProvider"
+
+
+def test_the_whole_test_split_by_default_and_a_pgd_step_in_the_attack_name(tiny_run, tmp_path):
+    run, artifact = tiny_run
+    rep = evaluate(artifact, run, EvalSettings(attacks=("clean", "pgd5@0.02"), batch_size=270, transfer=False, curve=()),
+                   tmp_path / "rep")
+    assert rep["data"]["n"] == 270  # digits' whole test split
+    assert rep["results"]["main"]["attacks"]["pgd5@0.02"]["graph"] <= rep["results"]["main"]["attacks"]["clean"]["graph"]
+
+
+def test_the_cache_key_holds_the_graph_hash(tiny_run, report, tmp_path):
+    run, artifact = tiny_run
+    evaluate(artifact, run, EvalSettings(attacks=("pgd20",), n=8, batch_size=8, transfer=False, curve=()), tmp_path / "rep")
+    names = [p.name for p in (tmp_path / "rep/cache").glob("*.safetensors")]
+    for mode, sha in report["artifact"]["hashes"].items():
+        assert any(n.startswith(f"{mode}_pgd20_") and n.endswith(f"_{sha[:16]}.safetensors") for n in names), (mode, names)
+
+
+def test_asking_for_cuda_without_one_is_a_clear_error(tiny_run, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the refusal is for machines without it")
+    run, artifact = tiny_run
+    with pytest.raises(EvaluationError, match="--device cuda: torch sees no CUDA device here; use --device cpu"):
+        evaluate(artifact, run, EvalSettings(n=4, device="cuda"), tmp_path / "rep")
+    with pytest.raises(ValueError, match="use cpu, cuda or cuda:N"):
+        EvalSettings(device="tpu")
+
+
+def _torchrun_eval(nproc: int, run, artifact, out):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "dhat_serve.cli", "eval", str(artifact), "--run-dir", str(run), "--attacks", "clean,pgd10,square",
+           "--n-images", "36", "--batch-size", "12", "--square-queries", "20", "--device", "cpu", "--no-curve", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "report.json").read_text())
+
+
+def test_a_two_process_sharded_run_equals_a_one_process_run(tiny_run, tmp_path):
+    run, artifact = tiny_run
+    one = _torchrun_eval(1, run, artifact, tmp_path / "one")
+    two = _torchrun_eval(2, run, artifact, tmp_path / "two")
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    for key in ("results", "comparisons", "transfer", "head_disagreement"):
+        assert one[key] == two[key], key
+    assert len(list((tmp_path / "two/cache").glob("main_pgd10_*"))) == 3  # 36 images in chunks of 12, from both ranks
