@@ -21,6 +21,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from dhat_serve.config import ServeConfig
 from dhat_serve.console import console, fail, setup_logging
 from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_MODES
 from dhat_serve.manifest import ArtifactError, load_manifest
@@ -56,8 +57,9 @@ def serve(
             fail(str(exc))
         env["DHAT_ARTIFACT"] = str(artifact.resolve())
     working_dir = str(Path(__file__).resolve().parent.parent)
+    grace = int(max(1, ServeConfig.from_env().grace_s))  # SIGTERM: stop accepting, answer what was accepted
     cmd = [sys.executable, "-m", "bentoml", "serve", "dhat_serve.service:DHAT", "--host", host, "--port", str(port),
-           "--working-dir", working_dir]
+           "--working-dir", working_dir, "--timeout-graceful-shutdown", str(grace)]
     console.print(f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http://{host}:{port}")
     sys.stdout.flush()
     os.execvpe(sys.executable, cmd, env)

@@ -12,11 +12,17 @@ class ServeConfig:
 
     artifact: str | None = None  # DHAT_ARTIFACT: an artifact directory; unset -> BentoML model store dhat:latest
     provider: str = "auto"  # DHAT_PROVIDER: auto | cpu | cuda
-    max_batch: int = 256  # DHAT_MAX_BATCH: images per /predict request
+    max_batch: int = 256  # DHAT_MAX_BATCH: images per request
     max_request_bytes: int = 16 * 1024 * 1024  # DHAT_MAX_REQUEST_BYTES: whole HTTP body
     max_image_pixels: int = 4096 * 4096  # DHAT_MAX_IMAGE_PIXELS: decoded width x height (decompression bombs)
-    batch_size: int = 64  # DHAT_BATCH_SIZE: adaptive batching, images per ONNX Runtime call
-    batch_latency_ms: int = 5000  # DHAT_BATCH_LATENCY_MS: adaptive batching deadline (beyond it: 503, load shedding)
+    batch_size: int = 64  # DHAT_BATCH_SIZE: images per ONNX Runtime call (a request is never split)
+    max_wait_ms: float = 2.0  # DHAT_MAX_WAIT_MS: how long a batch waits for more requests after the first
+    queue_size: int = 256  # DHAT_QUEUE_SIZE: requests waiting per mode; beyond it 503 + Retry-After at once
+    timeout_s: float = 30.0  # DHAT_TIMEOUT_S: a request's deadline (queue + run); beyond it 504
+    max_concurrency: int = 512  # DHAT_MAX_CONCURRENCY: requests in flight per worker; beyond it 429
+    workers: int = 1  # DHAT_WORKERS: BentoML worker processes, each with its own sessions
+    intra_op_threads: int = 0  # DHAT_INTRA_OP_THREADS: ORT threads per session; 0 = cores / workers
+    grace_s: float = 30.0  # DHAT_GRACE_S: after SIGTERM, how long accepted requests may take to finish
 
     @classmethod
     def from_env(cls) -> ServeConfig:
@@ -29,5 +35,15 @@ class ServeConfig:
             max_request_bytes=int(env.get("DHAT_MAX_REQUEST_BYTES", cls.max_request_bytes)),
             max_image_pixels=int(env.get("DHAT_MAX_IMAGE_PIXELS", cls.max_image_pixels)),
             batch_size=int(env.get("DHAT_BATCH_SIZE", cls.batch_size)),
-            batch_latency_ms=int(env.get("DHAT_BATCH_LATENCY_MS", cls.batch_latency_ms)),
+            max_wait_ms=float(env.get("DHAT_MAX_WAIT_MS", cls.max_wait_ms)),
+            queue_size=int(env.get("DHAT_QUEUE_SIZE", cls.queue_size)),
+            timeout_s=float(env.get("DHAT_TIMEOUT_S", cls.timeout_s)),
+            max_concurrency=int(env.get("DHAT_MAX_CONCURRENCY", cls.max_concurrency)),
+            workers=int(env.get("DHAT_WORKERS", cls.workers)),
+            intra_op_threads=int(env.get("DHAT_INTRA_OP_THREADS", cls.intra_op_threads)),
+            grace_s=float(env.get("DHAT_GRACE_S", cls.grace_s)),
         )
+
+    def ort_threads(self) -> int:
+        """Intra-op threads per session: the machine's cores shared among the workers (at least 1)."""
+        return self.intra_op_threads or max(1, (os.cpu_count() or 1) // max(1, self.workers))

@@ -31,6 +31,8 @@ def decode_image(data: bytes, channels: int, size: int, max_pixels: int) -> np.n
         img = Image.open(io.BytesIO(data))  # reads the header only
     except UnidentifiedImageError:
         raise InputError("the uploaded file is not an image (expected PNG or JPEG)") from None
+    except Image.DecompressionBombError as exc:  # PIL refuses headers past 2x its own pixel limit itself
+        raise InputError(f"the image header claims too many pixels (a decompression bomb?): {exc}") from None
     if img.format not in ACCEPTED_FORMATS:
         raise InputError(f"image format {img.format} is not accepted; send PNG or JPEG")
     width, height = img.size
@@ -60,6 +62,16 @@ def validate_tensor(inputs: Any, shape: Sequence[int], max_batch: int) -> np.nda
         arr = np.asarray(inputs)
     except (ValueError, TypeError):
         raise InputError(f"inputs is ragged; every image must have shape ({', '.join(map(str, shape))})") from None
+    return validate_array(arr, shape, max_batch)
+
+
+def validate_array(arr: np.ndarray, shape: Sequence[int], max_batch: int) -> np.ndarray:
+    """An array from JSON or a ``.npy`` body -> (N, C, H, W) float32 in [0, 1], or an InputError naming the problem."""
+    expected = f"(N, {', '.join(map(str, shape))})"
+    if arr.ndim >= 1 and len(arr) == 0:
+        raise InputError("inputs is an empty batch; send at least one image")
+    if arr.ndim >= 1 and len(arr) > max_batch:
+        raise InputError(f"batch of {len(arr)} images is over the limit of {max_batch}")
     if arr.dtype.kind not in "iuf":
         raise InputError(f"inputs must be numbers (got {arr.dtype.kind!r} values, e.g. strings, booleans or nulls)")
     if arr.shape[1:] != tuple(shape) or arr.ndim != len(shape) + 1:

@@ -1,51 +1,65 @@
-"""The BentoML service: per-request robustness mode on ONNX Runtime.
+"""The BentoML service: per-request robustness mode on ONNX Runtime, one process from socket to session.
 
-Two services, because a batchable API cannot take the per-request ``mode``:
+``DHAT`` loads the artifact into an ``Engine`` when its worker starts: the ONNX Runtime sessions and one
+bounded, batching queue per request mode. Every protocol reaches the sessions through that engine in
+the same process: ``POST /classify`` (an image file) and ``POST /predict`` (a JSON tensor; a ``.npy``
+body is routed to the protocol app) are BentoML APIs; the Open Inference Protocol v2 (``/v2/...``) and
+``GET /info`` are a Starlette app mounted in the same server. BentoML adds ``/healthz``, ``/readyz``,
+``/metrics`` and the OpenAPI page at ``/docs``.
 
-- ``Runtime`` (inner) owns the ONNX Runtime sessions and has one batchable API per mode, so
-  concurrent requests for the same mode share one ``session.run``;
-- ``DHAT`` (public) validates requests (every client error is a 400/413 with a message, never a 500),
-  pre-processes, and awaits ``self.runtime.to_async.<mode>(batch)``.
-
-Endpoints: ``POST /classify`` (an image file), ``POST /predict`` (a JSON tensor), ``GET /info``; BentoML
-adds ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI page at ``/docs``.
+Overload is shed, not queued: a full queue is a 503 with Retry-After at once, a request past
+``DHAT_TIMEOUT_S`` a 504, more than ``DHAT_MAX_CONCURRENCY`` in flight a 429. On SIGTERM the server stops
+accepting and answers every accepted request before it exits (``DHAT_GRACE_S``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import bentoml
 import numpy as np
 from bentoml.exceptions import InvalidArgument
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
+from dhat_serve.batching import Overloaded
 from dhat_serve.config import ServeConfig
-from dhat_serve.contract import (ALL, ALL_OUTPUT_MODES, DEFAULT_REQUEST_MODE, MAIN, MERGED, MODES, REQUEST_MODES, SECOND,
-                                 RequestMode)
+from dhat_serve.contract import ALL, ALL_OUTPUT_MODES, DEFAULT_REQUEST_MODE, MAIN, MODES, REQUEST_MODES, SECOND, RequestMode
+from dhat_serve.engine import Engine, EngineHolder, output_names
+from dhat_serve import logfilter
+from dhat_serve.drain import Drain
 from dhat_serve.http_limits import RequestGuard
-from dhat_serve.manifest import ArtifactError, Manifest, load_manifest
+from dhat_serve.manifest import ArtifactError, Manifest
 from dhat_serve.preprocess import InputError, batch_result, check_top_k, decode_image, describe, validate_tensor
-from dhat_serve.runtime import ModelRuntime
+from dhat_serve.protocol import RETRY_AFTER_S, protocol_app
 
 log = logging.getLogger("bentoml.dhat")  # under "bentoml" so BentoML's log configuration shows it
 CONFIG = ServeConfig.from_env()  # decorator arguments below need it at import time
-RUNTIME_RETRIES = 2
+HOLDER = EngineHolder()  # this worker's engine, set in DHAT.__init__
 
 REQUESTS = bentoml.metrics.Counter(name="dhat_requests", documentation="Requests by endpoint, mode and outcome",
                                    labelnames=["endpoint", "mode", "outcome"])
 LATENCY = bentoml.metrics.Histogram(name="dhat_request_latency_seconds", documentation="Request latency by mode",
                                     labelnames=["endpoint", "mode"],
                                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+SECONDS_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+QUEUE_TIME = bentoml.metrics.Histogram(name="dhat_queue_seconds", documentation="Time a request waited for its batch",
+                                       labelnames=["mode"], buckets=SECONDS_BUCKETS)
+COMPUTE_TIME = bentoml.metrics.Histogram(name="dhat_compute_seconds", documentation="Seconds per ONNX Runtime run",
+                                         labelnames=["mode"], buckets=SECONDS_BUCKETS)
 BATCH_SIZE = bentoml.metrics.Histogram(name="dhat_onnx_batch_images", documentation="Images per ONNX Runtime call",
                                        labelnames=["mode"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+REJECTED = bentoml.metrics.Counter(name="dhat_rejected", documentation="Requests refused by reason",
+                                   labelnames=["mode", "reason"])
+
+
+def observe(kind: str, mode: str, value: float) -> None:
+    """The batchers' measurements into Prometheus: queue and compute time, images per run, refusals."""
+    if kind == "rejected":
+        return  # counted with its reason where the refusal is answered (REJECTED)
+    {"queue": QUEUE_TIME, "compute": COMPUTE_TIME, "batch": BATCH_SIZE}[kind].labels(mode=mode).observe(value)
 
 
 def resolve_artifact_dir(cfg: ServeConfig) -> Path:
@@ -59,146 +73,77 @@ def resolve_artifact_dir(cfg: ServeConfig) -> Path:
                             "or import one with `dhat export ... --to-bentoml`") from None
 
 
-@bentoml.service(name="dhat_runtime", workers=1)
-class Runtime:
-    """The ONNX Runtime sessions behind adaptive batching: images (N, C, H, W) -> logits."""
-
-    def __init__(self) -> None:
-        self.rt = ModelRuntime.load(resolve_artifact_dir(CONFIG), CONFIG.provider)
-        for mode, providers in self.rt.providers().items():
-            log.info("mode %s: %s runs on %s", mode, self.rt.manifest.modes[mode].file, ", ".join(providers))
-
-    def _run(self, mode: str, images: np.ndarray) -> np.ndarray:
-        BATCH_SIZE.labels(mode=mode).observe(len(images))
-        return self.rt.run(mode, images)
-
-    @bentoml.api(batchable=True, max_batch_size=CONFIG.batch_size, max_latency_ms=CONFIG.batch_latency_ms)
-    def main(self, images: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) images -> (N, classes) logits of ``main.onnx``, batched across requests."""
-        return self._run(MAIN, images)
-
-    @bentoml.api(batchable=True, max_batch_size=CONFIG.batch_size, max_latency_ms=CONFIG.batch_latency_ms)
-    def second(self, images: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) images -> (N, classes) logits of ``second.onnx``, batched across requests."""
-        return self._run(SECOND, images)
-
-    @bentoml.api(batchable=True, max_batch_size=CONFIG.batch_size, max_latency_ms=CONFIG.batch_latency_ms)
-    def merged(self, images: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) images -> (N, classes) logits of ``merged.onnx``, batched across requests."""
-        return self._run(MERGED, images)
-
-    @bentoml.api(batchable=True, max_batch_size=CONFIG.batch_size, max_latency_ms=CONFIG.batch_latency_ms)
-    def all_modes(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, classes): merged, main and second logits from one run of merged.onnx."""
-        BATCH_SIZE.labels(mode=ALL).observe(len(images))
-        return np.stack(self.rt.run_all(images), axis=1)
-
-
-def keep_runtime_session(proxy: object) -> bool:
-    """Stop BentoML's dependency client from recycling its HTTP session under in-flight requests.
-
-    BentoML 1.4.40 (``_bentoml_impl/client/proxy2.py``, ``SessionManager``) closes and replaces its aiohttp
-    session every 100 requests or 300 s, while other requests may still be in flight on the old one;
-    under concurrency those fail ("Server disconnected") or hang until the traffic timeout (504). The
-    session is kept for the life of the worker instead; ``_call_runtime`` still retries dropped calls.
-    """
-    seen: set[int] = set()
-    stack = [proxy]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or len(seen) > 50:
-            continue
-        seen.add(id(obj))
-        if type(obj).__name__ == "SessionManager" and hasattr(obj, "max_requests"):
-            obj.max_requests = 2**62
-            obj.max_age = float("inf")
-            return True
-        stack.extend(v for v in getattr(obj, "__dict__", {}).values() if hasattr(v, "__dict__"))
-    return False
-
-
 def info_document(manifest: Manifest, artifact_dir: Path) -> dict[str, Any]:
     """``GET /info``: what is served (modes, classes, input, hashes, parity, limits), from the manifest."""
     return {
         "name": manifest.name, "version": manifest.version, "precision": manifest.precision,
         "modes": list(REQUEST_MODES), "default_mode": DEFAULT_REQUEST_MODE,
+        "outputs": {mode: list(output_names(mode)) for mode in REQUEST_MODES},
         "class_names": list(manifest.class_names), "input_shape": [None, *manifest.input_shape],
         "input_range": list(manifest.input_range),
         "hashes": {m: g.sha256 for m, g in manifest.modes.items()},
         "parity": {m: g.parity.get("max_abs_diff") for m, g in manifest.modes.items()},
         "architecture": manifest.architecture, "provenance": manifest.provenance,
         "limits": {"max_batch": CONFIG.max_batch, "max_request_bytes": CONFIG.max_request_bytes,
-                   "max_image_pixels": CONFIG.max_image_pixels},
+                   "max_image_pixels": CONFIG.max_image_pixels, "batch_size": CONFIG.batch_size,
+                   "max_wait_ms": CONFIG.max_wait_ms, "queue_size": CONFIG.queue_size, "timeout_s": CONFIG.timeout_s,
+                   "max_concurrency": CONFIG.max_concurrency},
         "artifact_dir": str(artifact_dir),
     }
 
 
-def _info_app() -> Starlette:
-    """``GET /info`` as a small ASGI app (BentoML APIs are POST); the manifest is read on first use."""
-    cache: dict[str, Any] = {}
-
-    async def info(request: Request) -> JSONResponse:
-        if "doc" not in cache:
-            directory = resolve_artifact_dir(CONFIG)
-            cache["doc"] = info_document(load_manifest(directory), directory)
-        return JSONResponse(cache["doc"])
-
-    return Starlette(routes=[Route("/info", info, methods=["GET"])])
+def _info(engine: Engine) -> dict[str, Any]:
+    return {**info_document(engine.runtime.manifest, engine.runtime.artifact_dir), "providers": engine.runtime.providers()}
 
 
-@bentoml.asgi_app(_info_app(), path="/")
-@bentoml.service(name="dhat", traffic={"timeout": 60})
+@bentoml.asgi_app(protocol_app(HOLDER, _info), path="/")
+@bentoml.service(name="dhat", workers=CONFIG.workers, traffic={"timeout": CONFIG.timeout_s + 5})
 class DHAT:
     """Classify images with a DH-AT model; each request picks ``mode``: main, second, merged or all."""
 
-    runtime = bentoml.depends(Runtime)
-
     def __init__(self) -> None:
-        self.artifact_dir = resolve_artifact_dir(CONFIG)
-        self.manifest = load_manifest(self.artifact_dir)
+        logfilter.install()
+        self.engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, observe)
+        HOLDER.engine = self.engine
+        Drain(lambda: HOLDER.in_flight, CONFIG.grace_s).install()
+        self.manifest = self.engine.runtime.manifest
         self.channels, self.size, _ = self.manifest.input_shape
         self.names = list(self.manifest.class_names)
-        if not keep_runtime_session(self.runtime):
-            log.warning("could not pin the runtime client's HTTP session; relying on retries")
 
     def _artifact(self) -> dict[str, str]:
         return {"name": self.manifest.name, "version": self.manifest.version}
 
-    async def _call_runtime(self, api: str, x: np.ndarray) -> np.ndarray:
-        """Call the inner service, retrying a dropped connection (inference is pure, so a retry is safe).
-
-        BentoML 1.4.40's dependency client closes its aiohttp session every 100 requests while other
-        requests are still in flight on it (``_bentoml_impl/client/proxy2.py``, ``max_requests``); under
-        concurrency those fail with "Server disconnected". Without this retry they would be HTTP 500s.
-        """
-        for attempt in range(RUNTIME_RETRIES + 1):
-            try:
-                return await getattr(self.runtime.to_async, api)(x)
-            except aiohttp.ClientConnectionError as exc:
-                if attempt == RUNTIME_RETRIES:
-                    raise
-                log.warning("runtime call %s failed (%s); retrying", api, exc)
-        raise AssertionError("unreachable")
-
     async def _logits(self, mode: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """``{mode: (N, classes)}``; for ``all`` the three outputs of one merged.onnx run, keyed by mode."""
+        outputs = await self.engine.infer(mode, x)
         if mode == ALL:
-            stacked = await self._call_runtime("all_modes", x)
-            return {m: stacked[:, i] for i, m in enumerate(ALL_OUTPUT_MODES)}
-        return {mode: await self._call_runtime(mode, x)}
+            return dict(zip(ALL_OUTPUT_MODES, (outputs[n] for n in output_names(ALL))))
+        return {mode: outputs[output_names(mode)[0]]}
 
-    async def _observe(self, endpoint: str, mode: str, work) -> dict[str, Any]:  # noqa: ANN001
+    async def _observe(self, endpoint: str, mode: str, work, ctx: bentoml.Context) -> dict[str, Any]:  # noqa: ANN001
+        """Run ``work``: a client error is a 400 with its message, overload a 503 + Retry-After or a 504."""
         start = time.perf_counter()
         try:
             result = await work()
         except InputError as exc:
             REQUESTS.labels(endpoint=endpoint, mode=mode, outcome="bad_request").inc()
+            log.info("HTTP 400 %s: %s", endpoint, exc)
             raise InvalidArgument(str(exc)) from None
+        except Overloaded as exc:
+            REQUESTS.labels(endpoint=endpoint, mode=mode, outcome=exc.reason).inc()
+            REJECTED.labels(mode=mode, reason=exc.reason).inc()
+            status = HTTPStatus.GATEWAY_TIMEOUT if exc.reason == "deadline" else HTTPStatus.SERVICE_UNAVAILABLE
+            log.warning("HTTP %d %s: %s", status, endpoint, exc)
+            ctx.response.status_code = status.value
+            if status == HTTPStatus.SERVICE_UNAVAILABLE:
+                ctx.response.headers["Retry-After"] = RETRY_AFTER_S
+            return {"error": str(exc)}
         REQUESTS.labels(endpoint=endpoint, mode=mode, outcome="ok").inc()
         LATENCY.labels(endpoint=endpoint, mode=mode).observe(time.perf_counter() - start)
         return result
 
     @bentoml.api(route="/classify")
-    async def classify(self, image: Path, mode: RequestMode = DEFAULT_REQUEST_MODE,
+    async def classify(self, image: Path, ctx: bentoml.Context, mode: RequestMode = DEFAULT_REQUEST_MODE,
                        top_k: int = 5) -> dict[str, Any]:
         """Classify one PNG/JPEG image (multipart field ``image``)."""
 
@@ -213,11 +158,11 @@ class DHAT:
             return {"mode": ALL, "results": results, "heads_agree": results[MAIN]["label"] == results[SECOND]["label"],
                     "all_agree": len(labels) == 1, "artifact": self._artifact()}
 
-        return await self._observe("classify", mode, work)
+        return await self._observe("classify", mode, work, ctx)
 
     @bentoml.api(route="/predict")
-    async def predict(self, inputs: list, mode: RequestMode = DEFAULT_REQUEST_MODE) -> dict[str, Any]:
-        """Classify a batch given as JSON: ``inputs`` is (N, C, H, W) floats in [0, 1]."""
+    async def predict(self, inputs: list, ctx: bentoml.Context, mode: RequestMode = DEFAULT_REQUEST_MODE) -> dict[str, Any]:
+        """Classify a batch given as JSON: ``inputs`` is (N, C, H, W) floats in [0, 1] (or POST a .npy body)."""
 
         async def work() -> dict[str, Any]:
             x = validate_tensor(inputs, self.manifest.input_shape, CONFIG.max_batch)
@@ -228,7 +173,8 @@ class DHAT:
             agree = [a == b for a, b in zip(per_mode[MAIN]["labels"], per_mode[SECOND]["labels"])]
             return {"mode": ALL, "modes": per_mode, "heads_agree": agree, "artifact": self._artifact()}
 
-        return await self._observe("predict", mode, work)
+        return await self._observe("predict", mode, work, ctx)
 
 
-DHAT.add_asgi_middleware(RequestGuard, max_bytes=CONFIG.max_request_bytes)
+DHAT.add_asgi_middleware(RequestGuard, max_bytes=CONFIG.max_request_bytes, max_concurrency=CONFIG.max_concurrency,
+                         counter=HOLDER)

@@ -1,0 +1,117 @@
+"""The per-mode batcher without a server: batching, bounded queue, deadlines, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from dhat_serve.batching import Batcher, Overloaded
+
+
+def _batcher(run, **kw) -> Batcher:  # noqa: ANN001
+    args = {"max_batch": 8, "max_wait_s": 0.02, "queue_size": 64, **kw}
+    return Batcher("main", run, ThreadPoolExecutor(1), **args)
+
+
+def test_concurrent_requests_share_a_run_and_get_their_own_rows():
+    calls = []
+
+    def run(x: np.ndarray) -> list[np.ndarray]:
+        calls.append(len(x))
+        return [x.reshape(len(x), -1).sum(1, keepdims=True)]
+
+    async def scenario():
+        b = _batcher(run)
+        xs = [np.full((n, 1, 2, 2), i, np.float32) for i, n in enumerate((1, 2, 3, 1, 1))]
+        return await asyncio.gather(*(b.submit(x, 5) for x in xs)), b
+
+    outs, b = asyncio.run(scenario())
+    assert [o[0][:, 0].tolist() for o in outs] == [[0.0], [4.0, 4.0], [8.0] * 3, [12.0], [16.0]]
+    assert sum(calls) == 8 and len(calls) < 5  # batched
+    assert max(calls) <= 8 and b.stats.images == 8 and b.stats.runs == len(calls)
+
+
+def test_a_request_is_never_split_across_runs():
+    calls = []
+
+    def run(x):  # noqa: ANN001
+        calls.append(len(x))
+        return [x[:, :1, 0, 0]]
+
+    async def scenario():
+        b = _batcher(run, max_batch=4)
+        await asyncio.gather(*(b.submit(np.zeros((3, 1, 1, 1), np.float32), 5) for _ in range(3)))
+
+    asyncio.run(scenario())
+    assert calls == [3, 3, 3]
+
+
+def test_a_full_queue_refuses_at_once():
+    gate = threading.Event()
+
+    def run(x):  # noqa: ANN001
+        gate.wait(5)
+        return [x]
+
+    async def scenario():
+        b = _batcher(run, queue_size=2, max_batch=1)
+        first = asyncio.create_task(b.submit(np.zeros((1, 1, 1, 1), np.float32), 5))
+        await asyncio.sleep(0.05)  # the worker is now blocked in run
+        waiting = [asyncio.create_task(b.submit(np.zeros((1, 1, 1, 1), np.float32), 5)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        with pytest.raises(Overloaded) as exc:
+            await b.submit(np.zeros((1, 1, 1, 1), np.float32), 5)
+        refused_in = time.perf_counter() - start
+        gate.set()
+        await asyncio.gather(first, *waiting)
+        return exc.value, refused_in, b
+
+    exc, refused_in, b = asyncio.run(scenario())
+    assert exc.reason == "queue_full" and "queue is full (2 requests waiting)" in str(exc)
+    assert refused_in < 0.05 and b.stats.rejected == {"queue_full": 1}
+
+
+def test_a_deadline_is_a_timeout_and_the_request_never_runs():
+    ran = []
+
+    def run(x):  # noqa: ANN001
+        time.sleep(0.2)
+        ran.append(len(x))
+        return [x]
+
+    async def scenario():
+        b = _batcher(run, max_batch=1)
+        slow = asyncio.create_task(b.submit(np.zeros((1, 1, 1, 1), np.float32), 5))
+        await asyncio.sleep(0.02)
+        with pytest.raises(Overloaded, match="deadline"):
+            await b.submit(np.zeros((2, 1, 1, 1), np.float32), 0.05)
+        await slow
+        await asyncio.sleep(0.3)
+        return b
+
+    b = asyncio.run(scenario())
+    assert ran == [1] and b.stats.rejected == {"deadline": 1}  # the timed-out request was skipped
+
+
+def test_a_failed_run_fails_its_requests_and_the_worker_goes_on():
+    state = {"n": 0}
+
+    def run(x):  # noqa: ANN001
+        state["n"] += 1
+        if state["n"] == 1:
+            raise RuntimeError("boom")
+        return [x]
+
+    async def scenario():
+        b = _batcher(run, max_batch=1)
+        with pytest.raises(RuntimeError, match="boom"):
+            await b.submit(np.zeros((1, 1, 1, 1), np.float32), 5)
+        return await b.submit(np.ones((1, 1, 1, 1), np.float32), 5)
+
+    assert asyncio.run(scenario())[0].item() == 1.0

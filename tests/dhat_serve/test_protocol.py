@@ -1,0 +1,170 @@
+"""The Open Inference Protocol v2 on the real server, spoken by a stock `tritonclient` and by hand."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tritonclient.http as triton
+from tritonclient.utils import InferenceServerException
+
+from tests.helpers.checkpoints import make_artifact
+from tests.helpers.server import Server
+
+MODELS = ("main", "second", "merged", "all")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("oip")
+    _, artifact = make_artifact(root)
+    srv = Server(artifact, root / "server.log", DHAT_PROVIDER="cpu", DHAT_MAX_BATCH="16")
+    try:
+        srv.wait_ready()
+        yield srv, artifact
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    srv, _ = server
+    return triton.InferenceServerClient(url=srv.url.removeprefix("http://"))
+
+
+def _raw(artifact, model: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    graph = "merged" if model == "all" else model
+    session = ort.InferenceSession(str(artifact / f"{graph}.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()] if model == "all" else ["logits"]
+    return dict(zip(names, session.run(names, {"images": x})))
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, 1, 8, 8), dtype=np.float32)
+
+
+def test_liveness_readiness_and_metadata(client, server):
+    _, artifact = server
+    version = json.loads((artifact / "manifest.json").read_text())["version"]
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "statistics"]
+    for model in MODELS:
+        assert client.is_model_ready(model) and client.is_model_ready(model, model_version=version)
+        meta = client.get_model_metadata(model)
+        assert meta["versions"] == [version]
+        assert meta["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, 1, 8, 8]}]
+        names = [o["name"] for o in meta["outputs"]]
+        assert names == (["logits", "main_logits", "second_logits"] if model == "all" else ["logits"])
+        assert all(o["shape"] == [-1, 10] and o["datatype"] == "FP32" for o in meta["outputs"])
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("model", MODELS)
+def test_tritonclient_infer_equals_the_raw_session(client, server, model, binary):
+    _, artifact = server
+    x = _images(3, seed=len(model))
+    inp = triton.InferInput("images", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x, binary_data=binary)
+    expected = _raw(artifact, model, x)
+    outputs = [triton.InferRequestedOutput(name, binary_data=binary) for name in expected]
+    result = client.infer(model, [inp], outputs=outputs, request_id="r1")
+    assert result.get_response()["model_name"] == model and result.get_response()["id"] == "r1"
+    for name, want in expected.items():
+        np.testing.assert_allclose(result.as_numpy(name), want, atol=1e-5)
+
+
+def test_versioned_infer_and_unknown_model_or_version(client, server):
+    _, artifact = server
+    version = json.loads((artifact / "manifest.json").read_text())["version"]
+    x = _images(2)
+    inp = triton.InferInput("images", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x, binary_data=True)
+    got = client.infer("main", [inp], model_version=version).as_numpy("logits")
+    np.testing.assert_allclose(got, _raw(artifact, "main", x)["logits"], atol=1e-5)
+    with pytest.raises(InferenceServerException, match="unknown model 'both'; models: main, second, merged, all"):
+        client.infer("both", [inp])
+    with pytest.raises(InferenceServerException, match="has no version '7'"):
+        client.get_model_metadata("main", model_version="7")
+
+
+def _infer(url: str, doc: dict, extra: bytes = b"", model: str = "main") -> httpx.Response:
+    body = json.dumps(doc).encode()
+    headers = {"Inference-Header-Content-Length": str(len(body))} if extra else {}
+    return httpx.post(f"{url}/v2/models/{model}/infer", content=body + extra, headers=headers, timeout=30)
+
+
+def _tensor(shape, datatype="FP32", data=None, **params):
+    spec = {"name": "images", "shape": shape, "datatype": datatype}
+    if data is not None:
+        spec["data"] = data
+    if params:
+        spec["parameters"] = params
+    return spec
+
+
+@pytest.mark.parametrize("doc, extra, status, message", [
+    ({"inputs": [_tensor([1, 1, 8, 7], data=[0.5] * 56)]}, b"", 400, "must have shape [N, 1, 8, 8]"),
+    ({"inputs": [_tensor([1, 1, 8, 8], "INT32", data=[0] * 64)]}, b"", 400, "must be FP32"),
+    ({"inputs": [_tensor([1, 1, 8, 8], "STRING", data=["a"])]}, b"", 400, "datatype 'STRING' is not supported"),
+    ({"inputs": [_tensor([1, 1, 8, 8], binary_data_size=100)]}, b"\0" * 100, 400, "needs 256 bytes"),
+    ({"inputs": [_tensor([1, 1, 8, 8], binary_data_size=256)]}, b"\0" * 200, 400, "holds 200 bytes"),
+    ({"inputs": [_tensor([1, 1, 8, 8], data=[float("nan")] * 64)]}, b"", 400, "NaN or infinity"),
+    ({"inputs": [_tensor([1, 1, 8, 8], data=[2.0] * 64)]}, b"", 400, "must be in [0, 1]"),
+    ({"inputs": [_tensor([17, 1, 8, 8], data=[0.5] * 17 * 64)]}, b"", 413, "over the limit of 16"),
+    ({"inputs": [{"name": "pixels", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5] * 64}]}, b"", 400,
+     "unknown input 'pixels'"),
+    ({"inputs": []}, b"", 400, "non-empty list"),
+    ({"inputs": [_tensor([1, 1, 8, 8], data=[0.5] * 64)], "outputs": [{"name": "probs"}]}, b"", 400,
+     "unknown output 'probs'"),
+])
+def test_malformed_requests_are_4xx_with_a_message(server, doc, extra, status, message):
+    srv, _ = server
+    r = _infer(srv.url, doc, extra)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_not_json_and_a_bad_header_length(server):
+    srv, _ = server
+    r = httpx.post(f"{srv.url}/v2/models/main/infer", content=b"{nope", timeout=10)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    r = httpx.post(f"{srv.url}/v2/models/main/infer", content=b"{}", headers={"Inference-Header-Content-Length": "99"})
+    assert r.status_code == 400 and "does not fit" in r.json()["error"]
+
+
+def test_statistics_count_runs_and_images(server, client):
+    srv, _ = server
+    x = _images(4)
+    inp = triton.InferInput("images", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    client.infer("second", [inp])
+    stats = httpx.get(f"{srv.url}/v2/models/second/stats", timeout=10).json()["model_stats"][0]
+    assert stats["name"] == "second" and stats["images"] >= 4 and stats["runs"] >= 1
+    text = httpx.get(f"{srv.url}/metrics", timeout=10).text
+    for metric in ("dhat_queue_seconds_bucket", "dhat_compute_seconds_bucket", "dhat_onnx_batch_images_bucket"):
+        assert f'{metric}{{le="0.0001",mode="second"}}' in text or f'{metric}{{mode="second"' in text or metric in text
+
+
+def test_predict_takes_an_npy_body_and_answers_npy(server):
+    import io
+
+    srv, artifact = server
+    x = _images(3)
+    buf = io.BytesIO()
+    np.save(buf, x)
+    r = httpx.post(f"{srv.url}/predict?mode=second", content=buf.getvalue(), headers={"content-type": "application/x-npy"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-npy"
+    np.testing.assert_allclose(np.load(io.BytesIO(r.content)), _raw(artifact, "second", x)["logits"], atol=1e-5)
+    bad = httpx.post(f"{srv.url}/predict", content=b"not npy", headers={"content-type": "application/x-npy"})
+    assert bad.status_code == 400 and "not a .npy array" in bad.json()["error"]
+
+
+def test_client_errors_leave_no_traceback_in_the_log(server):
+    srv, _ = server
+    httpx.post(f"{srv.url}/predict", json={"inputs": [[[[2.0] * 8] * 8]], "mode": "main"}, timeout=10)
+    httpx.post(f"{srv.url}/predict", json={"inputs": [], "mode": "nope"}, timeout=10)
+    _infer(srv.url, {"inputs": []})
+    assert "Traceback" not in srv.log.read_text()
