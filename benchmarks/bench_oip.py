@@ -1,14 +1,15 @@
 """The service against its own ONNX Runtime session, measured in the same run (issue 13's targets).
 
-Load generator: an async HTTP client (httpx) on the same machine, sending Open Inference Protocol v2
-binary requests (what `tritonclient` sends with ``binary_data=True``) and, for comparison, ``/predict``
+Load generator: ``wrk`` (a C HTTP load generator, Debian package ``wrk``) when it is on PATH, else an
+async Python client (httpx, which itself tops out near 300 requests/s on 2 cores: see the README),
+on the same machine, sending Open Inference Protocol v2 binary requests (what `tritonclient` sends with ``binary_data=True``) and, for comparison, ``/predict``
 JSON. The raw session is timed in the same run, after the server stops, with the same ORT settings
 the service uses (intra-op threads = cores, spinning off), so the ratio is service / raw.
 
 Cells: one image per request at concurrency 1 (p50 latency vs raw ``session.run`` at batch 1) and 32
 (images/s vs raw batch 32); 32-image binary requests at concurrency 8 (vs raw batch 32).
 
-Usage: python -m benchmarks.bench_oip --artifact artifacts/digits [--mode merged] [--seconds 6]
+Usage: python -m benchmarks.bench_oip --artifact artifacts/digits [--mode merged] [--seconds 6] [--workers 2]
        python -m benchmarks.bench_oip --arch wrn-34-10 --seconds 20
 """
 
@@ -18,7 +19,10 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,6 +73,27 @@ async def drive(url: str, body: bytes, headers: dict[str, str], concurrency: int
             "p99_ms": 1000 * statistics.quantiles(latencies, n=100)[98], "requests": len(latencies)}
 
 
+def wrk(url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float, images: int) -> dict[str, float]:
+    """The same closed-loop cell driven by ``wrk``: a Lua script posts ``body`` with ``headers``."""
+    OUT.mkdir(exist_ok=True)
+    (OUT / "wrk-body.bin").write_bytes(body)
+    lines = [f'local f = io.open("{OUT / "wrk-body.bin"}", "rb"); wrk.body = f:read("*all"); f:close()',
+             'wrk.method = "POST"'] + [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    (OUT / "wrk-post.lua").write_text("\n".join(lines) + "\n")
+    subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", str(OUT / "wrk-post.lua"), url], capture_output=True)  # warm-up
+    text = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(OUT / "wrk-post.lua"),
+                           url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in text:
+        raise RuntimeError(f"wrk saw non-2xx answers:\n{text}")
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", text).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    return {"images_per_s": rps * images, "p50_ms": ms("50%"), "p99_ms": ms("99%"), "client": "wrk"}
+
+
 def raw(path: Path, shape: tuple, batch: int, seconds: float) -> dict[str, float]:
     """The bare session with the service's settings: images/s and p50 ms per ``session.run`` at ``batch``."""
     options = ort.SessionOptions()
@@ -92,7 +117,10 @@ def main() -> None:
     parser.add_argument("--arch", default="wrn-34-10")
     parser.add_argument("--mode", default="merged")
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--workers", type=int, default=1, help="DHAT_WORKERS for the server")
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
     args = parser.parse_args()
+    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
     artifact = args.artifact or random_artifact(args.arch, OUT / f"artifact-{args.arch}")
     manifest = load_manifest(artifact)
     shape = manifest.input_shape
@@ -100,15 +128,23 @@ def main() -> None:
     many = np.random.default_rng(2).random((32, *shape), dtype=np.float32)
     url_path = f"/v2/models/{args.mode}/infer"
     cells: dict[str, dict] = {}
-    srv = Server(artifact, OUT / f"oip-server-{manifest.architecture['arch']}.log", DHAT_PROVIDER="cpu")
+    srv = Server(artifact, OUT / f"oip-server-{manifest.architecture['arch']}.log", DHAT_PROVIDER="cpu",
+                 DHAT_WORKERS=str(args.workers))
     try:
         srv.wait_ready()
+        time.sleep(5 * (args.workers - 1))  # the other workers load their sessions
         url = srv.url + url_path
         body1, headers1 = oip_body(one)
         body32, headers32 = oip_body(many)
-        cells["oip_1img_c1"] = asyncio.run(drive(url, body1, headers1, 1, args.seconds, 1))
-        cells["oip_1img_c32"] = asyncio.run(drive(url, body1, headers1, 32, args.seconds, 1))
-        cells["oip_32img_c8"] = asyncio.run(drive(url, body32, headers32, 8, args.seconds, 32))
+
+        def cell(body: bytes, headers: dict[str, str], concurrency: int, images: int) -> dict[str, float]:
+            if use_wrk:
+                return wrk(url, body, headers, concurrency, args.seconds, images)
+            return asyncio.run(drive(url, body, headers, concurrency, args.seconds, images))
+
+        cells["oip_1img_c1"] = cell(body1, headers1, 1, 1)
+        cells["oip_1img_c32"] = cell(body1, headers1, 32, 1)
+        cells["oip_32img_c8"] = cell(body32, headers32, 8, 32)
         cells["predict_json_1img_c32"] = asyncio.run(drive(srv.url + "/predict", b"", {}, 32, args.seconds, 1,
                                                            {"inputs": one.tolist(), "mode": args.mode}))
     finally:
@@ -121,8 +157,9 @@ def main() -> None:
         "oip_32img_c8_over_raw_b32": cells["oip_32img_c8"]["images_per_s"] / cells["raw_b32"]["images_per_s"],
         "oip_c1_p50_minus_raw_b1_p50_ms": cells["oip_1img_c1"]["p50_ms"] - cells["raw_b1"]["p50_ms"],
     }
-    save(f"oip_{manifest.architecture['arch']}_{args.mode}", {"artifact": str(artifact), "mode": args.mode,
-                                                              "cells": cells, "ratios": ratios})
+    save(f"oip_{manifest.architecture['arch']}_{args.mode}_w{args.workers}_{'wrk' if use_wrk else 'httpx'}",
+         {"artifact": str(artifact), "mode": args.mode, "workers": args.workers, "client": "wrk" if use_wrk else "httpx",
+          "cells": cells, "ratios": ratios})
 
 
 if __name__ == "__main__":

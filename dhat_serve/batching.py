@@ -2,11 +2,12 @@
 
 Each request mode (``main``, ``second``, ``merged``, ``all``) has one ``Batcher``: a bounded queue of
 requests and one worker task. The worker takes the first waiting request, keeps collecting for at most
-``max_wait_s`` or until ``max_batch`` images, runs one ``session.run`` on a thread (off the event loop,
+``max_wait_s`` or until ``max_batch`` images (not at all when no other request is in the server, so a
+lone client pays no batching delay), runs one ``session.run`` on a thread (off the event loop,
 so parsing and answering continue meanwhile), and splits the outputs back to the requests.
 
-Load is shed, never queued forever: a full queue refuses at once (``QueueFull``, HTTP 503 with
-Retry-After) and a request past its deadline gets ``DeadlineExceeded`` (HTTP 504); a request that times
+Load is shed, never queued forever: a full queue refuses at once (``Overloaded("queue_full")``, HTTP 503 with
+Retry-After) and a request past its deadline ``Overloaded("deadline")`` (HTTP 504); a request that times
 out while queued is skipped, so it never costs a model run.
 """
 
@@ -67,12 +68,14 @@ class Batcher:
     """A bounded queue of requests for one mode and the worker that batches them into ``run`` calls."""
 
     def __init__(self, name: str, run: RunFn, executor: Executor, max_batch: int, max_wait_s: float, queue_size: int,
-                 observe: Callable[[str, str, float], None] | None = None) -> None:
+                 observe: Callable[[str, str, float], None] | None = None,
+                 in_flight: Callable[[], int] | None = None) -> None:
         self.name, self.run, self.executor = name, run, executor
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self.queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=queue_size)
         self.stats = BatchStats()
         self.observe = observe or (lambda kind, mode, value: None)
+        self.in_flight = in_flight  # requests inside the server; none beyond this batch -> no reason to wait
         self._carry: Pending | None = None
         self._worker: asyncio.Task | None = None
 
@@ -117,6 +120,8 @@ class Batcher:
         batch, count = [first], len(first.images)
         deadline = time.perf_counter() + self.max_wait_s
         while count < self.max_batch:
+            if self.queue.empty() and self.in_flight is not None and self.in_flight() <= len(batch):
+                break  # nobody else is in the server: waiting max_wait_s would only add latency
             remaining = deadline - time.perf_counter()
             try:
                 item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)

@@ -31,24 +31,24 @@ def output_names(mode: str) -> tuple[str, ...]:
 class Engine:
     """Sessions plus per-mode batchers; ``infer`` is the only way a request reaches ONNX Runtime."""
 
-    def __init__(self, runtime: ModelRuntime, cfg: ServeConfig, observe=None) -> None:  # noqa: ANN001
+    def __init__(self, runtime: ModelRuntime, cfg: ServeConfig, observe=None, in_flight=None) -> None:  # noqa: ANN001
         self.runtime, self.cfg = runtime, cfg
         self.executor = ThreadPoolExecutor(max_workers=len(REQUEST_MODES), thread_name_prefix="ort")
         runs = {mode: (lambda x, m=mode: [runtime.run(m, x)]) for mode in MODES}
         runs[ALL] = lambda x: list(runtime.run_all(x))
         self.batchers = {mode: Batcher(mode, run, self.executor, cfg.batch_size, cfg.max_wait_ms / 1000, cfg.queue_size,
-                                       observe) for mode, run in runs.items()}
+                                       observe, in_flight) for mode, run in runs.items()}
         self.in_flight = 0
         self.started = time.time()
 
     @classmethod
-    def load(cls, artifact_dir: Path, cfg: ServeConfig, observe=None) -> Engine:  # noqa: ANN001
+    def load(cls, artifact_dir: Path, cfg: ServeConfig, observe=None, in_flight=None) -> Engine:  # noqa: ANN001
         """Verify and open the artifact with serving thread settings, and log the provider of each session."""
         runtime = ModelRuntime.load(artifact_dir, cfg.provider, intra_op_threads=cfg.ort_threads())
         for mode, providers in runtime.providers().items():
             log.info("mode %s: %s runs on %s (%d intra-op threads, spinning off)", mode,
                      runtime.manifest.modes[mode].file, ", ".join(providers), cfg.ort_threads())
-        return cls(runtime, cfg, observe)
+        return cls(runtime, cfg, observe, in_flight)
 
     async def infer(self, mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
         """(N, C, H, W) float32 in [0, 1] -> ``{output name: (N, classes)}`` for ``mode``, batched with others."""

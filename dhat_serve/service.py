@@ -103,7 +103,7 @@ class DHAT:
 
     def __init__(self) -> None:
         logfilter.install()
-        self.engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, observe)
+        self.engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, observe, lambda: HOLDER.in_flight)
         HOLDER.engine = self.engine
         Drain(lambda: HOLDER.in_flight, CONFIG.grace_s).install()
         self.manifest = self.engine.runtime.manifest
