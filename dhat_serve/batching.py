@@ -57,9 +57,9 @@ class BatchStats:
     rejected: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, float | int | dict[str, int]]:
-        """The numbers as JSON, with means where a reader wants them."""
-        return {"requests": self.requests, "runs": self.runs, "images": self.images,
-                "images_per_run": self.images / self.runs if self.runs else 0.0,
+        """The numbers as JSON, named as Triton's statistics name them (an execution is one ``session.run``)."""
+        return {"request_count": self.requests, "execution_count": self.runs, "inference_count": self.images,
+                "images_per_execution": self.images / self.runs if self.runs else 0.0,
                 "queue_seconds_total": self.queue_seconds, "compute_seconds_total": self.compute_seconds,
                 "rejected": dict(self.rejected)}
 
@@ -86,7 +86,7 @@ class Batcher:
     def reject(self, reason: str) -> None:
         """Count a refused request (queue full, deadline, too many in flight) for the metrics."""
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
-        self.observe("rejected", self.name, 1.0)
+        self.observe(f"rejected:{reason}", self.name, 1.0)
 
     async def submit(self, images: np.ndarray, timeout_s: float) -> list[np.ndarray]:
         """The outputs for ``images`` (N, C, H, W) once their batch has run; ``Overloaded`` when refused."""

@@ -25,12 +25,14 @@ NPY_TYPES = (b"application/x-npy", b"application/octet-stream")
 class RequestGuard:
     """Cap concurrency (429), body size (413) and refuse multipart bodies that do not parse (400)."""
 
-    def __init__(self, app: Callable, max_bytes: int, max_concurrency: int = 1 << 30, counter: Any = None) -> None:
+    def __init__(self, app: Callable, max_bytes: int, max_concurrency: int = 1 << 30, counter: Any = None,
+                 on_reject: Callable[[], None] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_concurrency = max_concurrency
         self.counter = counter if counter is not None else self  # any object with an ``in_flight`` int
         self.in_flight = 0
+        self.on_reject = on_reject or (lambda: None)
 
     @staticmethod
     async def _answer(send: Callable, status: int, message: str) -> None:
@@ -85,6 +87,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if self.counter.in_flight >= self.max_concurrency:
+            self.on_reject()
             await self._answer(send, 429, f"more than {self.max_concurrency} requests in flight; retry shortly")
             return
         self.counter.in_flight += 1

@@ -56,10 +56,16 @@ REJECTED = bentoml.metrics.Counter(name="dhat_rejected", documentation="Requests
 
 
 def observe(kind: str, mode: str, value: float) -> None:
-    """The batchers' measurements into Prometheus: queue and compute time, images per run, refusals."""
-    if kind == "rejected":
-        return  # counted with its reason where the refusal is answered (REJECTED)
+    """The batchers' measurements into Prometheus: queue and compute time, images per run, refusals by reason."""
+    if kind.startswith("rejected:"):
+        REJECTED.labels(mode=mode, reason=kind.split(":", 1)[1]).inc()
+        return
     {"queue": QUEUE_TIME, "compute": COMPUTE_TIME, "batch": BATCH_SIZE}[kind].labels(mode=mode).observe(value)
+
+
+def count_concurrency_rejection() -> None:
+    """A 429 from the guard: counted before any mode is known."""
+    REJECTED.labels(mode="any", reason="max_concurrency").inc()
 
 
 def resolve_artifact_dir(cfg: ServeConfig) -> Path:
@@ -130,8 +136,7 @@ class DHAT:
             log.info("HTTP 400 %s: %s", endpoint, exc)
             raise InvalidArgument(str(exc)) from None
         except Overloaded as exc:
-            REQUESTS.labels(endpoint=endpoint, mode=mode, outcome=exc.reason).inc()
-            REJECTED.labels(mode=mode, reason=exc.reason).inc()
+            REQUESTS.labels(endpoint=endpoint, mode=mode, outcome=exc.reason).inc()  # REJECTED counted by the batcher
             status = HTTPStatus.GATEWAY_TIMEOUT if exc.reason == "deadline" else HTTPStatus.SERVICE_UNAVAILABLE
             log.warning("HTTP %d %s: %s", status, endpoint, exc)
             ctx.response.status_code = status.value
@@ -177,4 +182,4 @@ class DHAT:
 
 
 DHAT.add_asgi_middleware(RequestGuard, max_bytes=CONFIG.max_request_bytes, max_concurrency=CONFIG.max_concurrency,
-                         counter=HOLDER)
+                         counter=HOLDER, on_reject=count_concurrency_rejection)

@@ -142,7 +142,8 @@ def test_statistics_count_runs_and_images(server, client):
     inp.set_data_from_numpy(x)
     client.infer("second", [inp])
     stats = httpx.get(f"{srv.url}/v2/models/second/stats", timeout=10).json()["model_stats"][0]
-    assert stats["name"] == "second" and stats["images"] >= 4 and stats["runs"] >= 1
+    assert stats["name"] == "second" and stats["inference_count"] >= 4 and stats["execution_count"] >= 1
+    assert stats["images_per_execution"] >= 1 and stats["request_count"] >= 1
     text = httpx.get(f"{srv.url}/metrics", timeout=10).text
     for metric in ("dhat_queue_seconds_bucket", "dhat_compute_seconds_bucket", "dhat_onnx_batch_images_bucket"):
         assert f'{metric}{{le="0.0001",mode="second"}}' in text or f'{metric}{{mode="second"' in text or metric in text
