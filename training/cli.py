@@ -174,7 +174,7 @@ def eval_cmd(
     --run-dir and --n as --n-images there: torchrun reads abbreviations of its own options (--run-path,
     --nnodes) anywhere on the line.
     """
-    from training.recipes import RecipeError, parse_number
+    from training.recipes import parse_number
     from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
     from training.robustness.report import markdown
 
