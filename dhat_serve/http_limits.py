@@ -35,10 +35,14 @@ class RequestGuard:
         self.on_reject = on_reject or (lambda: None)
 
     @staticmethod
-    async def _answer(send: Callable, status: int, message: str) -> None:
+    async def _answer(send: Callable, status: int, message: str, close: bool = True) -> None:
+        """A JSON error; ``close`` (the default: the request body was not read) ends the connection, because
+        a client that reuses it would write its next request behind an unread body."""
         (log.warning if status in (429, 503) else log.info)("HTTP %d: %s", status, message)
         body = json.dumps({"error": message}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if close:
+            headers.append((b"connection", b"close"))
         if status in (429, 503):
             headers.append((b"retry-after", RETRY_AFTER_S.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -109,7 +113,7 @@ class RequestGuard:
             return
         problem = await self._multipart_error(scope, body)
         if problem:
-            await self._answer(send, 400, problem)
+            await self._answer(send, 400, problem, close=False)
             return
         replayed = False
 
