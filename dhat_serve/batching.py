@@ -35,6 +35,11 @@ class Overloaded(RuntimeError):
         super().__init__(message)
         self.reason = reason
 
+    @property
+    def status(self) -> int:
+        """The HTTP answer: 504 for a missed deadline, else 503 (to be sent with Retry-After)."""
+        return 504 if self.reason == "deadline" else 503
+
 
 @dataclass
 class Pending:

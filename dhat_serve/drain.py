@@ -5,7 +5,7 @@ no request cycle *yet*, including connections whose request bytes have arrived b
 (the event loop was busy with other requests): under load those clients see a reset. Measured before
 this module: 300 requests of 64 images, SIGTERM one second in, 77 to 300 of them reset.
 
-``install_drain`` replaces the worker's SIGTERM handler with one that first closes the listening
+``Drain.install`` replaces the worker's SIGTERM handler with one that first closes the listening
 sockets (no new connections), then waits until no request has been in flight for ``quiet_s`` seconds
 (at most ``grace_s``), so buffered requests are read and answered, and only then hands over to
 uvicorn's handler. A second SIGTERM (a signal to the whole process group also reaches the arbiter,

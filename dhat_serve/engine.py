@@ -9,7 +9,6 @@ starts) hands it to the ASGI routes and middleware that BentoML builds at import
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,8 +37,6 @@ class Engine:
         runs[ALL] = lambda x: list(runtime.run_all(x))
         self.batchers = {mode: Batcher(mode, run, self.executor, cfg.batch_size, cfg.max_wait_ms / 1000, cfg.queue_size,
                                        observe, in_flight) for mode, run in runs.items()}
-        self.in_flight = 0
-        self.started = time.time()
 
     @classmethod
     def load(cls, artifact_dir: Path, cfg: ServeConfig, observe=None, in_flight=None) -> Engine:  # noqa: ANN001

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from dhat_serve import __version__
 from dhat_serve.batching import Overloaded
-from dhat_serve.contract import ALL, ALL_OUTPUT_MODES, DEFAULT_REQUEST_MODE, INPUT_NAME, REQUEST_MODES
+from dhat_serve.contract import ALL, ALL_OUTPUT_MODES, DEFAULT_REQUEST_MODE, INPUT_NAME, REQUEST_MODES, parse_mode
 from dhat_serve.engine import Engine, EngineHolder, output_names
 from dhat_serve.oip import HEADER_LENGTH, OIPError, encode_infer, parse_infer
 from dhat_serve.preprocess import InputError, validate_array
@@ -44,9 +44,7 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
 
 def overload_response(exc: Overloaded) -> JSONResponse:
     """503 + Retry-After for a full queue or a loading model, 504 for a missed deadline."""
-    if exc.reason == "deadline":
-        return error(504, str(exc))
-    return error(503, str(exc), {"Retry-After": RETRY_AFTER_S})
+    return error(exc.status, str(exc), {"Retry-After": RETRY_AFTER_S} if exc.status == 503 else None)
 
 
 def model_metadata(engine: Engine, model: str) -> dict[str, Any]:
@@ -121,9 +119,10 @@ def routes(holder: EngineHolder, info: Callable[[Engine], dict[str, Any]]) -> li
                         headers={"Inference-Header-Content-Length": str(header_length)})
 
     async def predict_npy(engine: Engine, request: Request) -> Response:
-        mode = request.query_params.get("mode", DEFAULT_REQUEST_MODE)
-        if mode not in REQUEST_MODES:
-            raise InputError(f"unknown mode {mode!r}; valid modes: {', '.join(REQUEST_MODES)}")
+        try:
+            mode = parse_mode(request.query_params.get("mode", DEFAULT_REQUEST_MODE), allow_all=True)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         try:
             array = np.load(io.BytesIO(await request.body()), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:

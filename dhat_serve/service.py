@@ -137,10 +137,9 @@ class DHAT:
             raise InvalidArgument(str(exc)) from None
         except Overloaded as exc:
             REQUESTS.labels(endpoint=endpoint, mode=mode, outcome=exc.reason).inc()  # REJECTED counted by the batcher
-            status = HTTPStatus.GATEWAY_TIMEOUT if exc.reason == "deadline" else HTTPStatus.SERVICE_UNAVAILABLE
-            log.warning("HTTP %d %s: %s", status, endpoint, exc)
-            ctx.response.status_code = status.value
-            if status == HTTPStatus.SERVICE_UNAVAILABLE:
+            log.warning("HTTP %d %s: %s", exc.status, endpoint, exc)
+            ctx.response.status_code = exc.status
+            if exc.status == HTTPStatus.SERVICE_UNAVAILABLE:
                 ctx.response.headers["Retry-After"] = RETRY_AFTER_S
             return {"error": str(exc)}
         REQUESTS.labels(endpoint=endpoint, mode=mode, outcome="ok").inc()

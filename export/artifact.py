@@ -23,9 +23,10 @@ from export.graphs import DEFAULT_OPSET, export_graph, graph_module, initializer
 from export.parity import cpu_session, measure
 from training.attacks import PGDConfig, pgd
 from training.checkpoints import atomic_dir_write, load_checkpoint
-from training.data import first_n
+from training.data import DataSplits, first_n
 from training.models.dual_head import DualHeadNet, ModeView
 from training.models.registry import parameter_table
+from training.recipes import Recipe
 from training.run_dir import WEIGHTS_FILE, RunDir, is_checkpoint
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,11 @@ def resolve_source(source: Path) -> tuple[Path, Path | None]:
     raise ExportError(f"{source} is neither a run directory (recipe.yaml) nor a checkpoint (config.json)")
 
 
-def parity_images(run_dir: Path | None, net: DualHeadNet, shape: tuple[int, int, int], n: int,
-                  data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, str]:
+def parity_images(run: tuple[Recipe, DataSplits] | None, net: DualHeadNet, shape: tuple[int, int, int],
+                  n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Real validation images when the run is known, else seeded uniform noise (labels = main head's)."""
-    if run_dir is not None:
-        recipe, splits = RunDir(run_dir).load_data(data_dir)
+    if run is not None:
+        recipe, splits = run
         x, y = first_n(splits.val, n)
         return x, y, f"{recipe.data.dataset} validation split"
     x = torch.rand((n, *shape), generator=torch.Generator().manual_seed(0))
@@ -66,10 +67,10 @@ def parity_images(run_dir: Path | None, net: DualHeadNet, shape: tuple[int, int,
     return x, y, "uniform random images (no run directory known)"
 
 
-def parity_eps(run_dir: Path | None, meta: dict[str, Any], data_dir: str | None) -> float:
+def parity_eps(recipe: Recipe | None, meta: dict[str, Any]) -> float:
     """The budget of the PGD parity images: the run's validation eps, else the checkpoint's own record."""
-    if run_dir is not None:
-        return RunDir(run_dir).load_recipe(data_dir).validation.attack.eps
+    if recipe is not None:
+        return recipe.validation.attack.eps
     return float(meta.get("validation_eps", meta.get("eps", PGDConfig.eps)))
 
 
@@ -86,9 +87,10 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
     net.eval()
     precision = "fp16" if fp16 else "fp32"
     shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
-    x, y, parity_source = parity_images(run_dir, net, shape, parity_n, data_dir)
+    run = RunDir(run_dir).load_data(data_dir) if run_dir is not None else None  # recipe and splits, read once
+    x, y, parity_source = parity_images(run, net, shape, parity_n)
     meta = doc.get("meta", {})
-    eps = parity_eps(run_dir, meta, data_dir)
+    eps = parity_eps(run[0] if run else None, meta)
     torch.manual_seed(0)
     adv = pgd(ModeView(net, MAIN), x, y, PGDConfig(eps=eps, step=eps / 4, steps=10))
     entries: dict[str, GraphEntry] = {}

@@ -99,7 +99,7 @@ def print_plan(recipe_name: str, overrides: list[str], as_json: bool) -> None:
                 "starts from", "best by"):
         table.add_column(col)
     for s in plan["stages"]:
-        start = s["init"] or "scratch" if s["stage"] == 1 else \
+        start = (s["init"] or "scratch") if s["stage"] == 1 else \
             f"stage {s['stage'] - 1} {s['start_from']}" + (" (second head = copy of main)" if s["copy_main"] else "")
         table.add_row(str(s["stage"]), s["method"], f"{s['beta']:g}", f"{s['eps']:.4g} / {s['step']:.4g} / {s['steps']}",
                       str(s["epochs"]), lr_runs(s["lr"]), start, s["select"])
