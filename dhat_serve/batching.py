@@ -6,9 +6,10 @@ requests and one worker task. The worker takes the first waiting request, keeps 
 lone client pays no batching delay), runs one ``session.run`` on a thread (off the event loop,
 so parsing and answering continue meanwhile), and splits the outputs back to the requests.
 
-Load is shed, never queued forever: a full queue refuses at once (``Overloaded("queue_full")``, HTTP 503 with
-Retry-After) and a request past its deadline ``Overloaded("deadline")`` (HTTP 504); a request that times
-out while queued is skipped, so it never costs a model run.
+Load is shed, never queued forever: a full queue refuses at once (``errors.Overloaded("queue_full")``,
+HTTP 503 with Retry-After) and a request past its deadline ``Overloaded("deadline")`` (HTTP 504); a
+request that times out while queued is skipped, so it never costs a model run. Every event goes to the
+process's ``Observer`` (statistics endpoint and Prometheus).
 """
 
 from __future__ import annotations
@@ -16,29 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from dhat_serve.errors import Overloaded
+from dhat_serve.observer import BatchStats, Observer
+from dhat_serve.state import ProcessState
+
 log = logging.getLogger("bentoml.dhat")
 
-RunFn = Callable[[np.ndarray], list[np.ndarray]]
-"""(N, C, H, W) float32 images -> the graph's outputs, each (N, ...), in the contract's order."""
-
-
-class Overloaded(RuntimeError):
-    """A request refused to protect the service: ``reason`` is ``queue_full`` or ``deadline``."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    @property
-    def status(self) -> int:
-        """The HTTP answer: 504 for a missed deadline, else 503 (to be sent with Retry-After)."""
-        return 504 if self.reason == "deadline" else 503
+RunFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+"""(N, C, H, W) float32 images -> ``{output name: (N, ...)}`` (``ModelRuntime.run`` for one request mode)."""
 
 
 @dataclass
@@ -50,37 +42,16 @@ class Pending:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-@dataclass
-class BatchStats:
-    """What the metrics report per mode (a Triton user reads the same from its statistics endpoint)."""
-
-    requests: int = 0
-    runs: int = 0
-    images: int = 0
-    queue_seconds: float = 0.0
-    compute_seconds: float = 0.0
-    rejected: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, float | int | dict[str, int]]:
-        """The numbers as JSON, named as Triton's statistics name them (an execution is one ``session.run``)."""
-        return {"request_count": self.requests, "execution_count": self.runs, "inference_count": self.images,
-                "images_per_execution": self.images / self.runs if self.runs else 0.0,
-                "queue_seconds_total": self.queue_seconds, "compute_seconds_total": self.compute_seconds,
-                "rejected": dict(self.rejected)}
-
-
 class Batcher:
     """A bounded queue of requests for one mode and the worker that batches them into ``run`` calls."""
 
     def __init__(self, name: str, run: RunFn, executor: Executor, max_batch: int, max_wait_s: float, queue_size: int,
-                 observe: Callable[[str, str, float], None] | None = None,
-                 in_flight: Callable[[], int] | None = None) -> None:
+                 state: ProcessState | None = None) -> None:
         self.name, self.run, self.executor = name, run, executor
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self.queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=queue_size)
-        self.stats = BatchStats()
-        self.observe = observe or (lambda kind, mode, value: None)
-        self.in_flight = in_flight  # requests inside the server; none beyond this batch -> no reason to wait
+        self.state = state  # requests in flight (none beyond this batch -> no reason to wait) and the observer
+        self.observer = state.observer if state is not None else Observer()
         self._carry: Pending | None = None
         self._worker: asyncio.Task | None = None
 
@@ -88,27 +59,27 @@ class Batcher:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
 
-    def reject(self, reason: str) -> None:
-        """Count a refused request (queue full, deadline, too many in flight) for the metrics."""
-        self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
-        self.observe(f"rejected:{reason}", self.name, 1.0)
+    @property
+    def stats(self) -> BatchStats:
+        """This mode's numbers, as the observer keeps them."""
+        return self.observer.of(self.name)
 
-    async def submit(self, images: np.ndarray, timeout_s: float) -> list[np.ndarray]:
+    async def submit(self, images: np.ndarray, timeout_s: float) -> dict[str, np.ndarray]:
         """The outputs for ``images`` (N, C, H, W) once their batch has run; ``Overloaded`` when refused."""
         self._ensure_worker()
         pending = Pending(images, asyncio.get_running_loop().create_future())
         try:
             self.queue.put_nowait(pending)
         except asyncio.QueueFull:
-            self.reject("queue_full")
+            self.observer.rejected(self.name, "queue_full")
             raise Overloaded("queue_full", f"mode {self.name}: the queue is full "
                              f"({self.queue.maxsize} requests waiting); retry shortly") from None
-        self.stats.requests += 1
+        self.observer.enqueued(self.name)
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout_s)
         except asyncio.TimeoutError:
             pending.future.cancel()  # the worker skips it if it has not run yet
-            self.reject("deadline")
+            self.observer.rejected(self.name, "deadline")
             raise Overloaded("deadline", f"mode {self.name}: no answer within the {timeout_s:g} s deadline") from None
 
     async def _next(self) -> Pending:
@@ -125,7 +96,7 @@ class Batcher:
         batch, count = [first], len(first.images)
         deadline = time.perf_counter() + self.max_wait_s
         while count < self.max_batch:
-            if self.queue.empty() and self.in_flight is not None and self.in_flight() <= len(batch):
+            if self.queue.empty() and self.state is not None and self.state.in_flight <= len(batch):
                 break  # nobody else is in the server: waiting max_wait_s would only add latency
             remaining = deadline - time.perf_counter()
             try:
@@ -147,8 +118,7 @@ class Batcher:
             batch = await self._collect()
             start = time.perf_counter()
             for item in batch:
-                self.observe("queue", self.name, start - item.enqueued)
-                self.stats.queue_seconds += start - item.enqueued
+                self.observer.queued(self.name, start - item.enqueued)
             images = batch[0].images if len(batch) == 1 else np.concatenate([b.images for b in batch])
             try:
                 outputs = await loop.run_in_executor(self.executor, self.run, images)
@@ -158,15 +128,10 @@ class Batcher:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
-            seconds = time.perf_counter() - start
-            self.stats.runs += 1
-            self.stats.images += len(images)
-            self.stats.compute_seconds += seconds
-            self.observe("compute", self.name, seconds)
-            self.observe("batch", self.name, float(len(images)))
+            self.observer.ran(self.name, len(images), time.perf_counter() - start)
             offset = 0
             for item in batch:
                 n = len(item.images)
                 if not item.future.done():
-                    item.future.set_result([o[offset : offset + n] for o in outputs])
+                    item.future.set_result({name: out[offset : offset + n] for name, out in outputs.items()})
                 offset += n

@@ -21,14 +21,13 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from dhat_serve.config import ServeConfig
+from dhat_serve.config import PROVIDER_CHOICES, ServeConfig
 from dhat_serve.console import console, fail, setup_logging
 from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_MODES
 from dhat_serve.manifest import ArtifactError, load_manifest
 
 COMMAND_GROUP = "dhat.commands"
 DISTRIBUTION = "dhat-serve"
-PROVIDERS = ("auto", "cpu", "cuda")
 
 app = typer.Typer(help="Dual Head Adversarial Training: train, export, evaluate and serve.", no_args_is_help=True)
 
@@ -47,8 +46,8 @@ def serve(
     provider: Annotated[str, typer.Option(help="auto (CUDA if a GPU is visible), cpu or cuda")] = "auto",
 ) -> None:
     """Serve an artifact over HTTP with BentoML (POST /classify, POST /predict, GET /info)."""
-    if provider not in PROVIDERS:
-        fail(f"--provider {provider!r}: use {', '.join(PROVIDERS)}")
+    if provider not in PROVIDER_CHOICES:
+        fail(f"--provider {provider!r}: use {', '.join(PROVIDER_CHOICES)}")
     env = dict(os.environ, DHAT_PROVIDER=provider)
     if artifact is not None:
         try:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+PROVIDER_CHOICES = ("auto", "cpu", "cuda")
+"""What ``--provider`` / ``DHAT_PROVIDER`` accept: auto (CUDA when a GPU is visible), cpu or cuda."""
+
 
 @dataclass(frozen=True)
 class ServeConfig:

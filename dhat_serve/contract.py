@@ -39,8 +39,27 @@ GRAPH_OUTPUTS: dict[str, tuple[str, ...]] = {
 }
 """Output names of each graph, in order; ``merged.onnx`` carries the two heads' logits after its own."""
 
-ALL_OUTPUT_MODES: tuple[str, ...] = (MERGED, MAIN, SECOND)
-"""Which mode each output of ``merged.onnx`` belongs to, in ``GRAPH_OUTPUTS[MERGED]`` order."""
+REQUEST_OUTPUTS: dict[str, dict[str, Mode]] = {
+    MAIN: {LOGITS: MAIN},
+    SECOND: {LOGITS: SECOND},
+    MERGED: {LOGITS: MERGED},
+    ALL: {LOGITS: MERGED, MAIN_LOGITS: MAIN, SECOND_LOGITS: SECOND},
+}
+"""What each request mode answers: output name -> the mode whose logits it holds, in graph order.
+
+A single mode answers ``logits`` from its own graph; ``all`` answers the three outputs of one run of
+``merged.onnx``. Every endpoint reads this table, so ``all`` is a row here, not a special case there.
+"""
+
+
+def request_graph(request_mode: str) -> Mode:
+    """The graph a request mode runs: its own, or ``merged`` for ``all`` (one run gives all three)."""
+    return MERGED if request_mode == ALL else request_mode  # type: ignore[return-value]
+
+
+def request_output_names(request_mode: str) -> tuple[str, ...]:
+    """The output names a request mode answers, in graph order (``REQUEST_OUTPUTS``)."""
+    return tuple(REQUEST_OUTPUTS[request_mode])
 
 
 def graph_file(mode: str) -> str:

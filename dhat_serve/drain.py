@@ -20,14 +20,16 @@ import signal
 import time
 from typing import Any, Callable
 
+from dhat_serve.state import ProcessState
+
 log = logging.getLogger("bentoml.dhat")
 
 
 class Drain:
-    """The drain state of one worker: whether it is draining, and how many requests are in flight."""
+    """The drain of one worker: whether it is draining, and the process state whose requests it waits for."""
 
-    def __init__(self, in_flight: Callable[[], int], grace_s: float, quiet_s: float = 1.0) -> None:
-        self.in_flight, self.grace_s, self.quiet_s = in_flight, grace_s, quiet_s
+    def __init__(self, state: ProcessState, grace_s: float, quiet_s: float = 1.0) -> None:
+        self.state, self.grace_s, self.quiet_s = state, grace_s, quiet_s
         self.draining = False
 
     def install(self) -> bool:
@@ -57,7 +59,7 @@ class Drain:
         quiet_since: float | None = None
         while time.monotonic() - start < self.grace_s:
             now = time.monotonic()
-            if self.in_flight() == 0:
+            if self.state.in_flight == 0:
                 quiet_since = quiet_since or now
                 if now - quiet_since >= self.quiet_s:
                     break

@@ -5,8 +5,9 @@ extension (``extension_binary_data.md``). A request body is a JSON header, optio
 tensor bytes: then the ``Inference-Header-Content-Length`` header gives the JSON's length and each input
 with ``parameters.binary_data_size`` takes that many bytes, in input order. Outputs are JSON ``data``
 lists, or raw bytes after the JSON when the request asks (``binary_data`` per output, or
-``binary_data_output`` for all). Every malformed request is an ``OIPError`` with a 4xx status and a
-message; the service answers it as ``{"error": message}``.
+``binary_data_output`` for all). Every malformed request is an ``errors.BadRequest`` with a message;
+the tensor itself passes ``validation.validate_array``, the check ``/predict`` uses, so one bad tensor
+gets one answer on every protocol.
 """
 
 from __future__ import annotations
@@ -18,17 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from dhat_serve.errors import BadRequest
+from dhat_serve.validation import validate_array
+
 HEADER_LENGTH = "inference-header-content-length"
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT8": np.int8, "INT16": np.int16,
              "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8, "BOOL": np.bool_}
-
-
-class OIPError(ValueError):
-    """A request the protocol refuses: ``status`` is the HTTP code (400, 404, 413), the message says why."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -48,16 +44,16 @@ def _json_header(body: bytes, header_length: str | None) -> tuple[dict[str, Any]
         try:
             n = int(header_length)
         except ValueError:
-            raise OIPError(f"Inference-Header-Content-Length must be an integer, got {header_length!r}") from None
+            raise BadRequest(f"Inference-Header-Content-Length must be an integer, got {header_length!r}") from None
         if not 0 < n <= len(body):
-            raise OIPError(f"Inference-Header-Content-Length {n} does not fit a body of {len(body)} bytes")
+            raise BadRequest(f"Inference-Header-Content-Length {n} does not fit a body of {len(body)} bytes")
         json_part, rest = body[:n], body[n:]
     try:
         doc = json.loads(json_part)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OIPError(f"the request header is not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(f"the request header is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise OIPError("the request must be a JSON object with an \"inputs\" list")
+        raise BadRequest("the request must be a JSON object with an \"inputs\" list")
     return doc, rest
 
 
@@ -65,70 +61,61 @@ def _tensor(spec: dict[str, Any], rest: bytes, offset: int) -> tuple[np.ndarray,
     """One input tensor from JSON ``data`` or from the binary part at ``offset``; returns (array, new offset)."""
     dtype_name = spec.get("datatype")
     if dtype_name not in DATATYPES:
-        raise OIPError(f"input {spec.get('name')!r}: datatype {dtype_name!r} is not supported; send FP32")
+        raise BadRequest(f"input {spec.get('name')!r}: datatype {dtype_name!r} is not supported; send FP32")
     shape = spec.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise OIPError(f"input {spec.get('name')!r}: shape must be a list of non-negative integers, got {shape!r}")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise BadRequest(f"input {spec.get('name')!r}: shape must be a list of non-negative integers, got {shape!r}")
     count = math.prod(shape)
     size = (spec.get("parameters") or {}).get("binary_data_size")
     if size is not None:
         expected = count * np.dtype(DATATYPES[dtype_name]).itemsize
         if not isinstance(size, int) or size != expected:
-            raise OIPError(f"input {spec['name']!r}: binary_data_size {size!r} but shape {shape} of {dtype_name} "
+            raise BadRequest(f"input {spec['name']!r}: binary_data_size {size!r} but shape {shape} of {dtype_name} "
                            f"needs {expected} bytes")
         if offset + size > len(rest):
-            raise OIPError(f"input {spec['name']!r}: the body holds {len(rest) - offset} bytes of tensor data, "
+            raise BadRequest(f"input {spec['name']!r}: the body holds {len(rest) - offset} bytes of tensor data, "
                            f"{size} announced")
         array = np.frombuffer(rest, dtype=DATATYPES[dtype_name], count=count, offset=offset).reshape(shape)
         return array, offset + size
     data = spec.get("data")
     if data is None:
-        raise OIPError(f"input {spec.get('name')!r} has neither \"data\" nor parameters.binary_data_size")
+        raise BadRequest(f"input {spec.get('name')!r} has neither \"data\" nor parameters.binary_data_size")
     try:
         array = np.asarray(data, dtype=DATATYPES[dtype_name])
     except (ValueError, TypeError):
-        raise OIPError(f"input {spec.get('name')!r}: \"data\" is not a (nested) list of {dtype_name} numbers") from None
+        raise BadRequest(f"input {spec.get('name')!r}: \"data\" is not a (nested) list of {dtype_name} numbers") from None
     if array.size != count:
-        raise OIPError(f"input {spec.get('name')!r}: shape {shape} needs {count} values, \"data\" has {array.size}")
+        raise BadRequest(f"input {spec.get('name')!r}: shape {shape} needs {count} values, \"data\" has {array.size}")
     return array.reshape(shape), offset
 
 
 def parse_infer(body: bytes, header_length: str | None, input_name: str, image_shape: tuple[int, int, int],
                 output_names: tuple[str, ...], max_batch: int, binary_default: bool = False) -> InferRequest:
-    """Check an ``infer`` body against the model: one FP32 input ``input_name`` of shape (N, C, H, W) in [0, 1]."""
+    """Check an ``infer`` body against the model: one FP32 input ``input_name`` of shape (N, C, H, W) in [0, 1].
+
+    ``image_shape`` is the artifact's (C, H, W); ``output_names`` what the requested model answers.
+    """
     doc, rest = _json_header(body, header_length)
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise OIPError("\"inputs\" must be a non-empty list of tensors")
+        raise BadRequest("\"inputs\" must be a non-empty list of tensors")
     offset, images = 0, None
     for spec in inputs:
         if not isinstance(spec, dict):
-            raise OIPError("each input must be a JSON object with name, shape, datatype")
+            raise BadRequest("each input must be a JSON object with name, shape, datatype")
         array, offset = _tensor(spec, rest, offset)
         if spec.get("name") != input_name:
-            raise OIPError(f"unknown input {spec.get('name')!r}; this model has one input {input_name!r}")
+            raise BadRequest(f"unknown input {spec.get('name')!r}; this model has one input {input_name!r}")
         images = array
     if offset != len(rest):
-        raise OIPError(f"the body has {len(rest) - offset} bytes of tensor data that no input announced")
+        raise BadRequest(f"the body has {len(rest) - offset} bytes of tensor data that no input announced")
     if len(inputs) != 1:
-        raise OIPError(f"this model takes exactly one input {input_name!r}, got {len(inputs)}")
+        raise BadRequest(f"this model takes exactly one input {input_name!r}, got {len(inputs)}")
     assert images is not None
     if images.dtype != np.float32:
-        raise OIPError(f"input {input_name!r} must be FP32, got {inputs[0]['datatype']}")
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
-        raise OIPError(f"input {input_name!r} must have shape [N, {', '.join(map(str, image_shape))}], "
-                       f"got {list(images.shape)}")
-    if images.shape[0] < 1:
-        raise OIPError(f"input {input_name!r}: the batch is empty")
-    if images.shape[0] > max_batch:
-        raise OIPError(f"input {input_name!r}: batch of {images.shape[0]} images is over the limit of {max_batch}",
-                       status=413)
-    if not np.isfinite(images).all():
-        raise OIPError(f"input {input_name!r} holds NaN or infinity")
-    if float(images.min()) < 0.0 or float(images.max()) > 1.0:
-        raise OIPError(f"input {input_name!r}: pixel values must be in [0, 1], got [{float(images.min()):.3g}, "
-                       f"{float(images.max()):.3g}]")
-    return InferRequest(doc.get("id"), np.ascontiguousarray(images), *_outputs(doc, output_names, binary_default))
+        raise BadRequest(f"input {input_name!r} must be FP32, got {inputs[0]['datatype']}")
+    images = validate_array(images, image_shape, max_batch)
+    return InferRequest(doc.get("id"), images, *_outputs(doc, output_names, binary_default))
 
 
 def _outputs(doc: dict[str, Any], names: tuple[str, ...], binary_default: bool) -> tuple[tuple[str, ...], dict[str, bool]]:
@@ -138,12 +125,12 @@ def _outputs(doc: dict[str, Any], names: tuple[str, ...], binary_default: bool) 
     if asked is None:
         return names, {n: default for n in names}
     if not isinstance(asked, list):
-        raise OIPError("\"outputs\" must be a list of {\"name\": ...} objects")
+        raise BadRequest("\"outputs\" must be a list of {\"name\": ...} objects")
     chosen, binary = [], {}
     for spec in asked:
         name = spec.get("name") if isinstance(spec, dict) else None
         if name not in names:
-            raise OIPError(f"unknown output {name!r}; this model's outputs: {', '.join(names)}")
+            raise BadRequest(f"unknown output {name!r}; this model's outputs: {', '.join(names)}")
         chosen.append(name)
         binary[name] = bool((spec.get("parameters") or {}).get("binary_data", default))
     return tuple(chosen), binary

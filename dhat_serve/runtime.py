@@ -1,7 +1,9 @@
 """ONNX Runtime sessions for an artifact: one per mode, CUDA when a GPU is visible, else CPU.
 
-``ModelRuntime.run(mode, images)`` takes (N, C, H, W) float32 in [0, 1] and returns logits (N, classes);
-``run_all`` returns (merged, main, second) from one run of ``merged.onnx``. Torch-free.
+``ModelRuntime.run(request_mode, images)`` is the one call every user makes (the service's batchers,
+evaluation, export's parity check): (N, C, H, W) float32 in [0, 1] -> ``{output name: (N, classes)}``,
+the outputs ``contract.REQUEST_OUTPUTS`` lists for that request mode (``all`` runs ``merged.onnx`` once).
+``predict`` is the same in chunks, for data sets. Torch-free.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from dhat_serve.config import PROVIDER_CHOICES
 from dhat_serve.manifest import Manifest, load_manifest
-from dhat_serve.contract import GRAPH_OUTPUTS, INPUT_NAME, LOGITS, MERGED, MODES
+from dhat_serve.contract import INPUT_NAME, MODES, request_graph, request_output_names
 
 log = logging.getLogger(__name__)
+
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
 def gpu_visible() -> bool:
@@ -34,64 +39,79 @@ def choose_providers(preference: str = "auto") -> list[str]:
     Asking for CUDA on a machine without a GPU makes onnxruntime-gpu log an ERROR and fall back, so
     ``auto`` asks only when a GPU is visible.
     """
-    if preference not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"unknown provider {preference!r}; valid: auto, cpu, cuda")
+    if preference not in PROVIDER_CHOICES:
+        raise ValueError(f"unknown provider {preference!r}; valid: {', '.join(PROVIDER_CHOICES)}")
     available = ort.get_available_providers()
     want_cuda = preference == "cuda" or (preference == "auto" and gpu_visible())
-    if want_cuda and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if want_cuda and CUDA in available:
+        return [CUDA, CPU]
     if preference == "cuda":
         log.warning("CUDA asked for but this onnxruntime has no CUDAExecutionProvider (%s); using CPU", available)
-    return ["CPUExecutionProvider"]
+    return [CPU]
+
+
+def open_sessions(graphs: dict[str, Path], provider: str = "auto", device_id: int = 0,
+                  intra_op_threads: int = 0) -> dict[str, ort.InferenceSession]:
+    """One ONNX Runtime session per ``{mode: graph path}`` on the chosen provider.
+
+    ``device_id`` picks the GPU of the CUDA provider (one per process under torchrun);
+    ``intra_op_threads`` > 0 sets serving threads with spinning off, so idle sessions do not burn the
+    cores that parse requests (ORT spins its threads after each run by default).
+    """
+    providers = choose_providers(provider)
+    if CUDA in providers and hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels when torch is not installed
+        except Exception as exc:  # noqa: BLE001 - best effort; the session's providers say what it got
+            log.warning("onnxruntime.preload_dlls failed: %s", exc)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads > 0:
+        options.intra_op_num_threads = intra_op_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    chosen = [(p, {"device_id": device_id}) if p == CUDA else p for p in providers]
+    return {mode: ort.InferenceSession(str(path), sess_options=options, providers=chosen) for mode, path in graphs.items()}
 
 
 @dataclass
-class ModelRuntime:
-    """The verified artifact and its three sessions."""
+class GraphSessions:
+    """Sessions by mode and the one way to run them: ``run`` / ``predict`` by request mode.
 
-    artifact_dir: Path
-    manifest: Manifest
+    Export's parity check uses this directly on graphs that have no manifest yet; everything else uses
+    ``ModelRuntime``, which adds the verified artifact.
+    """
+
     sessions: dict[str, ort.InferenceSession]
-
-    @classmethod
-    def load(cls, artifact_dir: str | Path, provider: str = "auto", device_id: int = 0,
-             intra_op_threads: int = 0) -> ModelRuntime:
-        """Verify the artifact's hashes, then open one session per mode on the chosen provider.
-
-        ``device_id`` picks the GPU of the CUDA provider (one per process under torchrun);
-        ``intra_op_threads`` > 0 sets serving threads with spinning off, so idle sessions do not burn the
-        cores that parse requests (ORT spins its threads after each run by default).
-        """
-        artifact_dir = Path(artifact_dir)
-        manifest = load_manifest(artifact_dir)  # verifies every hash before anything is loaded
-        providers = choose_providers(provider)
-        if "CUDAExecutionProvider" in providers and hasattr(ort, "preload_dlls"):
-            try:
-                ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels when torch is not installed
-            except Exception as exc:  # noqa: BLE001 - best effort; the session log says what it got
-                log.warning("onnxruntime.preload_dlls failed: %s", exc)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads > 0:
-            options.intra_op_num_threads = intra_op_threads
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sessions = {}
-        for mode in MODES:
-            path = artifact_dir / manifest.modes[mode].file
-            chosen = [(p, {"device_id": device_id}) if p == "CUDAExecutionProvider" else p for p in providers]
-            sessions[mode] = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
-            log.info("mode %s: %s runs on %s", mode, path.name, ", ".join(sessions[mode].get_providers()))
-        return cls(artifact_dir, manifest, sessions)
 
     def providers(self) -> dict[str, list[str]]:
         """The providers each session really got (a CUDA request can silently fall back to CPU)."""
         return {mode: s.get_providers() for mode, s in self.sessions.items()}
 
-    def run(self, mode: str, images: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 in [0, 1] -> (N, classes) logits of ``mode``'s graph."""
-        return self.sessions[mode].run([LOGITS], {INPUT_NAME: images})[0]
+    def run(self, request_mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, C, H, W) float32 in [0, 1] -> ``{output name: (N, classes)}`` for ``request_mode``, one session run."""
+        names = request_output_names(request_mode)
+        outputs = self.sessions[request_graph(request_mode)].run(list(names), {INPUT_NAME: images})
+        return dict(zip(names, outputs))
 
-    def run_all(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(merged, main, second) logits, each (N, classes), from one run of ``merged.onnx``."""
-        merged, main, second = self.sessions[MERGED].run(list(GRAPH_OUTPUTS[MERGED]), {INPUT_NAME: images})
-        return merged, main, second
+    def predict(self, request_mode: str, images: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
+        """``run`` over (N, C, H, W) images in chunks of ``batch_size`` (memory stays bounded on a data set)."""
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        parts = [self.run(request_mode, images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in request_output_names(request_mode)}
+
+
+@dataclass
+class ModelRuntime(GraphSessions):
+    """The verified artifact and its three sessions (``load`` checks every hash before opening any)."""
+
+    artifact_dir: Path
+    manifest: Manifest
+
+    @classmethod
+    def load(cls, artifact_dir: str | Path, provider: str = "auto", device_id: int = 0,
+             intra_op_threads: int = 0) -> ModelRuntime:
+        """Verify the artifact's hashes, then open one session per mode (see ``open_sessions``)."""
+        artifact_dir = Path(artifact_dir)
+        manifest = load_manifest(artifact_dir)  # verifies every hash before anything is loaded
+        graphs = {mode: artifact_dir / manifest.modes[mode].file for mode in MODES}
+        return cls(open_sessions(graphs, provider, device_id, intra_op_threads), artifact_dir, manifest)

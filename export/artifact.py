@@ -20,14 +20,14 @@ from dhat_serve.manifest import SCHEMA_VERSION, GraphEntry, Manifest, load_manif
 from dhat_serve.contract import GRAPH_OUTPUTS, MAIN, MERGED, MODES, SECOND, graph_file
 from dhat_serve.manifest import MANIFEST_FILE
 from export.graphs import DEFAULT_OPSET, export_graph, graph_module, initializer_names
-from export.parity import cpu_session, measure
+from export.parity import cpu_graph, measure
 from training.attacks import PGDConfig, pgd
-from training.checkpoints import atomic_dir_write, load_checkpoint
+from training.checkpoints import WEIGHTS_FILE, CheckpointMeta, atomic_dir_write, is_checkpoint, load_checkpoint, read_meta
 from training.data import DataSplits, first_n
 from training.models.dual_head import DualHeadNet, ModeView
 from training.models.registry import parameter_table
 from training.recipes import Recipe
-from training.run_dir import WEIGHTS_FILE, RunDir, is_checkpoint
+from training.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,14 @@ def parity_images(run: tuple[Recipe, DataSplits] | None, net: DualHeadNet, shape
     return x, y, "uniform random images (no run directory known)"
 
 
-def parity_eps(recipe: Recipe | None, meta: dict[str, Any]) -> float:
+def parity_eps(recipe: Recipe | None, meta: CheckpointMeta) -> float:
     """The budget of the PGD parity images: the run's validation eps, else the checkpoint's own record."""
     if recipe is not None:
         return recipe.validation.attack.eps
-    return float(meta.get("validation_eps", meta.get("eps", PGDConfig.eps)))
+    for eps in (meta.validation_eps, meta.eps, PGDConfig.eps):
+        if eps is not None:
+            return float(eps)
+    raise AssertionError("unreachable: PGDConfig.eps is a number")
 
 
 def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OPSET, fp16: bool = False,
@@ -89,7 +92,7 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
     shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
     run = RunDir(run_dir).load_data(data_dir) if run_dir is not None else None  # recipe and splits, read once
     x, y, parity_source = parity_images(run, net, shape, parity_n)
-    meta = doc.get("meta", {})
+    meta = read_meta(ckpt)
     eps = parity_eps(run[0] if run else None, meta)
     torch.manual_seed(0)
     adv = pgd(ModeView(net, MAIN), x, y, PGDConfig(eps=eps, step=eps / 4, steps=10))
@@ -104,9 +107,9 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
             leaked = [i for i in inits if any(part in i for part in FORBIDDEN[mode])]
             if leaked:
                 raise ExportError(f"{mode}.onnx holds weights of another part: {leaked[:3]}")
-            session = cpu_session(str(path))
+            graph = cpu_graph(mode, path)
             reference = graph_module(net, mode, False) if not fp16 else module
-            clean, attacked = measure(reference, session, x, precision), measure(reference, session, adv, precision)
+            clean, attacked = measure(reference, graph, mode, x, precision), measure(reference, graph, mode, adv, precision)
             worst = max(clean.max_abs_diff, attacked.max_abs_diff)
             if worst > clean.tolerance:
                 raise ExportError(f"{mode}.onnx differs from PyTorch by {worst:.3g} (> {clean.tolerance:g}); "
@@ -120,29 +123,29 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
                                        opset=opset, outputs=GRAPH_OUTPUTS[mode], parity=parity, external_data=external)
             log.info("%s.onnx: %d initialisers, parity max |diff| %.2e (clean) %.2e (PGD), argmax agreement %.3f",
                      mode, len(inits), clean.max_abs_diff, attacked.max_abs_diff, clean.argmax_agreement)
-        manifest = build_manifest(cfg, doc, ckpt, run_dir, entries, precision, name)
+        manifest = build_manifest(cfg, meta, ckpt, run_dir, entries, precision, name)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2))
 
     atomic_dir_write(Path(out), write)
     return load_manifest(out)
 
 
-def build_manifest(cfg: Any, doc: dict, ckpt: Path, run_dir: Path | None, entries: dict[str, GraphEntry],
+def build_manifest(cfg: Any, meta: CheckpointMeta, ckpt: Path, run_dir: Path | None, entries: dict[str, GraphEntry],
                    precision: str, name: str | None) -> Manifest:
     """The manifest of a checked export: graphs, architecture, and where the weights came from."""
-    meta = doc.get("meta", {})
+    validation = {"val_clean": meta.val_clean, "val_robust": meta.val_robust, "epoch": meta.epoch}
     provenance = {
         "checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt / WEIGHTS_FILE),
-        "recipe": meta.get("recipe"), "eps": meta.get("eps"), "validation_eps": meta.get("validation_eps"),
-        "validation": {k: meta[k] for k in ("val_clean", "val_robust", "epoch") if k in meta},
-        "run_dir": str(run_dir) if run_dir else None, "seed": meta.get("seed"),
+        "recipe": meta.recipe, "eps": meta.eps, "validation_eps": meta.validation_eps,
+        "validation": {k: v for k, v in validation.items() if v is not None},
+        "run_dir": str(run_dir) if run_dir else None, "seed": meta.seed,
         "torch_version": torch.__version__,
     }
     digest = hashlib.sha256("".join(entries[m].sha256 for m in MODES).encode()).hexdigest()[:12]
     arch = {"arch": cfg.arch, "layout": cfg.layout, "second_arch": cfg.resolved_second_arch,
             "num_classes": cfg.num_classes, "parameters": parameter_table(cfg)}
     return Manifest(
-        schema_version=SCHEMA_VERSION, name=name or f"dhat-{meta.get('recipe') or cfg.arch}", version=digest,
+        schema_version=SCHEMA_VERSION, name=name or f"dhat-{meta.recipe or cfg.arch}", version=digest,
         package_version=__version__, precision=precision, architecture=arch, class_names=cfg.names,
         input_shape=(cfg.in_channels, cfg.input_size, cfg.input_size), input_range=(0.0, 1.0), modes=entries,
         provenance=provenance,

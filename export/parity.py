@@ -9,13 +9,14 @@ significant digits, and logits of order 10 then differ by up to ~1e-2; argmax ag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
-from dhat_serve.contract import INPUT_NAME
+from dhat_serve.contract import ALL, MERGED
+from dhat_serve.runtime import GraphSessions, open_sessions
 
 TOLERANCE = {"fp32": 1e-4, "fp16": 5e-2}
 
@@ -29,26 +30,24 @@ class Parity:
     n: int
     tolerance: float
 
-    @property
-    def ok(self) -> bool:
-        """Whether the graph is close enough to PyTorch to be shipped."""
-        return self.max_abs_diff <= self.tolerance
-
     def to_dict(self) -> dict:
         """The manifest's ``parity`` entry."""
         return {"max_abs_diff": self.max_abs_diff, "argmax_agreement": self.argmax_agreement, "n": self.n,
                 "tolerance": self.tolerance}
 
 
-def cpu_session(path: str) -> ort.InferenceSession:
-    """A CPU session: parity is checked where every machine can run it, whatever serves it later."""
-    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+def cpu_graph(mode: str, path: Path) -> GraphSessions:
+    """``mode``'s graph on the CPU: parity is checked where every machine can run it, whatever serves it later."""
+    return GraphSessions(open_sessions({mode: path}, provider="cpu"))
 
 
-def run_session(session: ort.InferenceSession, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
-    """All outputs of ``session`` on ``x`` (N, C, H, W), concatenated over batches."""
-    parts = [session.run(None, {INPUT_NAME: x[i : i + batch_size]}) for i in range(0, len(x), batch_size)]
-    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+def graph_outputs(graph: GraphSessions, mode: str, x: np.ndarray) -> list[np.ndarray]:
+    """Every output of ``mode``'s graph on (N, C, H, W) ``x``, in graph order, through ``ModelRuntime``'s ``predict``.
+
+    The request mode that answers all of ``merged.onnx``'s outputs is ``all``; a head's graph has one.
+    """
+    request_mode = ALL if mode == MERGED else mode
+    return list(graph.predict(request_mode, x, batch_size=256).values())
 
 
 @torch.no_grad()
@@ -61,11 +60,11 @@ def torch_outputs(module: nn.Module, x: torch.Tensor, batch_size: int = 256) -> 
     return [torch.cat([p[k] for p in parts]).float().numpy() for k in range(len(parts[0]))]
 
 
-def measure(module: nn.Module, session: ort.InferenceSession, x: torch.Tensor, precision: str = "fp32") -> Parity:
-    """Compare every output of ``module`` (eval mode) and ``session`` on images ``x``."""
+def measure(module: nn.Module, graph: GraphSessions, mode: str, x: torch.Tensor, precision: str = "fp32") -> Parity:
+    """Compare every output of ``module`` (eval mode) and ``mode``'s graph on images ``x``."""
     module.eval()
     ours = torch_outputs(module, x)
-    theirs = run_session(session, x.numpy().astype(np.float32))
+    theirs = graph_outputs(graph, mode, x.numpy())
     diff = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
     agree = float(np.mean(ours[0].argmax(1) == theirs[0].argmax(1)))
     return Parity(diff, agree, len(x), TOLERANCE[precision])

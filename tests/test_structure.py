@@ -45,11 +45,12 @@ def test_mode_and_graph_names_are_spelled_only_in_the_contract():
 
 
 def test_run_directory_file_names_are_spelled_only_in_run_dir():
-    names = ("recipe.yaml", "metrics.jsonl", "config.json", "model.safetensors", "optimizer.safetensors")
+    homes = {"training/run_dir.py": ("recipe.yaml", "metrics.jsonl"),  # the run's own files
+             "training/checkpoints.py": ("config.json", "model.safetensors", "optimizer.safetensors")}  # a checkpoint's
     found = []
     for path in [*_sources(), ROOT / "scripts" / "demo.py"]:
-        if path == ROOT / "training" / "run_dir.py":
-            continue
+        rel = str(path.relative_to(ROOT))
+        names = tuple(n for home, spelled in homes.items() if home != rel for n in spelled)
         for node in ast.walk(ast.parse(path.read_text())):
             # a path literal ("stage3/last/config.json"); prose that mentions a file in a message is fine
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " not in node.value \

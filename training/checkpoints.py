@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,50 @@ from torch import nn
 
 from training.models.dual_head import DualHeadNet, SingleHeadNet
 from training.models.registry import ModelConfig, create_model
-from training.recipes import Recipe
-from training.run_dir import CONFIG_FILE, OPTIMIZER_FILE, WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint directory (it has a ``config.json``)."""
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Where a checkpoint came from and how it validated: ``config.json``'s ``meta``, written by every stage.
+
+    Export copies recipe, seed and the two eps into the manifest's provenance; ``--resume`` reads
+    ``epoch`` and ``best_score``; ``complete`` says the stage ran to the end of its schedule. Fields a
+    hand-made checkpoint lacks are None.
+    """
+
+    stage: int | None = None
+    epoch: int | None = None
+    complete: bool = False
+    select: str | None = None
+    best_score: float | None = None
+    val_clean: float | None = None
+    val_robust: float | None = None
+    recipe: str | None = None
+    seed: int | None = None
+    eps: float | None = None
+    validation_eps: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointMeta:
+        """``config.json``'s ``meta`` (keys this version does not know are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON ``meta`` entry."""
+        return asdict(self)
 
 
 class CheckpointError(ValueError):
@@ -73,7 +111,7 @@ def save_checkpoint(
     net: nn.Module,
     cfg: ModelConfig,
     trained: dict[str, bool],
-    meta: dict[str, Any] | None = None,
+    meta: CheckpointMeta | None = None,
     extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write ``path/`` atomically. ``extra_tensors`` (optimizer state) go to ``OPTIMIZER_FILE``."""
@@ -81,7 +119,7 @@ def save_checkpoint(
     def write(tmp: Path) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
-        doc = {"format": FORMAT, "model": asdict(cfg), "trained": trained, "meta": meta or {}}
+        doc = {"format": FORMAT, "model": asdict(cfg), "trained": trained, "meta": (meta or CheckpointMeta()).to_dict()}
         (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2))
         if extra_tensors:
             save_file({k: v.contiguous().cpu() for k, v in extra_tensors.items()}, str(tmp / OPTIMIZER_FILE))
@@ -131,16 +169,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return net.to(device), cfg, doc
 
 
-def checkpoint_meta(recipe: Recipe, stage: int, *, epoch: int, complete: bool, best: float, clean: float,
-                    robust: float) -> dict[str, Any]:
-    """The ``meta`` every training checkpoint carries: where it came from and how it validated.
-
-    Export copies it into the manifest's provenance (recipe, seed, training and validation eps), so
-    every checkpoint of every stage writes the same keys, from here.
-    """
-    return {"stage": stage, "epoch": epoch, "complete": complete, "select": recipe.stage(stage).select,
-            "best_score": best, "val_clean": clean, "val_robust": robust, "recipe": recipe.name, "seed": recipe.seed, "eps": recipe.stage(stage).attack.eps,
-            "validation_eps": recipe.validation.attack.eps}
+def read_meta(path: str | Path) -> CheckpointMeta:
+    """The ``meta`` of the checkpoint at ``path``, typed."""
+    return CheckpointMeta.from_dict(read_checkpoint_config(path).get("meta") or {})
 
 
 def momentum_state(net: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

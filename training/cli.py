@@ -95,14 +95,15 @@ def print_plan(recipe_name: str, overrides: list[str], as_json: bool) -> None:
         print(json.dumps(plan, indent=2))
         return
     table = Table(title=f"plan of {plan['recipe']} (epochs counted from 1)")
-    for col in ("stage", "method", "beta", "attack eps / step / steps", "epochs", "learning rate per epoch",
-                "starts from", "best by"):
+    for col in ("stage", "method", "beta", "attack eps / step / steps", "attack start / loss", "epochs",
+                "learning rate per epoch", "starts from", "best by"):
         table.add_column(col)
     for s in plan["stages"]:
         start = (s["init"] or "scratch") if s["stage"] == 1 else \
             f"stage {s['stage'] - 1} {s['start_from']}" + (" (second head = copy of main)" if s["copy_main"] else "")
+        attack = f"{s['attack_start']} / {s['attack_loss']}" if s["attack_start"] else "none (clean images)"
         table.add_row(str(s["stage"]), s["method"], f"{s['beta']:g}", f"{s['eps']:.4g} / {s['step']:.4g} / {s['steps']}",
-                      str(s["epochs"]), lr_runs(s["lr"]), start, s["select"])
+                      attack, str(s["epochs"]), lr_runs(s["lr"]), start, s["select"])
     console.print(table)
 
 
@@ -125,20 +126,14 @@ def train(
         return
     if as_json:
         fail("--json goes with --plan (training itself writes metrics.jsonl)")
-    from training.recipes import RecipeError, load_recipe
+    from training.recipes import RecipeError, load_recipe, with_flags
     from training.stages import StageError
 
-    extra = list(overrides or [])
-    if init is not None:
-        if not init.is_file():
-            fail(f"--init {init}: no such file (a .safetensors or .pt single-head checkpoint)")
-        extra.append(f"stage1.init={init}")
-    if copy_main:
-        extra.append("stage2.copy_main=true")
-    if data_dir is not None:
-        extra.append(f"data.data_dir={data_dir}")
+    if init is not None and not init.is_file():
+        fail(f"--init {init}: no such file (a .safetensors or .pt single-head checkpoint)")
     try:
-        resolved = load_recipe(recipe, extra)
+        resolved = with_flags(load_recipe(recipe, list(overrides or [])), init=None if init is None else str(init),
+                              copy_main=copy_main, data_dir=None if data_dir is None else str(data_dir))
     except RecipeError as exc:
         fail(str(exc))
     run_dir = out or Path("runs") / resolved.name

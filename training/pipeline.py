@@ -14,7 +14,7 @@ import yaml
 
 from training.distributed import setup, teardown
 from training.plots import plot_training_curves
-from training.recipes import Recipe, recipe_to_dict
+from training.recipes import Recipe, load_saved_recipe, recipe_to_dict
 from training.run_dir import RunDir, recipe_splits
 from training.stages import StageError, require_previous, run_stage, stage_of
 
@@ -25,7 +25,7 @@ def check_run_dir(recipe: Recipe, run_dir: Path, stages: Sequence[int], resume: 
     """Everything that can be refused before data is loaded or a step is taken."""
     saved = RunDir(run_dir).recipe_file
     if saved.is_file():
-        if yaml.safe_load(saved.read_text()) != recipe_to_dict(recipe):
+        if recipe_to_dict(load_saved_recipe(saved)) != recipe_to_dict(recipe):
             raise StageError(f"{saved} holds a different recipe than the one asked for; use a new --out "
                              "(or the same recipe and overrides as before)")
     first = min(stages)

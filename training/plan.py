@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.methods import method_of
 from training.recipes import Recipe
 from training.stages import STAGES
 
@@ -22,6 +23,8 @@ def recipe_plan(recipe: Recipe) -> dict[str, Any]:
         stages.append({
             "stage": stage.number, "mode": stage.mode, "trains": list(stage.trains), "method": spec.method,
             "beta": spec.beta, "eps": spec.attack.eps, "step": spec.attack.step, "steps": spec.attack.steps,
+            "attack_start": spec.attack.random_start if method_of(spec.method).adversarial else None,
+            "attack_loss": spec.attack.loss if method_of(spec.method).adversarial else None,
             "epochs": spec.epochs, "lr": spec.schedule(), "milestones": list(spec.milestones),
             "weight_decay": spec.weight_decay,
             "start_from": None if stage.number == 1 else spec.start_from,

@@ -18,7 +18,7 @@ import yaml
 
 from training.attacks import PGDConfig
 from training.data import DATASETS
-from training.losses import METHODS
+from training.methods import METHODS, method_of
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
 SELECTIONS = ("robust", "clean", "last")
@@ -40,7 +40,7 @@ class StageSpec:
     gamma: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 2e-4
-    attack: PGDConfig = field(default_factory=PGDConfig)  # training stages use their method's start and loss
+    attack: PGDConfig = field(default_factory=PGDConfig)  # eps / step / steps; start and loss are the method's
     init: str | None = None  # stage 1: a pre-trained single-head checkpoint to start from
     copy_main: bool = False  # stage 2: start the second head as a copy of the main head
     start_from: str = "best"  # stage 2 / 3: which checkpoint of the previous stage
@@ -55,12 +55,26 @@ class StageSpec:
             raise RecipeError(f"start_from must be 'best' or 'last', got {self.start_from!r}")
         if any(m < 1 for m in self.milestones):
             raise RecipeError(f"milestones are 1-based epoch numbers (>= 1), got {list(self.milestones)}")
+        method = method_of(self.method)
+        # The attack a stage trains with is the method's (its start and loss fixed by the table), so the
+        # spec holds the effective attack: --plan, the stage loop and the saved recipe all read this one.
+        object.__setattr__(self, "attack", method.training_attack(self.attack))
         if not self.select:
-            # A naturally trained head is ~0 % robust at every epoch (Table II rows 1-3), so validation PGD
-            # accuracy cannot pick its best epoch: natural stages select by clean accuracy.
-            object.__setattr__(self, "select", "clean" if self.method == "natural" else "robust")
+            object.__setattr__(self, "select", method.select)  # natural: clean; adversarial methods: robust
         if self.select not in SELECTIONS:
             raise RecipeError(f"select must be one of {', '.join(SELECTIONS)}, got {self.select!r}")
+
+    @classmethod
+    def check_raw(cls, data: dict[str, Any], prefix: str) -> None:
+        """Refuse a stage whose ``attack:`` sets a start or loss its method fixes (it would be silently replaced)."""
+        method = METHODS.get(data.get("method", cls.method))
+        attack = data.get("attack")
+        if method is None or not isinstance(attack, dict):
+            return
+        for key in method.overridden(attack):
+            fixed = getattr(method.training_attack(PGDConfig()), key)
+            raise RecipeError(f"{prefix}.attack.{key}: method {method.name!r} trains with {key} {fixed!r} (as its "
+                              f"authors' code does), not {attack[key]!r}; remove the key or choose another method")
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of the 1-based ``epoch``: lr * gamma^(number of milestones m with epoch >= m).
@@ -179,6 +193,8 @@ def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a dict, refusing unknown keys by their dotted name."""
     hints = get_type_hints(cls)
     names = [f.name for f in fields(cls)]
+    if hasattr(cls, "check_raw"):
+        cls.check_raw(data, prefix)
     for key in data:
         if key not in names:
             where = f"{prefix}.{key}" if prefix else key
@@ -254,6 +270,34 @@ def recipe_dict(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
 def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """A checked ``Recipe`` from a built-in name or a YAML path, with ``key=value`` overrides applied."""
     return build(Recipe, recipe_dict(name_or_path, overrides))
+
+
+def with_flags(recipe: Recipe, *, init: str | None = None, copy_main: bool = False,
+               data_dir: str | None = None) -> Recipe:
+    """The recipe with ``dhat train``'s typed flags applied as values (never re-parsed as YAML text)."""
+    if init is not None:
+        recipe = dataclasses.replace(recipe, stage1=dataclasses.replace(recipe.stage1, init=init))
+    if copy_main:
+        recipe = dataclasses.replace(recipe, stage2=dataclasses.replace(recipe.stage2, copy_main=True))
+    if data_dir is not None:
+        recipe = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, data_dir=data_dir))
+    return recipe
+
+
+METHOD_FIXED = ("random_start", "loss")
+"""Attack keys of a training stage that its method fixes (``training.methods``)."""
+
+
+def load_saved_recipe(path: Path) -> Recipe:
+    """A run's own ``recipe.yaml``: stage attacks' method-fixed keys are dropped, since they were written by
+    ``dhat train`` (runs saved before the method table held the PGD defaults there), not set by a user."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    for n in (1, 2, 3):
+        attack = (data.get(f"stage{n}") or {}).get("attack")
+        if isinstance(attack, dict):
+            for key in METHOD_FIXED:
+                attack.pop(key, None)
+    return build(Recipe, data)
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:

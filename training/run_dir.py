@@ -13,7 +13,10 @@ One home for the layout, so a file name is spelled once::
           model.safetensors  the weights
           optimizer.safetensors  SGD momentum (``last`` only)
 
-The final checkpoint, the one a run hands to export, is ``stage3/best``.
+The final checkpoint, the one a run hands to export, is ``stage3/best``. A checkpoint's own files are
+``training.checkpoints``' format (below this module); this module says where checkpoints live.
+
+It also owns ``metrics.jsonl``: ``append_metrics`` and ``trim_metrics`` are the only writers.
 """
 
 from __future__ import annotations
@@ -21,23 +24,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from training.checkpoints import is_checkpoint, read_meta
 from training.data import DataSplits, load_splits
-from training.recipes import Recipe, load_recipe
+from training.recipes import Recipe, load_saved_recipe, with_flags
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "training_curves.png"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-OPTIMIZER_FILE = "optimizer.safetensors"
 BEST, LAST = "best", "last"
 FINAL_STAGE = 3
-
-
-def is_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a checkpoint directory (it has a ``config.json``)."""
-    return (Path(path) / CONFIG_FILE).is_file()
 
 
 def recipe_splits(recipe: Recipe) -> DataSplits:
@@ -70,6 +67,19 @@ class RunDir:
         """``RUN/training_curves.png``."""
         return self.path / CURVES_FILE
 
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Add one epoch's row to ``metrics.jsonl``."""
+        with open(self.metrics_file, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def trim_metrics(self, stage: int, start: int) -> None:
+        """Drop the rows of ``stage`` from epoch ``start`` on (they will be re-run after a resume)."""
+        if not self.metrics_file.is_file():
+            return
+        rows = [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
+        keep = [r for r in rows if not (r["stage"] == stage and r["epoch"] >= start)]
+        self.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in keep))
+
     def is_run(self) -> bool:
         """Whether this directory holds a run (a saved recipe), as opposed to a bare checkpoint."""
         return self.recipe_file.is_file()
@@ -90,14 +100,14 @@ class RunDir:
 
     def stage_complete(self, n: int) -> bool:
         """Whether stage ``n`` ran to the end of its schedule (its ``last`` says ``complete``)."""
-        config = self.checkpoint(n, LAST) / CONFIG_FILE
-        return config.is_file() and bool(json.loads(config.read_text())["meta"].get("complete"))
+        last = self.checkpoint(n, LAST)
+        return is_checkpoint(last) and read_meta(last).complete
 
     def load_recipe(self, data_dir: str | None = None) -> Recipe:
         """The recipe this run was trained with; ``data_dir`` replaces the data folder if it moved."""
         if not self.is_run():
             raise FileNotFoundError(f"{self.path}: no {RECIPE_FILE}; is this a run directory made by `dhat train`?")
-        return load_recipe(str(self.recipe_file), [f"data.data_dir={data_dir}"] if data_dir else [])
+        return with_flags(load_saved_recipe(self.recipe_file), data_dir=data_dir)
 
     def load_data(self, data_dir: str | None = None) -> tuple[Recipe, DataSplits]:
         """This run's recipe and its data splits (the same validation and test images as in training)."""

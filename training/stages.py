@@ -17,7 +17,6 @@ weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -32,16 +31,17 @@ from tqdm import tqdm
 
 from dhat_serve.contract import MAIN, MERGED, SECOND, Mode
 from training.attacks import accuracy, robust_accuracy
-from training.checkpoints import checkpoint_meta, load_checkpoint, load_momentum, load_single_head, momentum_state, save_checkpoint
+from training.checkpoints import (CheckpointMeta, is_checkpoint, load_checkpoint, load_momentum, load_single_head,
+                                  momentum_state, read_meta, save_checkpoint)
 from training.data import DataSplits, first_n
 from training.distributed import DistContext
 from training.freezing import copy_main_to_second, freeze, trainable_parameters
-from training.losses import method_loss, training_attack
+from training.methods import method_of
 from training.models.dual_head import PARTS, DualHeadNet, ModeView
 from training.models.registry import ModelConfig, create_model
 from training.models.wideresnet import init_wrn_weights
 from training.recipes import Recipe, StageSpec
-from training.run_dir import BEST, LAST, RunDir, is_checkpoint
+from training.run_dir import BEST, LAST, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class EpochResult:
 def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, spec: StageSpec,
                 mode: str, ctx: DistContext, desc: str) -> EpochResult:
     """One pass over ``loader``; ``model`` is ``net`` or its DDP wrapper (the loss runs through it)."""
-    attack = None if spec.method == "natural" else training_attack(spec.method, spec.attack)
+    method = method_of(spec.method)
     view, attack_view = ModeView(model, mode), ModeView(net, mode)
     net.train()
     total, seen, start = 0.0, 0, time.perf_counter()
@@ -181,7 +181,7 @@ def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: tor
         if ctx.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(ctx.device):
-            loss = method_loss(view, x, y, spec.method, spec.beta, attack, attack_model=attack_view)
+            loss = method.loss(view, x, y, spec.beta, spec.attack, attack_model=attack_view)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -208,19 +208,13 @@ def selection_score(select: str, epoch: int, clean: float, robust: float) -> flo
     return {"robust": robust, "clean": clean, "last": float(epoch)}[select]
 
 
-def _trim_metrics(run_dir: Path, n: int, start: int) -> None:
-    """Drop metric rows of stage ``n`` from epochs that will be re-run after a resume."""
-    path = RunDir(run_dir).metrics_file
-    if not path.is_file():
-        return
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    keep = [r for r in rows if not (r["stage"] == n and r["epoch"] >= start)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in keep))
-
-
-def _append_metrics(run_dir: Path, row: dict) -> None:
-    with open(RunDir(run_dir).metrics_file, "a") as f:
-        f.write(json.dumps(row) + "\n")
+def stage_meta(recipe: Recipe, stage: int, *, epoch: int, complete: bool, best: float, clean: float,
+               robust: float) -> CheckpointMeta:
+    """The meta every training checkpoint of ``stage`` carries, from one place (same fields at every epoch)."""
+    spec = recipe.stage(stage)
+    return CheckpointMeta(stage=stage, epoch=epoch, complete=complete, select=spec.select, best_score=best,
+                          val_clean=clean, val_robust=robust, recipe=recipe.name, seed=recipe.seed,
+                          eps=spec.attack.eps, validation_eps=recipe.validation.attack.eps)
 
 
 def _resume_point(net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resume: bool, ctx: DistContext) -> tuple[int, float]:
@@ -229,10 +223,11 @@ def _resume_point(net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resu
         return 0, -1.0
     if not resume:
         raise StageError(f"{last} already exists; pass --resume to continue this run, or choose a new --out")
-    done, _, doc = load_checkpoint(last, ctx.device)
+    done, _, _ = load_checkpoint(last, ctx.device)
     net.load_state_dict(done.state_dict())
     load_momentum(net, opt, last)
-    return doc["meta"]["epoch"] + 1, doc["meta"]["best_score"]
+    meta = read_meta(last)
+    return meta.epoch + 1, meta.best_score
 
 
 def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: DistContext, resume: bool) -> None:
@@ -248,7 +243,7 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
     if start:
         log.info("stage %d: resuming after epoch %d (best %s score %.4g)", n, start, spec.select, best)
     if ctx.is_main:
-        _trim_metrics(run_dir, n, start)
+        run.trim_metrics(n, start)
     model: nn.Module = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
         if ctx.enabled else net
     x_val, y_val = (t.to(ctx.device) for t in first_n(splits.val, recipe.validation.n))
@@ -256,7 +251,7 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
     if spec.epochs == 0:  # e.g. a pre-trained main head used as is
         if ctx.is_main:
             clean, robust = validate(net, stage.mode, x_val, y_val, recipe, ctx.device)
-            meta = checkpoint_meta(recipe, n, epoch=-1, complete=True, best=selection_score(spec.select, -1, clean, robust),
+            meta = stage_meta(recipe, n, epoch=-1, complete=True, best=selection_score(spec.select, -1, clean, robust),
                                    clean=clean, robust=robust)
             for kind in (BEST, LAST):
                 save_checkpoint(run.checkpoint(n, kind), net, cfg, trained_now if spec.init or n > 1 else trained, meta)
@@ -274,10 +269,10 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
             score = selection_score(spec.select, epoch, clean, robust)
             is_best = score > best
             best = max(best, score)
-            _append_metrics(run_dir, {"stage": n, "mode": stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
+            run.append_metrics({"stage": n, "mode": stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
                                       "val_clean": clean, "val_robust": robust, "best": is_best,
                                       "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1)})
-            meta = checkpoint_meta(recipe, n, epoch=epoch, complete=epoch == spec.epochs - 1, best=best, clean=clean,
+            meta = stage_meta(recipe, n, epoch=epoch, complete=epoch == spec.epochs - 1, best=best, clean=clean,
                                    robust=robust)
             if is_best:
                 save_checkpoint(run.checkpoint(n, BEST), net, cfg, trained_now, meta)

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from dhat_serve.batching import Batcher, Overloaded
+from dhat_serve.batching import Batcher
+from dhat_serve.errors import Overloaded
 
 
 def _batcher(run, **kw) -> Batcher:  # noqa: ANN001
@@ -21,9 +22,9 @@ def _batcher(run, **kw) -> Batcher:  # noqa: ANN001
 def test_concurrent_requests_share_a_run_and_get_their_own_rows():
     calls = []
 
-    def run(x: np.ndarray) -> list[np.ndarray]:
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
         calls.append(len(x))
-        return [x.reshape(len(x), -1).sum(1, keepdims=True)]
+        return {"logits": x.reshape(len(x), -1).sum(1, keepdims=True)}
 
     async def scenario():
         b = _batcher(run)
@@ -31,7 +32,7 @@ def test_concurrent_requests_share_a_run_and_get_their_own_rows():
         return await asyncio.gather(*(b.submit(x, 5) for x in xs)), b
 
     outs, b = asyncio.run(scenario())
-    assert [o[0][:, 0].tolist() for o in outs] == [[0.0], [4.0, 4.0], [8.0] * 3, [12.0], [16.0]]
+    assert [o["logits"][:, 0].tolist() for o in outs] == [[0.0], [4.0, 4.0], [8.0] * 3, [12.0], [16.0]]
     assert sum(calls) == 8 and len(calls) < 5  # batched
     assert max(calls) <= 8 and b.stats.images == 8 and b.stats.runs == len(calls)
 
@@ -41,7 +42,7 @@ def test_a_request_is_never_split_across_runs():
 
     def run(x):  # noqa: ANN001
         calls.append(len(x))
-        return [x[:, :1, 0, 0]]
+        return {"logits": x[:, :1, 0, 0]}
 
     async def scenario():
         b = _batcher(run, max_batch=4)
@@ -56,7 +57,7 @@ def test_a_full_queue_refuses_at_once():
 
     def run(x):  # noqa: ANN001
         gate.wait(5)
-        return [x]
+        return {"logits": x}
 
     async def scenario():
         b = _batcher(run, queue_size=2, max_batch=1)
@@ -83,7 +84,7 @@ def test_a_deadline_is_a_timeout_and_the_request_never_runs():
     def run(x):  # noqa: ANN001
         time.sleep(0.2)
         ran.append(len(x))
-        return [x]
+        return {"logits": x}
 
     async def scenario():
         b = _batcher(run, max_batch=1)
@@ -106,7 +107,7 @@ def test_a_failed_run_fails_its_requests_and_the_worker_goes_on():
         state["n"] += 1
         if state["n"] == 1:
             raise RuntimeError("boom")
-        return [x]
+        return {"logits": x}
 
     async def scenario():
         b = _batcher(run, max_batch=1)
@@ -114,4 +115,4 @@ def test_a_failed_run_fails_its_requests_and_the_worker_goes_on():
             await b.submit(np.zeros((1, 1, 1, 1), np.float32), 5)
         return await b.submit(np.ones((1, 1, 1, 1), np.float32), 5)
 
-    assert asyncio.run(scenario())[0].item() == 1.0
+    assert asyncio.run(scenario())["logits"].item() == 1.0

@@ -106,14 +106,14 @@ def _tensor(shape, datatype="FP32", data=None, **params):
 
 
 @pytest.mark.parametrize("doc, extra, status, message", [
-    ({"inputs": [_tensor([1, 1, 8, 7], data=[0.5] * 56)]}, b"", 400, "must have shape [N, 1, 8, 8]"),
+    ({"inputs": [_tensor([1, 1, 8, 7], data=[0.5] * 56)]}, b"", 400, "must have shape (N, 1, 8, 8)"),
     ({"inputs": [_tensor([1, 1, 8, 8], "INT32", data=[0] * 64)]}, b"", 400, "must be FP32"),
     ({"inputs": [_tensor([1, 1, 8, 8], "STRING", data=["a"])]}, b"", 400, "datatype 'STRING' is not supported"),
     ({"inputs": [_tensor([1, 1, 8, 8], binary_data_size=100)]}, b"\0" * 100, 400, "needs 256 bytes"),
     ({"inputs": [_tensor([1, 1, 8, 8], binary_data_size=256)]}, b"\0" * 200, 400, "holds 200 bytes"),
     ({"inputs": [_tensor([1, 1, 8, 8], data=[float("nan")] * 64)]}, b"", 400, "NaN or infinity"),
     ({"inputs": [_tensor([1, 1, 8, 8], data=[2.0] * 64)]}, b"", 400, "must be in [0, 1]"),
-    ({"inputs": [_tensor([17, 1, 8, 8], data=[0.5] * 17 * 64)]}, b"", 413, "over the limit of 16"),
+    ({"inputs": [_tensor([17, 1, 8, 8], data=[0.5] * 17 * 64)]}, b"", 400, "batch of 17 images is over the limit of 16"),
     ({"inputs": [{"name": "pixels", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5] * 64}]}, b"", 400,
      "unknown input 'pixels'"),
     ({"inputs": []}, b"", 400, "non-empty list"),
@@ -169,3 +169,35 @@ def test_client_errors_leave_no_traceback_in_the_log(server):
     httpx.post(f"{srv.url}/predict", json={"inputs": [], "mode": "nope"}, timeout=10)
     _infer(srv.url, {"inputs": []})
     assert "Traceback" not in srv.log.read_text()
+
+
+BAD_TENSORS = [
+    (np.full((1, 1, 8, 7), 0.5, np.float32), "inputs must have shape (N, 1, 8, 8); got (1, 1, 8, 7)"),
+    (np.full((1, 1, 8, 8), 2.0, np.float32), "inputs must be in [0, 1]"),
+    (np.full((1, 1, 8, 8), np.nan, np.float32), "inputs contain NaN or infinity"),
+    (np.zeros((0, 1, 8, 8), np.float32), "inputs is an empty batch"),
+    (np.full((17, 1, 8, 8), 0.5, np.float32), "batch of 17 images is over the limit of 16"),
+]
+
+
+@pytest.mark.parametrize("x, message", BAD_TENSORS, ids=["shape", "range", "nan", "empty", "over-large batch"])
+def test_one_bad_tensor_gets_one_answer_from_json_npy_and_oip(server, x, message):
+    import io
+
+    srv, _ = server
+    body = '{"inputs": ' + json.dumps(x.tolist()).replace("NaN", "0.5") + "}" if not np.isnan(x).any() else None
+    buf = io.BytesIO()
+    np.save(buf, x)
+    answers = {
+        "npy": httpx.post(f"{srv.url}/predict?mode=main", content=buf.getvalue(),
+                          headers={"content-type": "application/x-npy"}, timeout=30),
+        "oip": _infer(srv.url, {"inputs": [{"name": "images", "shape": list(x.shape), "datatype": "FP32",
+                                            "parameters": {"binary_data_size": x.nbytes}}]}, x.tobytes() or b"\0"[:0]),
+    }
+    if body is not None:  # JSON has no NaN: that case is covered by test_service's NaN test
+        answers["json"] = httpx.post(f"{srv.url}/predict", content=body, headers={"content-type": "application/json"},
+                                     timeout=30)
+    for kind, r in answers.items():
+        assert r.status_code == 400, (kind, r.text)
+        assert message in r.json()["error"], (kind, r.text)
+    assert len({r.json()["error"] for r in answers.values()}) == 1, {k: r.text for k, r in answers.items()}

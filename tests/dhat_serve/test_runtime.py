@@ -15,8 +15,20 @@ def test_runtime_runs_each_mode_and_all_from_one_merged_run(tmp_path):
     rt = ModelRuntime.load(artifact, provider="cpu")
     assert all(p == ["CPUExecutionProvider"] for p in rt.providers().values())
     x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
-    merged, main, second = rt.run_all(x)
-    np.testing.assert_allclose(rt.run("main", x), main, atol=1e-6)
-    np.testing.assert_allclose(rt.run("second", x), second, atol=1e-6)
-    np.testing.assert_allclose(rt.run("merged", x), merged, atol=1e-6)
+    outputs = rt.run("all", x)
+    assert list(outputs) == ["logits", "main_logits", "second_logits"]
+    merged, main, second = outputs["logits"], outputs["main_logits"], outputs["second_logits"]
+    np.testing.assert_allclose(rt.run("main", x)["logits"], main, atol=1e-6)
+    np.testing.assert_allclose(rt.run("second", x)["logits"], second, atol=1e-6)
+    np.testing.assert_allclose(rt.run("merged", x)["logits"], merged, atol=1e-6)
     assert merged.shape == (3, 10)
+
+
+def test_predict_in_chunks_equals_one_run(tmp_path):
+    _, artifact = make_artifact(tmp_path)
+    rt = ModelRuntime.load(artifact, provider="cpu")
+    x = np.random.default_rng(1).random((7, 1, 8, 8), dtype=np.float32)
+    whole, chunked = rt.run("all", x), rt.predict("all", x, batch_size=3)
+    assert list(chunked) == list(whole)
+    for name in whole:
+        np.testing.assert_allclose(chunked[name], whole[name], atol=1e-6)

@@ -86,7 +86,7 @@ def test_classify_each_mode_and_all(server):
         answers[mode] = r.json()
     for mode in ("main", "second", "merged"):
         expected = int(_direct(artifact, mode, x).argmax())
-        assert answers[mode]["label"] == expected == answers["all"]["results"][mode]["label"]
+        assert answers[mode]["label"] == expected == answers["all"]["modes"][mode]["label"]
         assert len(answers[mode]["top_k"]) == 3 and answers[mode]["class_name"] == str(expected)
     assert answers["all"]["heads_agree"] == (answers["main"]["label"] == answers["second"]["label"])
     assert answers["merged"]["artifact"]["version"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from training.checkpoints import save_checkpoint
+from training.checkpoints import CheckpointMeta, save_checkpoint
 from training.models.registry import ModelConfig, create_model
 
 ALL_TRAINED = {"main_head": True, "second_head": True, "merger": True}
@@ -16,7 +16,7 @@ def make_checkpoint(path, cfg: ModelConfig, trained=ALL_TRAINED, seed: int = 0):
         if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
-    save_checkpoint(path, net, cfg, dict(trained), meta={"recipe": "test", "eps": 0.1, "validation_eps": 0.1})
+    save_checkpoint(path, net, cfg, dict(trained), meta=CheckpointMeta(recipe="test", eps=0.1, validation_eps=0.1))
     return path
 
 

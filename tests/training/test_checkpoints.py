@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from training.checkpoints import CheckpointError, load_checkpoint, load_single_head, save_checkpoint
+from training.checkpoints import CheckpointError, CheckpointMeta, load_checkpoint, load_single_head, save_checkpoint
 from training.models.registry import ModelConfig, create_model
 
 TRAINED = {"main_head": True, "second_head": False, "merger": False}
@@ -19,7 +19,7 @@ def _perturb_bn(net):
 
 def test_round_trip_is_exact(tmp_path, tiny_cfg, tiny_net):
     _perturb_bn(tiny_net)
-    save_checkpoint(tmp_path / "ck", tiny_net, tiny_cfg, TRAINED, meta={"epoch": 3})
+    save_checkpoint(tmp_path / "ck", tiny_net, tiny_cfg, TRAINED, meta=CheckpointMeta(epoch=3))
     net, cfg, doc = load_checkpoint(tmp_path / "ck")
     assert cfg == tiny_cfg and doc["meta"]["epoch"] == 3 and doc["trained"] == TRAINED
     for (k, a), (_, b) in zip(tiny_net.state_dict().items(), net.state_dict().items()):

@@ -50,9 +50,13 @@ def test_unknown_recipe_lists_builtins():
 def test_the_recipes_attack_block_is_the_attack_itself():
     from training.attacks import PGDConfig
 
-    r = load_recipe("digits", ["validation.attack.restarts=2", "stage1.attack.random_start=none"])
+    r = load_recipe("digits", ["validation.attack.restarts=2", "validation.attack.random_start=none"])
     assert isinstance(r.validation.attack, PGDConfig) and isinstance(r.stage1.attack, PGDConfig)
-    assert r.validation.attack.restarts == 2 and r.stage1.attack.random_start == "none"
+    assert r.validation.attack.restarts == 2 and r.validation.attack.random_start == "none"
+    # a training stage's start is its method's (TRADES: x + 0.001 N(0, 1)); setting another is refused
+    assert r.stage1.attack.random_start == "normal"
+    with pytest.raises(RecipeError, match="stage1.attack.random_start: method 'trades' trains with"):
+        load_recipe("digits", ["stage1.attack.random_start=none"])
     with pytest.raises(RecipeError, match="validation.attack: unknown attack loss 'l2'"):
         load_recipe("digits", ["validation.attack.loss=l2"])
 

@@ -8,7 +8,8 @@ import pytest
 
 from training.pipeline import train_recipe
 from training.recipes import load_recipe
-from training.run_dir import RunDir, is_checkpoint
+from training.checkpoints import is_checkpoint
+from training.run_dir import RunDir
 
 
 def test_layout_paths(tmp_path):

@@ -29,17 +29,17 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from dhat_serve import __version__
-from dhat_serve.contract import MAIN, MERGED, MODES, SECOND, parse_mode
+from dhat_serve.contract import LOGITS, MAIN, MERGED, MODES, SECOND, parse_mode
 from dhat_serve.manifest import ArtifactError, Manifest, load_manifest, sha256_file
 from dhat_serve.runtime import ModelRuntime
-from training.checkpoints import load_checkpoint
+from training.checkpoints import WEIGHTS_FILE, load_checkpoint
 from training.data import first_n
 from training.distributed import DistContext, setup, teardown
 from training.models.dual_head import ModeView
 from training.robustness.heads import head_disagreement
 from training.robustness.stats import accuracy_with_ci, paired_difference, wilson
 from training.robustness.suite import AttackContext, is_white_box, parse_attack, run_attack
-from training.run_dir import WEIGHTS_FILE, RunDir
+from training.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 TRANSFER_ATTACK = "pgd20"
@@ -105,10 +105,9 @@ def load_twin(run_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, Path]
     return net.eval(), ckpt
 
 
-def graph_logits(rt: ModelRuntime, mode: str, x: torch.Tensor, batch: int = 512) -> np.ndarray:
+def graph_logits(rt: ModelRuntime, mode: str, x: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) images -> (N, classes) logits of ``mode``'s graph, as deployed (ONNX Runtime)."""
-    arr = x.detach().cpu().numpy().astype(np.float32)
-    return np.concatenate([rt.run(mode, arr[i : i + batch]) for i in range(0, len(arr), batch)])
+    return rt.predict(mode, x.detach().cpu().numpy())[LOGITS]
 
 
 @torch.no_grad()
@@ -163,7 +162,7 @@ def craft(job: Job, mode: str, name: str, eps: float) -> None:
             continue
         stop = start + job.settings.batch_size
         xb, yb = job.x[start:stop].to(job.dist.device), job.y[start:stop].to(job.dist.device)
-        x_adv = xb if eps == 0 and name != "clean" else run_attack(name, twin, job.rt.sessions[mode], xb, yb, ctx)
+        x_adv = xb if eps == 0 and name != "clean" else run_attack(name, twin, job.rt, mode, xb, yb, ctx)
         job.cache.mkdir(parents=True, exist_ok=True)
         save_file({"x_adv": x_adv.detach().contiguous().cpu()}, str(path))
 

@@ -15,18 +15,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from dhat_serve.contract import ALL_OUTPUT_MODES
-from dhat_serve.runtime import ModelRuntime
+from dhat_serve.contract import ALL, MAIN, REQUEST_OUTPUTS, SECOND
+from dhat_serve.runtime import GraphSessions
 from training.robustness.stats import accuracy_with_ci
 
-ALL_BATCH = 512
 
 
-def heads_and_merged(rt: ModelRuntime, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(merged, main, second) predicted labels, each (N,), from ``merged.onnx`` as ``mode=all`` runs it."""
-    arr = x.detach().cpu().numpy().astype(np.float32)
-    parts = [rt.run_all(arr[i : i + ALL_BATCH]) for i in range(0, len(arr), ALL_BATCH)]
-    return tuple(np.concatenate([p[k] for p in parts]).argmax(1) for k in range(3))  # type: ignore[return-value]
+def labels_by_mode(rt: GraphSessions, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """``{mode: (N,) predicted labels}`` for merged, main and second from one ``mode=all`` run per chunk."""
+    outputs = rt.predict(ALL, x.detach().cpu().numpy())
+    return {REQUEST_OUTPUTS[ALL][name]: logits.argmax(1) for name, logits in outputs.items()}
 
 
 def rate(flags: np.ndarray) -> dict[str, Any]:
@@ -35,7 +33,7 @@ def rate(flags: np.ndarray) -> dict[str, Any]:
     return {"rate": stats["accuracy"], "ci95": stats["ci95"], "n": stats["n"]}
 
 
-def head_disagreement(rt: ModelRuntime, x: torch.Tensor, y: torch.Tensor,
+def head_disagreement(rt: GraphSessions, x: torch.Tensor, y: torch.Tensor,
                       adversarial: dict[str, dict[str, torch.Tensor]]) -> dict[str, Any]:
     """``{"clean": rate, "attacks": {attack: {crafted_against: {"adversarial": rate, "detection": rate}}}}``.
 
@@ -43,17 +41,15 @@ def head_disagreement(rt: ModelRuntime, x: torch.Tensor, y: torch.Tensor,
     clean images and labels. Rates are fractions of images whose main and second heads disagree.
     """
     yy = y.numpy()
-    merged0, main0, second0 = heads_and_merged(rt, x)
-    clean_pred = dict(zip(ALL_OUTPUT_MODES, (merged0, main0, second0)))
-    report: dict[str, Any] = {"clean": rate(main0 != second0), "attacks": {}}
+    clean_pred = labels_by_mode(rt, x)
+    report: dict[str, Any] = {"clean": rate(clean_pred[MAIN] != clean_pred[SECOND]), "attacks": {}}
     for mode, by_attack in adversarial.items():
         for name, x_adv in by_attack.items():
             if name == "clean":
                 continue
-            merged, main, second = heads_and_merged(rt, x_adv)
-            pred = dict(zip(ALL_OUTPUT_MODES, (merged, main, second)))[mode]
-            fooled = (clean_pred[mode] == yy) & (pred != yy)
-            disagree = main != second
+            pred = labels_by_mode(rt, x_adv)
+            fooled = (clean_pred[mode] == yy) & (pred[mode] != yy)
+            disagree = pred[MAIN] != pred[SECOND]
             report["attacks"].setdefault(name, {})[mode] = {
                 "adversarial": rate(disagree), "detection": rate(disagree[fooled]), "fooled": int(fooled.sum())}
     return report

@@ -14,11 +14,11 @@ from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from dhat_serve.contract import INPUT_NAME, LOGITS
+from dhat_serve.contract import LOGITS
+from dhat_serve.runtime import GraphSessions
 from training.attacks import PGDConfig, eval_mode, pgd, pgd_schedule
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,11 @@ def pgd_config(name: str, eps: float) -> PGDConfig:
     return pgd_schedule(eps, steps=int(m.group(1)), restarts=int(m.group(2) or 1), step=step)
 
 
-def ort_predict(session, batch_size: int = 512) -> Callable[[torch.Tensor], torch.Tensor]:  # noqa: ANN001
-    """A torch -> torch logits function backed by an ONNX Runtime session (for score-based attacks)."""
+def graph_predict(rt: GraphSessions, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A torch -> torch logits function of ``mode``'s graph as deployed (for score-based attacks)."""
 
     def predict(x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().cpu().numpy().astype(np.float32)
-        outs = [session.run([LOGITS], {INPUT_NAME: arr[i : i + batch_size]})[0] for i in range(0, len(arr), batch_size)]
-        return torch.from_numpy(np.concatenate(outs)).to(x.device)
+        return torch.from_numpy(rt.predict(mode, x.detach().cpu().numpy())[LOGITS]).to(x.device)
 
     return predict
 
@@ -74,8 +72,12 @@ class AttackContext:
     square_queries: int = 1000
 
 
-def run_attack(name: str, twin: nn.Module, session, x: torch.Tensor, y: torch.Tensor, ctx: AttackContext) -> torch.Tensor:  # noqa: ANN001
-    """Adversarial versions of (N, C, H, W) ``x`` for attack ``name``; ``twin`` is in eval mode."""
+def run_attack(name: str, twin: nn.Module, rt: GraphSessions, mode: str, x: torch.Tensor, y: torch.Tensor,
+               ctx: AttackContext) -> torch.Tensor:
+    """Adversarial versions of (N, C, H, W) ``x`` for attack ``name`` on ``mode``; ``twin`` is in eval mode.
+
+    White-box attacks differentiate ``twin``; Square queries ``mode``'s graph through ``rt``.
+    """
     torch.manual_seed(ctx.seed)
     if name == "clean":
         return x.clone()
@@ -84,7 +86,7 @@ def run_attack(name: str, twin: nn.Module, session, x: torch.Tensor, y: torch.Te
     if name == "square":
         from pyautoattack.square import SquareAttack
 
-        attack = SquareAttack(ort_predict(session), norm="Linf", n_queries=ctx.square_queries, eps=ctx.eps,
+        attack = SquareAttack(graph_predict(rt, mode), norm="Linf", n_queries=ctx.square_queries, eps=ctx.eps,
                               p_init=0.8, n_restarts=1, seed=ctx.seed, verbose=False, device=ctx.device,
                               resc_schedule=False)
         return attack.perturb(x, y)

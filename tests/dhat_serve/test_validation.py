@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dhat_serve.preprocess import InputError, batch_result, decode_image, describe, softmax, validate_tensor
+from dhat_serve.answers import batch_result, describe, softmax
+from dhat_serve.errors import BadRequest as InputError
+from dhat_serve.validation import decode_image, validate_tensor
 
 
 def _encode(img: Image.Image, fmt: str) -> bytes:

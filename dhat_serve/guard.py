@@ -1,0 +1,104 @@
+"""The request guard: ASGI middleware in front of every route, protocol-blind.
+
+Per worker process, before any app parses a request:
+- more than ``max_concurrency`` requests in flight: 429 with Retry-After, at once;
+- a body over ``max_bytes``: 413 (bodies are buffered up to the limit, so a chunked upload is capped too);
+- a malformed multipart body: 400 (BentoML would answer it with a 500).
+
+It counts requests in flight into the process's ``ProcessState`` (the batchers and the drain read the
+count) and answers refusals through ``errors.send_refusal``. It knows no route and rewrites no path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from starlette.requests import Request
+
+from dhat_serve.errors import BadRequest, PayloadTooLarge, Refusal, TooManyRequests, send_refusal
+from dhat_serve.observer import ANY_MODE
+from dhat_serve.state import ProcessState
+
+
+class RequestGuard:
+    """Cap concurrency (429), body size (413) and refuse multipart bodies that do not parse (400)."""
+
+    def __init__(self, app: Callable, max_bytes: int, max_concurrency: int, state: ProcessState) -> None:
+        self.app, self.max_bytes, self.max_concurrency, self.state = app, max_bytes, max_concurrency, state
+
+    async def _read_body(self, receive: Callable, send: Callable) -> bytes | None:
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_bytes:
+                await send_refusal(send, PayloadTooLarge(f"request body of more than {total} bytes is over the limit "
+                                                         f"of {self.max_bytes} bytes"))
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    async def _multipart_error(scope: dict[str, Any], body: bytes) -> Refusal | None:
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"").decode("latin-1")
+        if not content_type.lower().startswith("multipart/form-data"):
+            return None
+        if "boundary=" not in content_type:
+            return BadRequest("multipart/form-data request without a boundary")
+        sent = False
+
+        async def once() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(scope, once).form()
+            await form.close()
+        except Exception as exc:  # noqa: BLE001 - any parser failure is the client's malformed body
+            return BadRequest(f"malformed multipart/form-data body: {exc or type(exc).__name__}")
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        if self.state.in_flight >= self.max_concurrency:
+            self.state.observer.rejected(ANY_MODE, TooManyRequests.reason)
+            await send_refusal(send, TooManyRequests(f"more than {self.max_concurrency} requests in flight; retry shortly"))
+            return
+        self.state.in_flight += 1
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            self.state.in_flight -= 1
+
+    async def _guarded(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await send_refusal(send, PayloadTooLarge(f"request body of {int(length)} bytes is over the limit of "
+                                                     f"{self.max_bytes} bytes"))
+            return
+        body = await self._read_body(receive, send)
+        if body is None:
+            return
+        problem = await self._multipart_error(scope, body)
+        if problem:
+            await send_refusal(send, problem, close=False)
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,61 @@
+"""The Starlette app the service mounts beside BentoML's typed APIs: the Open Inference Protocol and ``/info``.
+
+BentoML's own routes (``/classify``, ``/predict``, ``/healthz``, ``/readyz``, ``/metrics``, ``/docs``) are
+matched first; this app serves ``/v2/...`` (``oip_routes``) and ``GET /info``. Its handlers are plain
+functions that read the engine from ``app.state.process`` (the worker's ``ProcessState``) and raise
+refusals; ``on_refusal`` is the one place this app turns a refusal into an answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_MODES, request_output_names
+from dhat_serve.engine import Engine
+from dhat_serve.errors import Refusal, json_response
+from dhat_serve.oip_routes import engine_of, oip_routes
+from dhat_serve.state import ProcessState
+
+
+def info_document(engine: Engine) -> dict[str, Any]:
+    """``GET /info``: what is served (modes, classes, input, hashes, parity, limits, providers)."""
+    manifest, cfg = engine.runtime.manifest, engine.cfg
+    return {
+        "name": manifest.name, "version": manifest.version, "precision": manifest.precision,
+        "modes": list(REQUEST_MODES), "default_mode": DEFAULT_REQUEST_MODE,
+        "outputs": {mode: list(request_output_names(mode)) for mode in REQUEST_MODES},
+        "class_names": list(manifest.class_names), "input_shape": [None, *manifest.input_shape],
+        "input_range": list(manifest.input_range),
+        "hashes": {m: g.sha256 for m, g in manifest.modes.items()},
+        "parity": {m: g.parity.get("max_abs_diff") for m, g in manifest.modes.items()},
+        "architecture": manifest.architecture, "provenance": manifest.provenance,
+        "limits": {"max_batch": cfg.max_batch, "max_request_bytes": cfg.max_request_bytes,
+                   "max_image_pixels": cfg.max_image_pixels, "batch_size": cfg.batch_size,
+                   "max_wait_ms": cfg.max_wait_ms, "queue_size": cfg.queue_size, "timeout_s": cfg.timeout_s,
+                   "max_concurrency": cfg.max_concurrency},
+        "artifact_dir": str(engine.runtime.artifact_dir),
+        "providers": engine.runtime.providers(),
+    }
+
+
+async def info(request: Request) -> Response:
+    """``GET /info``."""
+    return JSONResponse(info_document(engine_of(request)))
+
+
+async def on_refusal(request: Request, exc: Exception) -> Response:
+    """Every refusal a handler of this app raises, answered as ``{"error": ...}`` with its status and headers."""
+    assert isinstance(exc, Refusal)
+    return json_response(exc, request.url.path)
+
+
+def protocol_app(state: ProcessState) -> Starlette:
+    """The app the service mounts at ``/``, reading this worker's ``state``."""
+    app = Starlette(routes=[*oip_routes(), Route("/info", info)], exception_handlers={Refusal: on_refusal})
+    app.state.process = state
+    return app

@@ -1,0 +1,33 @@
+"""The state one worker process shares between its parts, as one typed object passed to each.
+
+The BentoML service creates the engine when its worker starts, but BentoML builds the ASGI middleware
+and the mounted app at import time. ``ProcessState`` is what both are given: the guard counts requests
+in flight into it, the batchers read that count (no one else waiting -> no batching delay), the drain
+waits on it, and the protocol routes take the engine from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dhat_serve.errors import Overloaded
+from dhat_serve.observer import Observer
+
+if TYPE_CHECKING:
+    from dhat_serve.engine import Engine
+
+
+@dataclass
+class ProcessState:
+    """This worker's engine (None while loading), requests inside the server now, and the observer."""
+
+    observer: Observer = field(default_factory=Observer)
+    engine: Engine | None = None
+    in_flight: int = 0
+
+    def require(self) -> Engine:
+        """The engine, or ``Overloaded('starting')`` (503 + Retry-After) while the worker is still loading it."""
+        if self.engine is None:
+            raise Overloaded("starting", "the model is still loading; retry shortly")
+        return self.engine

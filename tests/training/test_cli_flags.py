@@ -1,0 +1,24 @@
+"""CLI flags reach the recipe as typed values, never re-parsed as YAML text."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from dhat_serve.cli import app
+
+
+@pytest.mark.parametrize("folder", ["/data/my #1", "yes", "2024-01-02", "null", "8/255"])
+def test_data_dir_and_init_reach_the_recipe_unchanged(folder, tmp_path, monkeypatch):
+    import training.pipeline
+
+    seen = {}
+    monkeypatch.setattr(training.pipeline, "train_recipe", lambda recipe, run_dir, **kw: seen.update(recipe=recipe))
+    init = tmp_path / f"{folder.replace('/', '_')}.safetensors"
+    init.write_bytes(b"")
+    result = CliRunner().invoke(app, ["train", "digits", "--data-dir", folder, "--init", str(init), "--copy-main",
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    recipe = seen["recipe"]
+    assert recipe.data.data_dir == folder and isinstance(recipe.data.data_dir, str)
+    assert recipe.stage1.init == str(init) and recipe.stage2.copy_main is True
