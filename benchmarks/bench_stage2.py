@@ -20,7 +20,7 @@ from training.freezing import freeze, trainable_parameters
 from training.models.dual_head import DualHeadNet, SingleHeadNet
 from training.models.registry import ModelConfig, create_model
 from training.recipes import load_recipe
-from training.stages import train_epoch
+from training.epoch import train_epoch
 from dhat_serve.contract import MAIN, SECOND  # noqa: E402
 
 

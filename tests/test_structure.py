@@ -57,3 +57,16 @@ def test_run_directory_file_names_are_spelled_only_in_run_dir():
                     and node.value.endswith(names):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert not found, "use training.run_dir instead of literals:\n" + "\n".join(found)
+
+
+def test_functions_stay_under_60_lines_and_modules_under_300():
+    long_functions, long_modules = [], []
+    for path in _sources():
+        text = path.read_text()
+        if len(text.splitlines()) >= 300:
+            long_modules.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: "
+                                      f"{node.end_lineno - node.lineno + 1} lines")
+    assert not long_functions and not long_modules, "\n".join(long_functions + long_modules)

@@ -159,7 +159,8 @@ def eval_cmd(
     no_transfer: Annotated[bool, typer.Option("--no-transfer", help="skip the transfer matrix")] = False,
     no_curve: Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")] = False,
     data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="CIFAR folder, if it moved since training")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="report directory (default ARTIFACT/report)")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="report directory (default reports/ARTIFACT_NAME in the "
+                                                "current folder, outside the artifact: a re-export keeps the report and its cache)")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")] = None,
 ) -> None:
     """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
@@ -169,7 +170,7 @@ def eval_cmd(
     --run-dir and --n as --n-images there: torchrun reads abbreviations of its own options (--run-path,
     --nnodes) anywhere on the line.
     """
-    from training.recipes import parse_number
+    from training.typed_yaml import parse_number
     from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
     from training.robustness.report import markdown
 
@@ -184,7 +185,7 @@ def eval_cmd(
         fail(str(exc))
     if not run.is_dir():
         fail(f"--run {run}: no such run directory")
-    report_dir = out or artifact / "report"
+    report_dir = out or Path("reports") / artifact.resolve().name
     try:
         report = evaluate(artifact, run, settings, report_dir)
     except (EvaluationError, FileNotFoundError) as exc:

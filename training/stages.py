@@ -16,28 +16,22 @@ weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-from tqdm import tqdm
 
 from dhat_serve.contract import MAIN, MERGED, SECOND, Mode
-from training.attacks import accuracy, robust_accuracy
 from training.checkpoints import (CheckpointMeta, is_checkpoint, load_checkpoint, load_momentum, load_single_head,
                                   momentum_state, read_meta, save_checkpoint)
 from training.data import DataSplits, first_n
 from training.distributed import DistContext
 from training.freezing import copy_main_to_second, freeze, trainable_parameters
-from training.methods import method_of
-from training.models.dual_head import PARTS, DualHeadNet, ModeView
+from training.epoch import EpochResult, epoch_loader, epoch_seed, selection_score, train_epoch, validate
+from training.models.dual_head import PARTS, DualHeadNet
 from training.models.registry import ModelConfig, create_model
 from training.models.wideresnet import init_wrn_weights
 from training.recipes import Recipe, StageSpec
@@ -102,11 +96,6 @@ def model_config(recipe: Recipe, splits: DataSplits) -> ModelConfig:
     )
 
 
-def epoch_seed(seed: int, stage: int, epoch: int) -> int:
-    """A seed per (run seed, stage, epoch), so a resumed run replays exactly what an uninterrupted one did."""
-    return seed * 100_003 + stage * 1_009 + epoch
-
-
 def reinit(module: nn.Module) -> None:
     """Fresh weights for every submodule of ``module`` (a new second head starts from scratch)."""
     for m in module.modules():
@@ -140,74 +129,6 @@ def prepare_net(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits) -> tu
     return net, cfg, trained
 
 
-@contextlib.contextmanager
-def autocast(device: torch.device) -> Iterator[None]:
-    """bf16 autocast on CUDA, nothing on CPU."""
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        yield
-
-
-def _loader(splits: DataSplits, recipe: Recipe, ctx: DistContext, n: int, epoch: int) -> DataLoader:
-    if ctx.enabled:
-        sampler = DistributedSampler(splits.train, ctx.world_size, ctx.rank, shuffle=True, seed=recipe.seed)
-        sampler.set_epoch(epoch_seed(recipe.seed, n, epoch))
-        batch = max(recipe.data.batch_size // ctx.world_size, 1)
-    else:
-        gen = torch.Generator().manual_seed(epoch_seed(recipe.seed, n, epoch))
-        sampler, batch = RandomSampler(splits.train, generator=gen), recipe.data.batch_size
-    return DataLoader(splits.train, batch_size=batch, sampler=sampler, num_workers=recipe.data.workers,
-                      pin_memory=ctx.device.type == "cuda")
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """What one epoch measured: mean loss, throughput over all ranks, wall time."""
-
-    loss: float
-    images_per_s: float
-    seconds: float
-
-
-def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, spec: StageSpec,
-                mode: str, ctx: DistContext, desc: str) -> EpochResult:
-    """One pass over ``loader``; ``model`` is ``net`` or its DDP wrapper (the loss runs through it)."""
-    method = method_of(spec.method)
-    view, attack_view = ModeView(model, mode), ModeView(net, mode)
-    net.train()
-    total, seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=desc, disable=True if not ctx.is_main else None, leave=False, dynamic_ncols=True)
-    for x, y in bar:
-        x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
-        if ctx.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(ctx.device):
-            loss = method.loss(view, x, y, spec.beta, spec.attack, attack_model=attack_view)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += loss.item() * len(y)
-        seen += len(y)
-        bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen * ctx.world_size / (time.perf_counter() - start):.0f}")
-    seconds = time.perf_counter() - start
-    return EpochResult(total / max(seen, 1), seen * ctx.world_size / max(seconds, 1e-9), seconds)
-
-
-def validate(net: DualHeadNet, mode: str, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, device: torch.device) -> tuple[float, float]:
-    """(clean, PGD) accuracy of ``mode`` on the validation batch (N, C, H, W), with a fixed attack seed."""
-    view = ModeView(net, mode)
-    torch.manual_seed(recipe.seed)
-    with autocast(device):
-        return accuracy(view, x, y), robust_accuracy(view, x, y, recipe.validation.attack)
-
-
-def selection_score(select: str, epoch: int, clean: float, robust: float) -> float:
-    """What ``best`` maximises: validation PGD accuracy, clean accuracy, or the epoch itself (``last``).
-
-    The first epoch reaching the maximum wins (a strict ``>``), as in Rice et al.'s early stopping.
-    """
-    return {"robust": robust, "clean": clean, "last": float(epoch)}[select]
-
-
 def stage_meta(recipe: Recipe, stage: int, *, epoch: int, complete: bool, best: float, clean: float,
                robust: float) -> CheckpointMeta:
     """The meta every training checkpoint of ``stage`` carries, from one place (same fields at every epoch)."""
@@ -230,53 +151,96 @@ def _resume_point(net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resu
     return meta.epoch + 1, meta.best_score
 
 
-def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: DistContext, resume: bool) -> None:
-    """Train stage ``n`` to the end of its schedule, keeping ``best`` (by ``spec.select``) and ``last``."""
-    stage, spec, run = stage_of(n), recipe.stage(n), RunDir(run_dir)
+@dataclass
+class StageRun:
+    """Everything one stage's epochs share: what the recipe asks, the network and its optimiser, where it writes."""
+
+    recipe: Recipe
+    stage: Stage
+    spec: StageSpec
+    run: RunDir
+    net: DualHeadNet
+    model: nn.Module  # ``net`` or its DDP wrapper: the training forward runs through it
+    cfg: ModelConfig
+    trained: dict[str, bool]
+    opt: torch.optim.Optimizer
+    ctx: DistContext
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+    def save(self, which: str, meta: CheckpointMeta, trained: dict[str, bool] | None = None) -> None:
+        """Write ``best`` or ``last`` (``last`` with the momentum ``--resume`` needs)."""
+        extra = momentum_state(self.net, self.opt) if which == LAST else None
+        save_checkpoint(self.run.checkpoint(self.stage.number, which), self.net, self.cfg,
+                        trained if trained is not None else {**self.trained, self.stage.produces: True}, meta,
+                        extra_tensors=extra)
+
+
+def start_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: DistContext) -> StageRun:
+    """The network on its device with the right parts frozen, its SGD optimiser and the validation batch."""
+    spec = recipe.stage(n)
     net, cfg, trained = prepare_net(recipe, n, run_dir, splits)
     net.to(ctx.device)
     if ctx.device.type == "cuda":
         net.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(trainable_parameters(net), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
-    last = run.checkpoint(n, LAST)
-    start, best = _resume_point(net, opt, last, resume, ctx)
-    if start:
-        log.info("stage %d: resuming after epoch %d (best %s score %.4g)", n, start, spec.select, best)
-    if ctx.is_main:
-        run.trim_metrics(n, start)
     model: nn.Module = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
         if ctx.enabled else net
     x_val, y_val = (t.to(ctx.device) for t in first_n(splits.val, recipe.validation.n))
-    trained_now = {**trained, stage.produces: True}
-    if spec.epochs == 0:  # e.g. a pre-trained main head used as is
-        if ctx.is_main:
-            clean, robust = validate(net, stage.mode, x_val, y_val, recipe, ctx.device)
-            meta = stage_meta(recipe, n, epoch=-1, complete=True, best=selection_score(spec.select, -1, clean, robust),
-                                   clean=clean, robust=robust)
-            for kind in (BEST, LAST):
-                save_checkpoint(run.checkpoint(n, kind), net, cfg, trained_now if spec.init or n > 1 else trained, meta)
-        ctx.barrier()
+    return StageRun(recipe, stage_of(n), spec, RunDir(run_dir), net, model, cfg, trained, opt, ctx, x_val, y_val)
+
+
+def keep_as_is(sr: StageRun) -> None:
+    """A stage of 0 epochs (e.g. a pre-trained main head used as is): validate once, save it as best and last."""
+    if sr.ctx.is_main:
+        clean, robust = validate(sr.net, sr.stage.mode, sr.x_val, sr.y_val, sr.recipe, sr.ctx.device)
+        score = selection_score(sr.spec.select, -1, clean, robust)
+        meta = stage_meta(sr.recipe, sr.stage.number, epoch=-1, complete=True, best=score, clean=clean, robust=robust)
+        trained = None if sr.spec.init or sr.stage.number > 1 else sr.trained  # nothing new was trained
+        for which in (BEST, LAST):
+            sr.save(which, meta, trained)
+    sr.ctx.barrier()
+
+
+def end_epoch(sr: StageRun, epoch: int, lr: float, result: EpochResult, best: float) -> float:
+    """Rank 0 after an epoch: validate, log the metrics row, save ``last`` (and ``best`` if it is); the new best."""
+    clean, robust = validate(sr.net, sr.stage.mode, sr.x_val, sr.y_val, sr.recipe, sr.ctx.device)
+    score = selection_score(sr.spec.select, epoch, clean, robust)
+    is_best, best = score > best, max(best, score)
+    n = sr.stage.number
+    sr.run.append_metrics({"stage": n, "mode": sr.stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
+                           "val_clean": clean, "val_robust": robust, "best": is_best,
+                           "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1)})
+    meta = stage_meta(sr.recipe, n, epoch=epoch, complete=epoch == sr.spec.epochs - 1, best=best, clean=clean,
+                      robust=robust)
+    if is_best:
+        sr.save(BEST, meta)
+    sr.save(LAST, meta)
+    log.info("stage %d epoch %d/%d: lr %.4g loss %.4f | val clean %.2f%% PGD %.2f%%%s | %.1fs, %.0f img/s", n,
+             epoch + 1, sr.spec.epochs, lr, result.loss, 100 * clean, 100 * robust, " (best)" if is_best else "",
+             result.seconds, result.images_per_s)
+    return best
+
+
+def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: DistContext, resume: bool) -> None:
+    """Train stage ``n`` to the end of its schedule, keeping ``best`` (by ``spec.select``) and ``last``."""
+    sr = start_stage(recipe, n, run_dir, splits, ctx)
+    start, best = _resume_point(sr.net, sr.opt, sr.run.checkpoint(n, LAST), resume, ctx)
+    if start:
+        log.info("stage %d: resuming after epoch %d (best %s score %.4g)", n, start, sr.spec.select, best)
+    if ctx.is_main:
+        sr.run.trim_metrics(n, start)
+    if sr.spec.epochs == 0:
+        keep_as_is(sr)
         return
-    for epoch in range(start, spec.epochs):
+    for epoch in range(start, sr.spec.epochs):
         torch.manual_seed(epoch_seed(recipe.seed, n, epoch) + ctx.rank)
-        lr = spec.lr_at(epoch + 1)  # ``epoch`` indexes from 0; milestones count epochs from 1
-        for group in opt.param_groups:
+        lr = sr.spec.lr_at(epoch + 1)  # ``epoch`` indexes from 0; milestones count epochs from 1
+        for group in sr.opt.param_groups:
             group["lr"] = lr
-        desc = f"stage {n} epoch {epoch + 1}/{spec.epochs}"
-        result = train_epoch(net, model, _loader(splits, recipe, ctx, n, epoch), opt, spec, stage.mode, ctx, desc)
+        loader = epoch_loader(splits, recipe, ctx, n, epoch)
+        result = train_epoch(sr.net, sr.model, loader, sr.opt, sr.spec, sr.stage.mode, ctx,
+                             f"stage {n} epoch {epoch + 1}/{sr.spec.epochs}")
         if ctx.is_main:
-            clean, robust = validate(net, stage.mode, x_val, y_val, recipe, ctx.device)
-            score = selection_score(spec.select, epoch, clean, robust)
-            is_best = score > best
-            best = max(best, score)
-            run.append_metrics({"stage": n, "mode": stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
-                                      "val_clean": clean, "val_robust": robust, "best": is_best,
-                                      "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1)})
-            meta = stage_meta(recipe, n, epoch=epoch, complete=epoch == spec.epochs - 1, best=best, clean=clean,
-                                   robust=robust)
-            if is_best:
-                save_checkpoint(run.checkpoint(n, BEST), net, cfg, trained_now, meta)
-            save_checkpoint(last, net, cfg, trained_now, meta, extra_tensors=momentum_state(net, opt))
-            log.info("%s: lr %.4g loss %.4f | val clean %.2f%% PGD %.2f%%%s | %.1fs, %.0f img/s", desc, lr, result.loss,
-                     100 * clean, 100 * robust, " (best)" if is_best else "", result.seconds, result.images_per_s)
+            best = end_epoch(sr, epoch, lr, result, best)
         ctx.barrier()

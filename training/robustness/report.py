@@ -1,15 +1,54 @@
-"""``report.md`` (a Table-I-like table), ``report.json`` (every number) and ``robustness.png``."""
+"""The report of ``dhat eval``: assembled from the scores (``build_report``), written as ``report.md`` (a
+Table-I-like table), ``report.json`` (every number) and ``robustness.png``."""
 
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from dhat_serve import __version__
+from dhat_serve.manifest import Manifest
+from training.robustness.cache import Job
+from training.robustness.heads import head_disagreement
+from training.robustness.scoring import comparisons, masking_warnings, score_mode, transfer_matrix
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+
+def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact_dir: Path, run_dir: Path, ckpt: Path,
+                 recipe: Any) -> dict[str, Any]:  # noqa: ANN401 - a Recipe
+    """Phase 2 on rank 0: score everything from the cache and assemble ``report.json``."""
+    results: dict[str, Any] = {}
+    correct: dict[str, dict[str, np.ndarray]] = {}
+    adversarial: dict[str, dict[str, torch.Tensor]] = {}
+    for mode in job.settings.modes:
+        row, correct[mode], adversarial[mode] = score_mode(job, mode)
+        results[mode] = {"twin_graph_max_abs_diff": diffs[mode], **row}
+    transfer, transfer_ci = transfer_matrix(job) if job.settings.transfer else ({}, {})
+    return {
+        "artifact": {"dir": str(artifact_dir), "name": manifest.name, "version": manifest.version,
+                     "hashes": {m: g.sha256 for m, g in manifest.modes.items()}},
+        "run": {"dir": str(run_dir), "checkpoint": str(ckpt), "recipe": recipe.name},
+        "data": {"dataset": recipe.data.dataset, "split": "test", "n": len(job.y)},
+        "eps": job.eps, "seed": job.settings.seed, "attacks": list(job.settings.attacks),
+        "pgd_step": "2.5 * eps / steps unless the attack names one (pgdK@STEP), uniform random start",
+        "square_queries": job.settings.square_queries,
+        "device": str(job.dist.device), "world_size": job.dist.world_size, "providers": job.rt.providers(),
+        "results": results, "comparisons": comparisons(correct, job.settings.seed),
+        "transfer": transfer, "transfer_ci95": transfer_ci,
+        "head_disagreement": head_disagreement(job.rt, job.x, job.y, adversarial),
+        "warnings": masking_warnings(results, transfer),
+        "versions": {"dhat_serve": __version__, "torch": torch.__version__, "onnxruntime": ort.__version__,
+                     "python": platform.python_version()},
+    }
 
 
 def pct(value: float, ci: list[float] | None = None) -> str:

@@ -1,0 +1,95 @@
+"""Phase 2 of ``dhat eval`` (rank 0): score the cached examples on graph and twin, with statistics.
+
+Accuracies carry 95 % Wilson intervals; merged - main and merged - second are paired on the same images
+(bootstrap interval, McNemar's p); the transfer matrix scores each mode on the others' examples; a
+white-box accuracy above a black-box or transfer one is flagged as a sign of gradient masking.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from dhat_serve.contract import MAIN, MERGED, SECOND
+from training.models.dual_head import ModeView
+from training.robustness.cache import CURVE_ATTACK, TRANSFER_ATTACK, Job, collect, curve_eps
+from training.robustness.stats import accuracy_with_ci, paired_difference, wilson
+from training.robustness.suite import is_white_box
+from training.robustness.twin import graph_logits, twin_logits
+
+log = logging.getLogger(__name__)
+
+
+def score(job: Job, mode: str, x_adv: torch.Tensor) -> tuple[dict[str, Any], np.ndarray]:
+    """Accuracy of graph and twin on ``x_adv`` with 95 % intervals, their disagreements, and the graph's
+    per-image correctness (N,) for the paired comparisons."""
+    twin = ModeView(job.net, mode).eval()
+    t, g = twin_logits(twin, x_adv).argmax(1), graph_logits(job.rt, mode, x_adv).argmax(1)
+    yy = job.y.numpy()
+    graph, twin_acc = accuracy_with_ci(g == yy), accuracy_with_ci(t == yy)
+    return {"graph": graph["accuracy"], "graph_ci95": graph["ci95"], "twin": twin_acc["accuracy"],
+            "twin_ci95": twin_acc["ci95"], "disagreements": int((t != g).sum())}, g == yy
+
+
+def score_mode(job: Job, mode: str) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, torch.Tensor]]:
+    """One mode's row of the report, its per-attack correctness vectors and its adversarial examples."""
+    row: dict[str, Any] = {"attacks": {}}
+    correct, adversarial = {}, {}
+    for name in job.settings.attacks:
+        adversarial[name] = collect(job, mode, name, job.eps)
+        row["attacks"][name], correct[name] = score(job, mode, adversarial[name])
+        r = row["attacks"][name]
+        log.info("%s %s: graph %.2f%% [%.2f, %.2f] twin %.2f%% (%d disagreements)", mode, name, 100 * r["graph"],
+                 100 * r["graph_ci95"][0], 100 * r["graph_ci95"][1], 100 * r["twin"], r["disagreements"])
+    if job.settings.curve:
+        row["curve"] = []
+        for e in curve_eps(job):
+            hits = int((graph_logits(job.rt, mode, collect(job, mode, CURVE_ATTACK, e)).argmax(1) == job.y.numpy()).sum())
+            row["curve"].append({"eps": e, "graph": hits / len(job.y), "ci95": list(wilson(hits, len(job.y)))})
+    return row, correct, adversarial
+
+
+def transfer_matrix(job: Job) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]:
+    """matrix[source][target]: graph accuracy of ``target`` on PGD-20 examples crafted on ``source``'s twin,
+    and the 95 % interval of each entry."""
+    acc: dict[str, dict[str, float]] = {}
+    ci: dict[str, dict[str, list[float]]] = {}
+    for src in job.settings.modes:
+        x_adv = collect(job, src, TRANSFER_ATTACK, job.eps)
+        acc[src], ci[src] = {}, {}
+        for tgt in job.settings.modes:
+            hits = int((graph_logits(job.rt, tgt, x_adv).argmax(1) == job.y.numpy()).sum())
+            acc[src][tgt], ci[src][tgt] = hits / len(job.y), list(wilson(hits, len(job.y)))
+    return acc, ci
+
+
+def comparisons(correct: dict[str, dict[str, np.ndarray]], seed: int) -> dict[str, dict[str, Any]]:
+    """Per attack, merged minus main and merged minus second on the same images (paired 95 % interval)."""
+    out: dict[str, dict[str, Any]] = {}
+    if MERGED not in correct:
+        return out
+    for name, merged in correct[MERGED].items():
+        out[name] = {f"merged-{head}": paired_difference(merged, correct[head][name], seed=seed)
+                     for head in (MAIN, SECOND) if head in correct and name in correct[head]}
+    return out
+
+
+def masking_warnings(results: dict[str, Any], transfer: dict[str, dict[str, float]]) -> list[str]:
+    """White-box robust accuracy above black-box (Square) or transfer accuracy hints at gradient masking."""
+    warnings = []
+    for mode, row in results.items():
+        white = [v["graph"] for k, v in row["attacks"].items() if is_white_box(k)]
+        if not white:
+            continue
+        best_white = min(white)
+        if "square" in row["attacks"] and row["attacks"]["square"]["graph"] < best_white:
+            warnings.append(f"{mode}: white-box accuracy {100 * best_white:.2f}% is higher than Square (black-box) "
+                            f"{100 * row['attacks']['square']['graph']:.2f}%: a sign of gradient masking")
+        others = [transfer[src][mode] for src in transfer if src != mode and mode in transfer[src]]
+        if others and min(others) < best_white:
+            warnings.append(f"{mode}: white-box accuracy {100 * best_white:.2f}% is higher than transfer accuracy "
+                            f"{100 * min(others):.2f}%: a sign of gradient masking")
+    return warnings
