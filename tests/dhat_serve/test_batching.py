@@ -116,3 +116,30 @@ def test_a_failed_run_fails_its_requests_and_the_worker_goes_on():
         return await b.submit(np.ones((1, 1, 1, 1), np.float32), 5)
 
     assert asyncio.run(scenario())["logits"].item() == 1.0
+
+
+def test_one_observer_counts_what_the_batchers_and_the_guard_report():
+    from dhat_serve.observer import Observer
+    from dhat_serve.state import ProcessState
+
+    state = ProcessState(Observer())
+
+    async def scenario():
+        b = Batcher("second", lambda x: {"logits": x}, ThreadPoolExecutor(1), 8, 0.01, 4, state)
+        await asyncio.gather(*(b.submit(np.zeros((2, 1, 1, 1), np.float32), 5) for _ in range(3)))
+        return b
+
+    b = asyncio.run(scenario())
+    stats = state.observer.to_dict("second")
+    assert stats["request_count"] == 3 and stats["inference_count"] == 6 and stats["execution_count"] == b.stats.runs
+    assert b.stats is state.observer.of("second")  # the batcher's view is the observer's numbers
+    state.observer.rejected("any", "max_concurrency")
+    assert state.observer.to_dict("any")["rejected"] == {"max_concurrency": 1}
+
+
+def test_a_missing_engine_is_a_503_starting():
+    from dhat_serve.state import ProcessState
+
+    with pytest.raises(Overloaded, match="still loading") as exc:
+        ProcessState().require()
+    assert exc.value.status == 503 and exc.value.reason == "starting"
