@@ -10,12 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers.checkpoints import make_artifact
 from tests.helpers.server import Server
 
 
-def test_fuzzing_the_openapi_schema_finds_no_server_error(tmp_path):
-    _, artifact = make_artifact(tmp_path)
+def test_fuzzing_the_openapi_schema_finds_no_server_error(tmp_path, symmetric_artifact):
+    _, artifact = symmetric_artifact
     srv = Server(artifact, tmp_path / "server.log", DHAT_PROVIDER="cpu")
     try:
         srv.wait_ready()

@@ -11,16 +11,15 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers.checkpoints import make_artifact
 from tests.helpers.server import Server
 
 MODELS = ("main", "second", "merged", "all")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, symmetric_artifact):
     root = tmp_path_factory.mktemp("oip")
-    _, artifact = make_artifact(root)
+    _, artifact = symmetric_artifact  # one export for the whole session (the server only reads it)
     srv = Server(artifact, root / "server.log", DHAT_PROVIDER="cpu", DHAT_MAX_BATCH="16")
     try:
         srv.wait_ready()

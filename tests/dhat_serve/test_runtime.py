@@ -1,7 +1,6 @@
 import numpy as np
 
 from dhat_serve.runtime import ModelRuntime, choose_providers
-from tests.helpers.checkpoints import make_artifact
 
 
 def test_cpu_provider_is_used_when_asked_and_without_a_gpu(monkeypatch):
@@ -10,8 +9,8 @@ def test_cpu_provider_is_used_when_asked_and_without_a_gpu(monkeypatch):
     assert choose_providers("auto") == ["CPUExecutionProvider"]
 
 
-def test_runtime_runs_each_mode_and_all_from_one_merged_run(tmp_path):
-    _, artifact = make_artifact(tmp_path)
+def test_runtime_runs_each_mode_and_all_from_one_merged_run(symmetric_artifact):
+    _, artifact = symmetric_artifact
     rt = ModelRuntime.load(artifact, provider="cpu")
     assert all(p == ["CPUExecutionProvider"] for p in rt.providers().values())
     x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
@@ -24,8 +23,8 @@ def test_runtime_runs_each_mode_and_all_from_one_merged_run(tmp_path):
     assert merged.shape == (3, 10)
 
 
-def test_predict_in_chunks_equals_one_run(tmp_path):
-    _, artifact = make_artifact(tmp_path)
+def test_predict_in_chunks_equals_one_run(symmetric_artifact):
+    _, artifact = symmetric_artifact
     rt = ModelRuntime.load(artifact, provider="cpu")
     x = np.random.default_rng(1).random((7, 1, 8, 8), dtype=np.float32)
     whole, chunked = rt.run("all", x), rt.predict("all", x, batch_size=3)

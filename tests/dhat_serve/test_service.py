@@ -13,7 +13,6 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from tests.helpers.checkpoints import make_artifact
 from tests.helpers.server import Server
 
 LIMITS = {"DHAT_MAX_BATCH": "32", "DHAT_MAX_REQUEST_BYTES": "300000", "DHAT_MAX_IMAGE_PIXELS": "20000",
@@ -21,9 +20,9 @@ LIMITS = {"DHAT_MAX_BATCH": "32", "DHAT_MAX_REQUEST_BYTES": "300000", "DHAT_MAX_
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, symmetric_artifact):
     root = tmp_path_factory.mktemp("serve")
-    _, artifact = make_artifact(root)
+    _, artifact = symmetric_artifact  # one export for the whole session (the server only reads it)
     srv = Server(artifact, root / "server.log", **LIMITS)
     try:
         srv.wait_ready()
