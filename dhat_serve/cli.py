@@ -56,9 +56,11 @@ def serve(
             fail(str(exc))
         env["DHAT_ARTIFACT"] = str(artifact.resolve())
     working_dir = str(Path(__file__).resolve().parent.parent)
-    grace = int(max(1, ServeConfig.from_env().grace_s))  # SIGTERM: stop accepting, answer what was accepted
+    cfg = ServeConfig.from_env()
+    grace = int(max(1, cfg.grace_s))  # SIGTERM: stop accepting, answer what was accepted
     cmd = [sys.executable, "-m", "bentoml", "serve", "dhat_serve.service:DHAT", "--host", host, "--port", str(port),
-           "--working-dir", working_dir, "--timeout-graceful-shutdown", str(grace)]
+           "--working-dir", working_dir, "--timeout-graceful-shutdown", str(grace),
+           "--timeout-keep-alive", str(cfg.keep_alive_s)]
     console.print(f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http://{host}:{port}")
     sys.stdout.flush()
     os.execvpe(sys.executable, cmd, env)

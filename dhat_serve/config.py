@@ -26,6 +26,10 @@ class ServeConfig:
     workers: int = 1  # DHAT_WORKERS: BentoML worker processes, each with its own sessions
     intra_op_threads: int = 0  # DHAT_INTRA_OP_THREADS: ORT threads per session; 0 = cores / workers
     grace_s: float = 30.0  # DHAT_GRACE_S: after SIGTERM, how long accepted requests may take to finish
+    # DHAT_KEEP_ALIVE_S: how long an idle HTTP connection stays open. Longer than the idle timeout of the load
+    # balancers in front (AWS ALB: 60 s), so the server never closes a connection just as a client reuses it
+    # (uvicorn's 5 s default lost 1 request in ~5 bursts of 1,500 that way: a ReadError, not an answer).
+    keep_alive_s: int = 75
 
     @classmethod
     def from_env(cls) -> ServeConfig:
@@ -45,6 +49,7 @@ class ServeConfig:
             workers=int(env.get("DHAT_WORKERS", cls.workers)),
             intra_op_threads=int(env.get("DHAT_INTRA_OP_THREADS", cls.intra_op_threads)),
             grace_s=float(env.get("DHAT_GRACE_S", cls.grace_s)),
+            keep_alive_s=int(env.get("DHAT_KEEP_ALIVE_S", cls.keep_alive_s)),
         )
 
     def ort_threads(self) -> int:
