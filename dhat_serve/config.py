@@ -30,6 +30,9 @@ class ServeConfig:
     # balancers in front (AWS ALB: 60 s), so the server never closes a connection just as a client reuses it
     # (uvicorn's 5 s default lost 1 request in ~5 bursts of 1,500 that way: a ReadError, not an answer).
     keep_alive_s: int = 75
+    # DHAT_DRAIN_DELAY_S: after SIGTERM, keep accepting connections this long before closing the listening
+    # sockets, so clients already connecting (or routed here before the endpoint is removed) are served.
+    drain_delay_s: float = 2.0
 
     @classmethod
     def from_env(cls) -> ServeConfig:
@@ -50,6 +53,7 @@ class ServeConfig:
             intra_op_threads=int(env.get("DHAT_INTRA_OP_THREADS", cls.intra_op_threads)),
             grace_s=float(env.get("DHAT_GRACE_S", cls.grace_s)),
             keep_alive_s=int(env.get("DHAT_KEEP_ALIVE_S", cls.keep_alive_s)),
+            drain_delay_s=float(env.get("DHAT_DRAIN_DELAY_S", cls.drain_delay_s)),
         )
 
     def ort_threads(self) -> int:

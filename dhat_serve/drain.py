@@ -28,8 +28,8 @@ log = logging.getLogger("bentoml.dhat")
 class Drain:
     """The drain of one worker: whether it is draining, and the process state whose requests it waits for."""
 
-    def __init__(self, state: ProcessState, grace_s: float, quiet_s: float = 1.0) -> None:
-        self.state, self.grace_s, self.quiet_s = state, grace_s, quiet_s
+    def __init__(self, state: ProcessState, grace_s: float, quiet_s: float = 1.0, delay_s: float = 0.0) -> None:
+        self.state, self.grace_s, self.quiet_s, self.delay_s = state, grace_s, quiet_s, delay_s
         self.draining = False
 
     def install(self) -> bool:
@@ -51,7 +51,11 @@ class Drain:
         return True
 
     async def drain(self, server: Any, original: Callable, sig: int, frame: Any) -> None:  # noqa: ANN401
-        """Stop listening, wait for ``quiet_s`` without requests in flight (at most ``grace_s``), then exit."""
+        """Keep accepting for ``delay_s`` (connections already on their way), stop listening, wait for
+        ``quiet_s`` without requests in flight (at most ``grace_s``), then exit."""
+        if self.delay_s > 0:
+            log.info("SIGTERM: still accepting for %g s before closing the listening sockets", self.delay_s)
+            await asyncio.sleep(self.delay_s)
         for listener in getattr(server, "servers", []):
             listener.close()
         log.info("SIGTERM: no new connections; answering the requests already received (at most %g s)", self.grace_s)

@@ -77,7 +77,7 @@ class DHAT:
         logfilter.install()
         self.engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, STATE)
         STATE.engine = self.engine
-        Drain(STATE, CONFIG.grace_s).install()
+        Drain(STATE, CONFIG.grace_s, delay_s=CONFIG.drain_delay_s).install()
         manifest = self.engine.runtime.manifest
         self.channels, self.size, _ = manifest.input_shape
         self.names = list(manifest.class_names)
