@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import interleaved, save
-from training.data import load_digits_splits
+from training.datasets.digits import load_digits_splits
 from training.distributed import DistContext
 from training.freezing import freeze, trainable_parameters
 from training.models.dual_head import DualHeadNet, SingleHeadNet

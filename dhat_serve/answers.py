@@ -24,6 +24,8 @@ import numpy as np
 from dhat_serve.contract import ALL, LOGITS, MAIN, REQUEST_OUTPUTS, SECOND
 from dhat_serve.errors import BadRequest
 
+DEFAULT_TOP_K = 5  # /classify's top_k when the request gives none (capped at the number of classes)
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (N, classes) logits, stable for large logits (max subtracted)."""
@@ -32,8 +34,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def check_top_k(top_k: int, num_classes: int) -> int:
-    """``top_k`` itself when 1 <= top_k <= classes; otherwise a ``BadRequest`` (HTTP 400), never a clipped value."""
+def check_top_k(top_k: int | None, num_classes: int) -> int:
+    """``top_k`` itself when 1 <= top_k <= classes; otherwise a ``BadRequest`` (HTTP 400), never a clipped value.
+
+    Not given (None), it is ``DEFAULT_TOP_K`` or every class when a model has fewer (a 3-class folder model).
+    """
+    if top_k is None:
+        return min(DEFAULT_TOP_K, num_classes)
     if not 1 <= top_k <= num_classes:
         raise BadRequest(f"top_k must be between 1 and {num_classes}, got {top_k}")
     return top_k

@@ -84,8 +84,10 @@ class DHAT:
 
     @bentoml.api(route="/classify")
     async def classify(self, image: Path, ctx: bentoml.Context, mode: RequestMode = DEFAULT_REQUEST_MODE,
-                       top_k: int = 5) -> dict[str, Any]:
-        """Classify one PNG/JPEG image (multipart field ``image``); ``mode=all`` answers every mode at once."""
+                       top_k: int | None = None) -> dict[str, Any]:
+        """Classify one PNG/JPEG image (multipart field ``image``); ``mode=all`` answers every mode at once.
+
+        ``top_k`` defaults to 5, or to every class when the model has fewer."""
 
         async def work() -> dict[str, Any]:
             k = check_top_k(top_k, len(self.names))

@@ -23,7 +23,7 @@ from export.graphs import DEFAULT_OPSET, export_graph, graph_module, initializer
 from export.parity import cpu_graph, measure
 from training.attacks import PGDConfig, pgd
 from training.checkpoints import WEIGHTS_FILE, CheckpointMeta, atomic_dir_write, is_checkpoint, load_checkpoint, read_meta
-from training.data import DataSplits, first_n
+from training.datasets.splits import DataSplits, first_n
 from training.models.dual_head import DualHeadNet, ModeView
 from training.models.registry import parameter_table
 from training.recipes import Recipe

@@ -20,7 +20,7 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
     opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
     fp16: Annotated[bool, typer.Option("--fp16", help="half-precision weights (float32 in and out)")] = False,
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="CIFAR folder, if it moved since training")] = None,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="the data set's folder, if it moved since training")] = None,
     to_bentoml: Annotated[bool, typer.Option("--to-bentoml", help="also import into the BentoML model store as dhat")] = False,
 ) -> None:
     """Export main.onnx, second.onnx, merged.onnx and manifest.json, each checked against PyTorch."""
@@ -28,10 +28,11 @@ def export_cmd(
         fail(f"{source}: no such run or checkpoint directory")
     from export.artifact import ExportError, export_artifact, import_to_bentoml
     from training.checkpoints import CheckpointError
+    from training.datasets.splits import DataError
 
     try:
         manifest = export_artifact(source, out, opset=opset, fp16=fp16, data_dir=data_dir)
-    except (ExportError, CheckpointError, FileNotFoundError) as exc:
+    except (ExportError, CheckpointError, FileNotFoundError, DataError) as exc:
         fail(str(exc))
     table = Table(title=f"{manifest.name} {manifest.version} ({manifest.precision})")
     for col in ("mode", "file", "size", "max |torch - ORT|", "argmax agreement"):

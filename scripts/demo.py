@@ -67,7 +67,7 @@ def free_port() -> int:
 def png_of_test_digit(index: int) -> tuple[bytes, int]:
     from PIL import Image
 
-    from training.data import load_digits_splits
+    from training.datasets.digits import load_digits_splits
 
     x, y = load_digits_splits(16).test.tensors
     buf = io.BytesIO()

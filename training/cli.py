@@ -1,4 +1,4 @@
-"""The ``dhat`` commands ``training`` owns: ``train``, ``models``, ``recipes`` and ``eval``.
+"""The ``dhat`` commands ``training`` owns: ``train``, ``models``, ``recipes``, ``datasets`` and ``eval``.
 
 Registered in the ``dhat.commands`` entry-point group, so the runtime's ``dhat`` app finds them without
 importing ``training``. Torch is imported inside each command, not here: ``dhat --help`` and
@@ -51,6 +51,22 @@ def models(
         table.add_row(r["arch"], r["layout"], *(f"{p[k]:,}" for k in ("trunk", "main_head", "second_head", "merger", "total")))
     console.print(table)
     console.print(merger_note)
+
+
+def datasets(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
+    """List the data sources a recipe's data.dataset can name, their file layout and where each looks now."""
+    from training.data import describe_sources
+
+    rows = describe_sources()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="data sets (data.dataset); nothing is downloaded")
+    for col in ("dataset", "what", "layout under --data-dir", "looks in", "found"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["summary"], r["layout"], r["looks_in"], "yes" if r["found"] else "no")
+    console.print(table)
 
 
 def recipes(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
@@ -115,7 +131,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last complete epoch")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="stage 1: start from this single-head checkpoint")] = None,
     copy_main: Annotated[bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")] = False,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder holding the CIFAR data (torchvision layout)")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder holding the data set's files (see `dhat datasets`)")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="print what each stage will do (no data, no training)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="with --plan: print the plan as JSON")] = False,
@@ -126,6 +142,7 @@ def train(
         return
     if as_json:
         fail("--json goes with --plan (training itself writes metrics.jsonl)")
+    from training.datasets.splits import DataError
     from training.recipes import RecipeError, load_recipe, with_flags
     from training.stages import StageError
 
@@ -141,7 +158,7 @@ def train(
 
     try:
         train_recipe(resolved, run_dir, stages=(stage,) if stage else (1, 2, 3), resume=resume, device=device)
-    except (StageError, FileNotFoundError, RecipeError) as exc:
+    except (StageError, FileNotFoundError, RecipeError, DataError) as exc:
         fail(str(exc))
     console.print(f"run directory: {run_dir}")
 
@@ -158,7 +175,7 @@ def eval_cmd(
     square_queries: Annotated[int, typer.Option("--square-queries", help="queries of the Square attack")] = 1000,
     no_transfer: Annotated[bool, typer.Option("--no-transfer", help="skip the transfer matrix")] = False,
     no_curve: Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")] = False,
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="CIFAR folder, if it moved since training")] = None,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="the data set's folder, if it moved since training")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="report directory (default reports/ARTIFACT_NAME in the "
                                                 "current folder, outside the artifact: a re-export keeps the report and its cache)")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")] = None,
@@ -170,6 +187,7 @@ def eval_cmd(
     --run-dir and --n as --n-images there: torchrun reads abbreviations of its own options (--run-path,
     --nnodes) anywhere on the line.
     """
+    from training.datasets.splits import DataError
     from training.typed_yaml import parse_number
     from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
     from training.robustness.report import markdown
@@ -188,7 +206,7 @@ def eval_cmd(
     report_dir = out or Path("reports") / artifact.resolve().name
     try:
         report = evaluate(artifact, run, settings, report_dir)
-    except (EvaluationError, FileNotFoundError) as exc:
+    except (EvaluationError, FileNotFoundError, DataError) as exc:
         fail(str(exc))
     if report is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 reports
         return

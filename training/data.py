@@ -1,124 +1,144 @@
-"""Data sets: the embedded *digits* default and CIFAR-10/100 from a local torchvision folder.
+"""Which data a run trains on: ``DataSpec`` (the recipe's ``data:`` block) and the registry of sources.
 
-Everything returns images in [0, 1] as (C, H, W) float tensors; normalisation is inside the network.
-Splits are fixed by a seed of their own (not the training seed), so every run of every recipe sees the
-same validation and test images. Nothing here ever downloads.
+One entry per source, like the model registry: ``digits`` (embedded), ``fashion-mnist`` and ``mnist``
+(IDX files), ``cifar10`` / ``cifar100`` (torchvision folders) and ``imagefolder`` (any folder of images).
+``load_splits(spec)`` is the one way in; ``dhat datasets`` prints ``describe_sources()``. Everything
+returns images in [0, 1] as (C, H, W) float tensors (normalisation is inside the network), and nothing
+here ever downloads: a source that needs files names where it looked and what to put there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
-import torch
-import torch.nn.functional as F
-from torch.utils.data import Dataset, Subset, TensorDataset
+from training.datasets.splits import DataSplits
+from training.typed_yaml import RecipeError
 
-DATASETS = ("digits", "cifar10", "cifar100")
-SPLIT_SEED = 20240611
-
-CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
-CIFAR_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-}
+# Debian's `dataset-fashion-mnist` package installs the official files here.
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
 @dataclass(frozen=True)
-class DataSplits:
-    """Train / validation / test sets plus what the model config needs to know about them."""
+class DataSpec:
+    """Which data set, where it lives, image size and channels, batch, validation and training sizes."""
 
-    train: Dataset
-    val: Dataset
-    test: Dataset
-    num_classes: int
-    in_channels: int
-    image_size: int
-    class_names: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int = 16
+    channels: int | None = None  # None: the source's own (1 for grey sources, 3 for CIFAR and image folders)
+    batch_size: int = 128
+    val_size: int = 1000
+    train_size: int | None = None  # a fixed subset of the training images (None: all of them)
+    workers: int = 0
 
-
-def digits_tensors(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """scikit-learn's 1,797 8x8 digits scaled to [0, 1] and resized: ((N, 1, S, S), (N,))."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    if image_size != 8:
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
-    return x.clamp_(0.0, 1.0), torch.tensor(bunch.target, dtype=torch.long)
-
-
-def split_indices(n: int, val: int, test: int) -> tuple[list[int], list[int], list[int]]:
-    """(train, val, test) indices of a fixed permutation (``SPLIT_SEED``): every run sees the same splits."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
-    return perm[val + test :], perm[:val], perm[val : val + test]
+    def __post_init__(self) -> None:
+        if self.dataset not in SOURCES:
+            raise RecipeError(f"unknown dataset {self.dataset!r}; valid datasets: {', '.join(SOURCES)}")
+        if self.batch_size < 1:
+            raise RecipeError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.image_size < 4:
+            raise RecipeError(f"data.image_size must be >= 4, got {self.image_size}")
+        if self.train_size is not None and self.train_size < 1:
+            raise RecipeError(f"data.train_size must be >= 1 (or null for all), got {self.train_size}")
+        allowed = SOURCES[self.dataset].channels
+        if self.channels is not None and self.channels not in allowed:
+            raise RecipeError(f"data.channels={self.channels} is not possible for {self.dataset} "
+                              f"(allowed: {', '.join(map(str, allowed))})")
 
 
-def load_digits_splits(image_size: int = 16) -> DataSplits:
-    """70 / 15 / 15 split of digits (1,257 / 270 / 270 images)."""
-    x, y = digits_tensors(image_size)
-    n_val = n_test = round(0.15 * len(y))
-    tr, va, te = split_indices(len(y), n_val, n_test)
-    mean, std = x[tr].mean().item(), x[tr].std().item()
-    return DataSplits(
-        TensorDataset(x[tr], y[tr]), TensorDataset(x[va], y[va]), TensorDataset(x[te], y[te]),
-        num_classes=10, in_channels=1, image_size=image_size, class_names=tuple(str(i) for i in range(10)),
-        mean=(round(mean, 4),), std=(round(std, 4),),
-    )
+@dataclass(frozen=True)
+class DataSource:
+    """One registry entry: how to load a source and where it looks for its files."""
+
+    name: str
+    summary: str
+    load: Callable[[DataSpec, Path | None], DataSplits]
+    channels: tuple[int, ...]
+    needs_dir: bool = True
+    default_dir: str | None = None  # used when neither --data-dir nor data.data_dir is given and it exists
+    layout: str = ""
+
+    def folder(self, data_dir: str | None) -> Path | None:
+        """The folder this source reads: the one given, else its default if that exists, else None."""
+        if data_dir:
+            return Path(data_dir)
+        if self.default_dir and Path(self.default_dir).is_dir():
+            return Path(self.default_dir)
+        return None
 
 
-def cifar_folder_error(name: str, data_dir: Path) -> str:
-    """The message for a missing CIFAR folder: what to put where (nothing is downloaded)."""
-    folder = CIFAR_FOLDERS[name]
-    return (
-        f"{name}: no {folder}/ under --data-dir {data_dir}. Put the standard torchvision layout there "
-        f"({data_dir}/{folder}/ as unpacked from the official {folder.split('-py')[0]} python tarball); "
-        "nothing is downloaded at run time"
-    )
+def _digits(spec: DataSpec, folder: Path | None) -> DataSplits:
+    from training.datasets.digits import load_digits_splits
+
+    return load_digits_splits(spec.image_size)
 
 
-def load_cifar_splits(name: str, data_dir: str | Path, val_size: int = 1000, augment: bool = True) -> DataSplits:
-    """CIFAR from ``data_dir`` (torchvision layout); ``val_size`` training images held out for validation.
+def _idx(classes: tuple[str, ...]) -> Callable[[DataSpec, Path | None], DataSplits]:
+    def load(spec: DataSpec, folder: Path | None) -> DataSplits:
+        from training.datasets.idx import load_idx_splits
 
-    The paper validates on 1,000 images; they are taken from the training set (Rice et al.), so the
-    test set stays unseen until evaluation.
-    """
-    from torchvision import datasets, transforms
-
-    data_dir = Path(data_dir)
-    if not (data_dir / CIFAR_FOLDERS[name]).is_dir():
-        raise FileNotFoundError(cifar_folder_error(name, data_dir))
-    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
-    plain = transforms.ToTensor()
-    train_tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), plain])
-    full_aug = cls(str(data_dir), train=True, transform=train_tf if augment else plain, download=False)
-    full_plain = cls(str(data_dir), train=True, transform=plain, download=False)
-    test = cls(str(data_dir), train=False, transform=plain, download=False)
-    tr, va, _ = split_indices(len(full_plain), val_size, 0)
-    mean, std = CIFAR_STATS[name]
-    return DataSplits(
-        Subset(full_aug, tr), Subset(full_plain, va), test,
-        num_classes=len(full_plain.classes), in_channels=3, image_size=32, class_names=tuple(full_plain.classes),
-        mean=mean, std=std,
-    )
+        assert folder is not None
+        return load_idx_splits(folder, classes, image_size=spec.image_size, val_size=spec.val_size,
+                               train_size=spec.train_size)
+    return load
 
 
-def load_splits(dataset: str, data_dir: str | None = None, image_size: int = 16, val_size: int = 1000) -> DataSplits:
-    """Dispatch by name; a CIFAR name without ``data_dir`` is an error that says what to pass."""
-    if dataset == "digits":
-        return load_digits_splits(image_size)
-    if dataset in CIFAR_FOLDERS:
-        if not data_dir:
-            raise FileNotFoundError(f"{dataset} needs --data-dir (or data.data_dir=...) pointing at a folder with "
-                                    f"{CIFAR_FOLDERS[dataset]}/ in it")
-        return load_cifar_splits(dataset, data_dir, val_size)
-    raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
+def _cifar(spec: DataSpec, folder: Path | None) -> DataSplits:
+    from training.datasets.cifar import load_cifar_splits
+
+    assert folder is not None
+    return load_cifar_splits(spec.dataset, folder, spec.val_size, train_size=spec.train_size)
 
 
-def first_n(ds: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` examples as one batch: ((n, C, H, W), (n,)). For validation and evaluation."""
-    n = min(n, len(ds))
-    xs, ys = zip(*(ds[i] for i in range(n)))
-    return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)
+def _imagefolder(spec: DataSpec, folder: Path | None) -> DataSplits:
+    from training.datasets.imagefolder import load_imagefolder_splits
+
+    assert folder is not None
+    return load_imagefolder_splits(folder, image_size=spec.image_size, channels=spec.channels or 3,
+                                   val_size=spec.val_size, train_size=spec.train_size)
+
+
+def _sources() -> dict[str, DataSource]:
+    from training.datasets.idx import FASHION_MNIST_CLASSES, MNIST_CLASSES
+
+    idx_layout = "DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"
+    rows = [
+        DataSource("digits", "scikit-learn's 1,797 8x8 digits, embedded (70/15/15 split)", _digits, (1,),
+                   needs_dir=False),
+        DataSource("fashion-mnist", "Zalando's 70,000 28x28 grey clothes images, 10 classes",
+                   _idx(FASHION_MNIST_CLASSES), (1,), default_dir=DEBIAN_FASHION_MNIST, layout=idx_layout),
+        DataSource("mnist", "LeCun's 70,000 28x28 handwritten digits", _idx(MNIST_CLASSES), (1,), layout=idx_layout),
+        DataSource("cifar10", "CIFAR-10, 60,000 32x32 colour images", _cifar, (3,), layout="DIR/cifar-10-batches-py/"),
+        DataSource("cifar100", "CIFAR-100, 60,000 32x32 colour images", _cifar, (3,), layout="DIR/cifar-100-python/"),
+        DataSource("imagefolder", "any folder of images; class names from folder names", _imagefolder, (1, 3),
+                   layout="DIR/{train,test}/CLASS/*.png|jpg, optional DIR/val/"),
+    ]
+    return {s.name: s for s in rows}
+
+
+SOURCES = _sources()
+
+
+def load_splits(spec: DataSpec) -> DataSplits:
+    """The splits ``spec`` names; a source without a folder is an error saying what to pass."""
+    source = SOURCES[spec.dataset]
+    folder = source.folder(spec.data_dir)
+    if source.needs_dir and folder is None:
+        hint = f" (or install Debian's dataset-{spec.dataset} for {source.default_dir})" if source.default_dir else ""
+        raise FileNotFoundError(f"{spec.dataset} needs --data-dir (or data.data_dir=...) pointing at a folder "
+                                f"laid out as {source.layout}{hint}; nothing is downloaded")
+    return source.load(spec, folder)
+
+
+def describe_sources() -> list[dict[str, Any]]:
+    """One row per source for ``dhat datasets``: name, summary, layout, and where it looks now."""
+    rows = []
+    for s in SOURCES.values():
+        folder = s.folder(None)
+        where = "embedded" if not s.needs_dir else (str(folder) if folder else "--data-dir DIR")
+        rows.append({"name": s.name, "summary": s.summary, "layout": s.layout or "-", "looks_in": where,
+                     "found": (not s.needs_dir) or folder is not None, "channels": list(s.channels)})
+    return rows
+

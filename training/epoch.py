@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from training.attacks import accuracy, robust_accuracy
-from training.data import DataSplits
+from training.datasets.splits import DataSplits
 from training.distributed import DistContext
 from training.methods import method_of
 from training.models.dual_head import DualHeadNet, ModeView

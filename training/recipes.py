@@ -17,7 +17,7 @@ import yaml
 
 from training.attacks import PGDConfig
 from training.typed_yaml import RecipeError, apply_override, build
-from training.data import DATASETS
+from training.data import DataSpec
 from training.methods import METHODS, method_of
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
@@ -86,24 +86,6 @@ class StageSpec:
     def schedule(self) -> list[float]:
         """The learning rate of every epoch, 1 to ``epochs`` (what ``dhat train --plan`` prints)."""
         return [self.lr_at(e) for e in range(1, self.epochs + 1)]
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which data set, where it lives, image size, batch and validation size."""
-
-    dataset: str = "digits"
-    data_dir: str | None = None
-    image_size: int = 16
-    batch_size: int = 128
-    val_size: int = 1000
-    workers: int = 0
-
-    def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise RecipeError(f"unknown dataset {self.dataset!r}; valid datasets: {', '.join(DATASETS)}")
-        if self.batch_size < 1:
-            raise RecipeError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)

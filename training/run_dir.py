@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from training.checkpoints import is_checkpoint, read_meta
-from training.data import DataSplits, load_splits
+from training.data import load_splits
+from training.datasets.splits import DataSplits
 from training.recipes import Recipe, load_saved_recipe, with_flags
 
 RECIPE_FILE = "recipe.yaml"
@@ -39,8 +40,7 @@ FINAL_STAGE = 3
 
 def recipe_splits(recipe: Recipe) -> DataSplits:
     """The train / validation / test splits a recipe trains and is evaluated on (fixed split seed)."""
-    d = recipe.data
-    return load_splits(d.dataset, d.data_dir, d.image_size, d.val_size)
+    return load_splits(recipe.data)
 
 
 @dataclass(frozen=True)

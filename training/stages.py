@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from dhat_serve.contract import MAIN, MERGED, SECOND, Mode
 from training.checkpoints import (CheckpointMeta, is_checkpoint, load_checkpoint, load_momentum, load_single_head,
                                   momentum_state, read_meta, save_checkpoint)
-from training.data import DataSplits, first_n
+from training.datasets.splits import DataSplits, first_n
 from training.distributed import DistContext
 from training.freezing import copy_main_to_second, freeze, trainable_parameters
 from training.epoch import EpochResult, epoch_loader, epoch_seed, selection_score, train_epoch, validate

@@ -37,6 +37,7 @@ def test_a_single_mode_answers_inline():
 
 def test_top_k_outside_the_classes_is_refused_not_clipped():
     assert check_top_k(3, 3) == 3
+    assert check_top_k(None, 3) == 3 and check_top_k(None, 10) == 5  # the default fits small models
     for bad in (0, 4):
         with pytest.raises(BadRequest, match="top_k must be between 1 and 3"):
             check_top_k(bad, 3)

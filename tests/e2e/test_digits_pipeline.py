@@ -23,7 +23,7 @@ from PIL import Image
 
 from training.attacks import robust_accuracy
 from training.checkpoints import load_checkpoint
-from training.data import load_digits_splits
+from training.datasets.digits import load_digits_splits
 from training.models.dual_head import ModeView
 from training.robustness.suite import pgd_config
 from tests.helpers.server import Server, free_port

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from training.attacks import PGDConfig, accuracy, pgd, robust_accuracy
-from training.data import load_digits_splits
+from training.datasets.digits import load_digits_splits
 from training.models.dual_head import ModeView
 from training.models.registry import ModelConfig, create_model
 

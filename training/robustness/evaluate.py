@@ -15,13 +15,15 @@ is the checkpoint the graph came from and matches it on clean images.
 
 from __future__ import annotations
 
+import torch
+
 from pathlib import Path
 from typing import Any
 
 from dhat_serve.contract import MAIN
 from dhat_serve.manifest import ArtifactError
 from dhat_serve.runtime import ModelRuntime
-from training.data import first_n
+from training.datasets.splits import first_n
 from training.distributed import DistContext, setup, teardown
 from training.models.dual_head import ModeView
 from training.robustness.cache import Job, craft_all
@@ -48,6 +50,8 @@ def evaluate(artifact_dir: str | Path, run_dir: str | Path, settings: EvalSettin
     artifact_dir, run_dir, out = Path(artifact_dir), Path(run_dir), Path(out)
     device = resolve_device(settings.device)
     dist = setup(None if device == "cuda" else device)  # plain "cuda": each torchrun rank takes cuda:LOCAL_RANK
+    if dist.device.type == "cuda":  # the twin must equal the fp32 graph: TF32 convolutions differ by ~1e-3
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
         rt = open_graphs(artifact_dir, dist)
         net, ckpt = load_twin(run_dir, rt.manifest)

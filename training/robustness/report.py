@@ -16,6 +16,7 @@ import torch
 from dhat_serve import __version__
 from dhat_serve.manifest import Manifest
 from training.robustness.cache import Job
+from training.robustness.compare import labels_digest, pack_correct
 from training.robustness.heads import head_disagreement
 from training.robustness.scoring import comparisons, masking_warnings, score_mode, transfer_matrix
 
@@ -37,12 +38,13 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         "artifact": {"dir": str(artifact_dir), "name": manifest.name, "version": manifest.version,
                      "hashes": {m: g.sha256 for m, g in manifest.modes.items()}},
         "run": {"dir": str(run_dir), "checkpoint": str(ckpt), "recipe": recipe.name},
-        "data": {"dataset": recipe.data.dataset, "split": "test", "n": len(job.y)},
+        "data": {"dataset": recipe.data.dataset, "split": "test", "n": len(job.y), "labels_sha256": labels_digest(job.y)},
         "eps": job.eps, "seed": job.settings.seed, "attacks": list(job.settings.attacks),
         "pgd_step": "2.5 * eps / steps unless the attack names one (pgdK@STEP), uniform random start",
         "square_queries": job.settings.square_queries,
         "device": str(job.dist.device), "world_size": job.dist.world_size, "providers": job.rt.providers(),
         "results": results, "comparisons": comparisons(correct, job.settings.seed),
+        "correct": {mode: {name: pack_correct(v) for name, v in row.items()} for mode, row in correct.items()},
         "transfer": transfer, "transfer_ci95": transfer_ci,
         "head_disagreement": head_disagreement(job.rt, job.x, job.y, adversarial),
         "warnings": masking_warnings(results, transfer),

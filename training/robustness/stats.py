@@ -51,7 +51,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int = 0, resamples: in
 
     ``a`` and ``b`` are boolean (N,) correctness vectors. The interval is the percentile interval of
     ``resamples`` bootstrap resamples of the images (seeded, so the report is reproducible); the verdict
-    says ``a > b`` or ``a < b`` only when the interval excludes 0.
+    says ``a > b`` or ``a < b`` only when the interval excludes 0 and McNemar's exact p is below 0.05.
     """
     a, b = a.astype(bool), b.astype(bool)
     n = a.size
@@ -61,6 +61,10 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int = 0, resamples: in
     boots = np.array([delta[rng.integers(0, n, n)].mean() for _ in range(resamples)]) if n else np.zeros(1)
     lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    verdict = "higher" if lo > 0 else "lower" if hi < 0 else "no significant difference"
-    return {"difference": diff, "ci95": [lo, hi], "mcnemar_p": mcnemar_exact(only_a, only_b),
+    p = mcnemar_exact(only_a, only_b)
+    # both must agree: with few discordant images the percentile interval can exclude 0 while the exact test
+    # cannot (4 of 4 discordant pairs one way: interval above 0, McNemar p = 0.125)
+    significant = p < 0.05 and (lo > 0 or hi < 0)
+    verdict = "no significant difference" if not significant else "higher" if lo > 0 else "lower"
+    return {"difference": diff, "ci95": [lo, hi], "mcnemar_p": p,
             "only_first_correct": only_a, "only_second_correct": only_b, "n": n, "verdict": verdict}

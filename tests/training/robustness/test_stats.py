@@ -36,3 +36,12 @@ def test_a_real_paired_gain_is_called_and_a_tie_is_not():
     tie = paired_difference(swapped, base)
     assert tie["difference"] == 0 and tie["verdict"] == "no significant difference" and tie["ci95"][0] < 0 < tie["ci95"][1]
     assert paired_difference(base, better)["verdict"] == "lower"
+
+
+def test_a_few_discordant_images_one_way_are_not_called_a_difference():
+    base = np.zeros(64, bool)
+    four = base.copy()
+    four[:4] = True  # 4 of 4 discordant pairs favour the first: the bootstrap interval excludes 0, McNemar does not
+    d = paired_difference(four, base)
+    assert d["ci95"][0] > 0 and d["mcnemar_p"] == pytest.approx(0.125)
+    assert d["verdict"] == "no significant difference"
