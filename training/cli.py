@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from dhat_serve.console import console, fail
 from dhat_serve.contract import MAIN, MERGED, MODES
+
+if TYPE_CHECKING:
+    from training.recipes import Recipe
 
 
 def models(
@@ -98,15 +101,11 @@ def recipes(as_json: Annotated[bool, typer.Option("--json", help="print JSON ins
                   "recipe's command)")
 
 
-def print_plan(recipe_name: str, overrides: list[str], as_json: bool) -> None:
+def print_plan(recipe: Recipe, as_json: bool) -> None:
     """``dhat train --plan``: each stage's method, attack, epochs, per-epoch lr, start checkpoint, selection."""
     from training.plan import lr_runs, recipe_plan
-    from training.recipes import RecipeError, load_recipe
 
-    try:
-        plan = recipe_plan(load_recipe(recipe_name, overrides))
-    except RecipeError as exc:
-        fail(str(exc))
+    plan = recipe_plan(recipe)
     if as_json:
         print(json.dumps(plan, indent=2))
         return
@@ -130,6 +129,8 @@ def train(
     stage: Annotated[Optional[int], typer.Option("--stage", help="run only this stage (1, 2 or 3)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last complete epoch")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="stage 1: start from this single-head checkpoint")] = None,
+    finetune_init: Annotated[bool, typer.Option("--finetune-init", help="with --init: train stage 1 for the recipe's "
+                                                "epochs from it (default: use it as is, 0 epochs)")] = False,
     copy_main: Annotated[bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")] = False,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder holding the data set's files (see `dhat datasets`)")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")] = None,
@@ -137,24 +138,28 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="with --plan: print the plan as JSON")] = False,
 ) -> None:
     """Train a DH-AT model: stage 1 (main head), 2 (second head), 3 (merger) of RECIPE."""
-    if plan:
-        print_plan(recipe, list(overrides or []), as_json)
-        return
-    if as_json:
+    if as_json and not plan:
         fail("--json goes with --plan (training itself writes metrics.jsonl)")
-    from training.datasets.splits import DataError
     from training.recipes import RecipeError, load_recipe, with_flags
-    from training.stages import StageError
 
     if init is not None and not init.is_file():
         fail(f"--init {init}: no such file (a .safetensors or .pt single-head checkpoint)")
+    overrides = list(overrides or [])
+    # --init is used as is unless --finetune-init or an explicit stage1.epochs=N asks for training from it
+    finetune = finetune_init or any(o.split("=", 1)[0].strip() == "stage1.epochs" for o in overrides)
     try:
-        resolved = with_flags(load_recipe(recipe, list(overrides or [])), init=None if init is None else str(init),
-                              copy_main=copy_main, data_dir=None if data_dir is None else str(data_dir))
+        resolved = with_flags(load_recipe(recipe, overrides), init=None if init is None else str(init),
+                              finetune_init=finetune, copy_main=copy_main,
+                              data_dir=None if data_dir is None else str(data_dir))
     except RecipeError as exc:
         fail(str(exc))
+    if plan:
+        print_plan(resolved, as_json)
+        return
     run_dir = out or Path("runs") / resolved.name
+    from training.datasets.splits import DataError
     from training.pipeline import train_recipe
+    from training.stages import StageError
 
     try:
         train_recipe(resolved, run_dir, stages=(stage,) if stage else (1, 2, 3), resume=resume, device=device)

@@ -31,10 +31,16 @@ def epoch_seed(seed: int, stage: int, epoch: int) -> int:
     return seed * 100_003 + stage * 1_009 + epoch
 
 
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype of a recipe's ``precision`` on ``device``: bf16 only for ``bf16`` on CUDA, else None."""
+    return torch.bfloat16 if precision == "bf16" and device.type == "cuda" else None
+
+
 @contextlib.contextmanager
-def autocast(device: torch.device) -> Iterator[None]:
-    """bf16 autocast on CUDA, nothing on CPU."""
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+def autocast(device: torch.device, precision: str) -> Iterator[None]:
+    """The recipe's precision (``Recipe.precision``): bf16 autocast on CUDA when it says bf16, else fp32."""
+    dtype = autocast_dtype(device, precision)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dtype is not None):
         yield
 
 
@@ -61,8 +67,10 @@ class EpochResult:
 
 
 def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, spec: StageSpec,
-                mode: str, ctx: DistContext, desc: str) -> EpochResult:
-    """One pass over ``loader``; ``model`` is ``net`` or its DDP wrapper (the loss runs through it)."""
+                mode: str, ctx: DistContext, desc: str, precision: str = "fp32") -> EpochResult:
+    """One pass over ``loader``; ``model`` is ``net`` or its DDP wrapper (the loss runs through it).
+
+    ``precision`` is the recipe's (fp32, or bf16 autocast on CUDA)."""
     method = method_of(spec.method)
     view, attack_view = ModeView(model, mode), ModeView(net, mode)
     net.train()
@@ -72,7 +80,7 @@ def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: tor
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         if ctx.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(ctx.device):
+        with autocast(ctx.device, precision):
             loss = method.loss(view, x, y, spec.beta, spec.attack, attack_model=attack_view)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -88,7 +96,7 @@ def validate(net: DualHeadNet, mode: str, x: torch.Tensor, y: torch.Tensor, reci
     """(clean, PGD) accuracy of ``mode`` on the validation batch (N, C, H, W), with a fixed attack seed."""
     view = ModeView(net, mode)
     torch.manual_seed(recipe.seed)
-    with autocast(device):
+    with autocast(device, recipe.precision):
         return accuracy(view, x, y), robust_accuracy(view, x, y, recipe.validation.attack)
 
 

@@ -22,6 +22,10 @@ from training.methods import METHODS, method_of
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
 SELECTIONS = ("robust", "clean", "last")
+# fp32: as the reference TRADES / MART / robust-overfitting code trains. bf16: autocast on CUDA (training
+# and the validation attack), a speed option: bf16's grid on [0.5, 1) is 1/256, so the first convolution
+# sees inputs rounded by up to ~0.29/255 against a 2/255 attack step. CPU runs are fp32 either way.
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,11 @@ class Recipe:
     stage2: StageSpec = field(default_factory=StageSpec)
     stage3: StageSpec = field(default_factory=lambda: StageSpec(method="trades", beta=2.0, epochs=15, lr=0.02,
                                                                  milestones=()))
+    precision: str = "fp32"  # or bf16 (PRECISIONS): autocast on CUDA
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def stage(self, n: int) -> StageSpec:
         """The spec of stage ``n`` (1, 2 or 3)."""
@@ -177,11 +186,17 @@ def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     return build(Recipe, recipe_dict(name_or_path, overrides))
 
 
-def with_flags(recipe: Recipe, *, init: str | None = None, copy_main: bool = False,
+def with_flags(recipe: Recipe, *, init: str | None = None, finetune_init: bool = False, copy_main: bool = False,
                data_dir: str | None = None) -> Recipe:
-    """The recipe with ``dhat train``'s typed flags applied as values (never re-parsed as YAML text)."""
+    """The recipe with ``dhat train``'s typed flags applied as values (never re-parsed as YAML text).
+
+    ``init`` is used as is (stage 1 trains 0 epochs: §III-C, "the main head can also be directly loaded from a
+    pre-trained model without any modifications, in which case only one head requires training") unless
+    ``finetune_init`` keeps the recipe's stage-1 epochs.
+    """
     if init is not None:
-        recipe = dataclasses.replace(recipe, stage1=dataclasses.replace(recipe.stage1, init=init))
+        epochs = recipe.stage1.epochs if finetune_init else 0
+        recipe = dataclasses.replace(recipe, stage1=dataclasses.replace(recipe.stage1, init=init, epochs=epochs))
     if copy_main:
         recipe = dataclasses.replace(recipe, stage2=dataclasses.replace(recipe.stage2, copy_main=True))
     if data_dir is not None:

@@ -240,7 +240,7 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
             group["lr"] = lr
         loader = epoch_loader(splits, recipe, ctx, n, epoch)
         result = train_epoch(sr.net, sr.model, loader, sr.opt, sr.spec, sr.stage.mode, ctx,
-                             f"stage {n} epoch {epoch + 1}/{sr.spec.epochs}")
+                             f"stage {n} epoch {epoch + 1}/{sr.spec.epochs}", recipe.precision)
         if ctx.is_main:
             best = end_epoch(sr, epoch, lr, result, best)
         ctx.barrier()

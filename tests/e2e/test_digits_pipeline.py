@@ -26,17 +26,11 @@ from training.checkpoints import load_checkpoint
 from training.datasets.digits import load_digits_splits
 from training.models.dual_head import ModeView
 from training.robustness.suite import pgd_config
+from tests.helpers.cli import dhat
 from tests.helpers.server import Server, free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def dhat(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "dhat_serve.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from tests.e2e.test_digits_pipeline import dhat
+from tests.helpers.cli import dhat
+from tests.helpers.data_files import CLASSES, write_folder
 from tests.helpers.server import Server
-from tests.training.datasets.test_imagefolder import CLASSES, write_folder
 from training.data import DEBIAN_FASHION_MNIST
 
 pytestmark = pytest.mark.e2e

@@ -22,3 +22,16 @@ def test_data_dir_and_init_reach_the_recipe_unchanged(folder, tmp_path, monkeypa
     recipe = seen["recipe"]
     assert recipe.data.data_dir == folder and isinstance(recipe.data.data_dir, str)
     assert recipe.stage1.init == str(init) and recipe.stage2.copy_main is True
+
+
+@pytest.mark.parametrize("extra, epochs", [([], 0), (["--finetune-init"], 15), (["stage1.epochs=3"], 3)])
+def test_init_is_used_as_is_unless_asked_to_train_from_it(extra, epochs, tmp_path):
+    """§III-C: a pre-trained main head "can be directly loaded ... without any modifications"."""
+    import json
+
+    init = tmp_path / "head.safetensors"
+    init.write_bytes(b"")
+    result = CliRunner().invoke(app, ["train", "digits", "--init", str(init), "--plan", "--json", *extra])
+    assert result.exit_code == 0, result.output
+    stage1 = json.loads(result.output)["stages"][0]
+    assert stage1["epochs"] == epochs and stage1["init"] == str(init)

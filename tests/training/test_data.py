@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.data_files import write_idx_set
 from training import data
 from training.data import DataSpec, describe_sources, load_splits
 from training.datasets.cifar import load_cifar_splits
@@ -43,8 +44,6 @@ def test_a_source_without_its_folder_says_what_to_pass(tmp_path, monkeypatch):
 
 
 def test_fashion_mnist_defaults_to_the_debian_folder_when_it_exists(tmp_path, monkeypatch):
-    from tests.training.datasets.test_idx import write_idx_set
-
     write_idx_set(tmp_path)
     monkeypatch.setitem(data.SOURCES, "fashion-mnist",
                         dataclasses.replace(data.SOURCES["fashion-mnist"], default_dir=str(tmp_path)))

@@ -8,10 +8,14 @@ def test_every_builtin_recipe_loads():
     assert "digits" in names
     for name in names:
         recipe = load_recipe(name)
-        if name != "digits-natural":  # the natural baseline trains no stage adversarially
+        if name not in ("digits-natural", "fashion-mnist-cpu-trades"):  # baselines: no merger is trained
             paper_beta = 6.0 if name == "digits" else 2.0  # digits: see the comment in digits.yaml
             assert recipe.stage3.method == "trades" and recipe.stage3.beta == paper_beta, name
-            assert recipe.stage3.lr == 0.02 and recipe.stage3.epochs in (6, 15), name
+            scaled = {"digits": 6, "fashion-mnist": 1, "fashion-mnist-cpu": 2}  # the paper's 15, scaled
+            assert recipe.stage3.lr == 0.02 and recipe.stage3.epochs == scaled.get(name, 15), name
+    baseline, dhat = load_recipe("fashion-mnist-cpu-trades"), load_recipe("fashion-mnist-cpu")
+    assert baseline.stage1.epochs == dhat.stage1.epochs + dhat.stage2.epochs  # equal compute to stages 1 + 2
+    assert baseline.stage2.epochs == baseline.stage3.epochs == 0 and baseline.data == dhat.data
     assert load_recipe("cifar100-asym-trades").model.layout == "asymmetric"
     assert load_recipe("cifar10-trades-6-bestlast").stage2.copy_main
 
@@ -33,7 +37,8 @@ def test_schedule_is_piecewise():
     ("stage2.method=fgsm", r"unknown method 'fgsm'; valid methods: natural, sat, trades, mart"),
     ("stage1.attack.eps=8", r"eps must be in \[0, 1\]"),
     ("validation.attack.eps=-0.1", r"eps must be in \[0, 1\]"),
-    ("data.dataset=mnist", r"unknown dataset 'mnist'"),
+    ("data.dataset=svhn", r"unknown dataset 'svhn'"),
+    ("precision=fp16", r"precision must be one of fp32, bf16, got 'fp16'"),
     ("stage1.epochs=many", r"stage1.epochs: expected a number"),
     ("stage1", r"must look like key=value"),
 ])

@@ -7,32 +7,8 @@ import pytest
 import torch
 
 from training.data import DataSpec, load_splits
+from tests.helpers.data_files import idx_bytes, write_idx_set
 from training.datasets.idx import FASHION_MNIST_CLASSES, IdxError, read_idx
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """The IDX encoding of a uint8 array: magic 0x0000080N, big-endian dims, then the bytes."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_idx_set(folder, n_train=40, n_test=12, gz=True, seed=0):
-    """A tiny MNIST-layout folder; returns (train images, train labels) as written."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for stem, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        arrays[stem] = (images, labels)
-        for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
-            raw = idx_bytes(arr)
-            name = f"{stem}-{kind}-ubyte"
-            if gz:
-                (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
-            else:
-                (folder / name).write_bytes(raw)
-    return arrays
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -5,24 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.helpers.data_files import CLASSES, write_folder
 from training.data import DataSpec, load_splits
 from training.datasets.imagefolder import ImageFolderError
-
-CLASSES = ("cat", "dog", "zebra")
-
-
-def write_folder(root, per_class=4, splits=("train", "test"), size=(20, 12), seed=0):
-    """root/{split}/{class}/{i}.png|jpg with a class-dependent mean colour; returns root."""
-    rng = np.random.default_rng(seed)
-    for split in splits:
-        for c, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                pixels = np.clip(rng.normal(60 + 70 * c, 10, (*size[::-1], 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.{'png' if i % 2 else 'jpg'}")
-    return root
-
 
 def spec(root, **kw):
     return DataSpec(dataset="imagefolder", data_dir=str(root), **{"image_size": 8, "val_size": 2, **kw})
