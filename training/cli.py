@@ -116,6 +116,10 @@ def print_plan(recipe: Recipe, as_json: bool) -> None:
     for s in plan["stages"]:
         start = (s["init"] or "scratch") if s["stage"] == 1 else \
             f"stage {s['stage'] - 1} {s['start_from']}" + (" (second head = copy of main)" if s["copy_main"] else "")
+        if s["continue_schedule"]:
+            b = s["paper_best_epoch"]
+            start += f"; lr: stage {s['stage'] - 1}'s schedule from its {s['start_from']} epoch in this run" + \
+                (f" (the paper's was {b}: epochs {b + 1}-{b + s['epochs']} shown)" if b is not None else "")
         attack = f"{s['attack_start']} / {s['attack_loss']}" if s["attack_start"] else "none (clean images)"
         table.add_row(str(s["stage"]), s["method"], f"{s['beta']:g}", f"{s['eps']:.4g} / {s['step']:.4g} / {s['steps']}",
                       attack, str(s["epochs"]), lr_runs(s["lr"]), start, s["select"])

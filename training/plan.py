@@ -25,7 +25,8 @@ def recipe_plan(recipe: Recipe) -> dict[str, Any]:
             "beta": spec.beta, "eps": spec.attack.eps, "step": spec.attack.step, "steps": spec.attack.steps,
             "attack_start": spec.attack.random_start if method_of(spec.method).adversarial else None,
             "attack_loss": spec.attack.loss if method_of(spec.method).adversarial else None,
-            "epochs": spec.epochs, "lr": spec.schedule(), "milestones": list(spec.milestones),
+            "epochs": spec.epochs, "lr": stage_lrs(recipe, stage.number), "milestones": list(spec.milestones),
+            "continue_schedule": spec.continue_schedule, "paper_best_epoch": spec.paper_best_epoch,
             "weight_decay": spec.weight_decay,
             "start_from": None if stage.number == 1 else spec.start_from,
             "init": spec.init if stage.number == 1 else None,
@@ -33,6 +34,14 @@ def recipe_plan(recipe: Recipe) -> dict[str, Any]:
             "select": spec.select,
         })
     return {"recipe": recipe.name, "stages": stages}
+
+
+def stage_lrs(recipe: Recipe, n: int) -> list[float]:
+    """Stage ``n``'s lr per epoch; a ``continue_schedule`` stage is shown from the paper's best epoch (the run uses
+    its own best epoch, read when the stage starts)."""
+    spec = recipe.stage(n)
+    start = spec.paper_best_epoch if spec.paper_best_epoch is not None else recipe.stage(n - 1).epochs if n > 1 else 0
+    return [recipe.lr_at(n, e, start) for e in range(1, spec.epochs + 1)]
 
 
 def lr_runs(lr: list[float]) -> str:

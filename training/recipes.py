@@ -45,6 +45,10 @@ class StageSpec:
     copy_main: bool = False  # stage 2: start the second head as a copy of the main head
     start_from: str = "best"  # stage 2 / 3: which checkpoint of the previous stage
     select: str = ""  # what picks ``best``: robust | clean | last; empty = the method's default (see below)
+    # true: run the previous stage's lr schedule on from the epoch of the checkpoint this stage starts from
+    # (best-vs-last: the second head continues the main head's training), read from the run, not assumed
+    continue_schedule: bool = False
+    paper_best_epoch: int | None = None  # with continue_schedule: the paper's best epoch, shown by --plan only
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -128,6 +132,16 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.stage1.continue_schedule:
+            raise RecipeError("stage1.continue_schedule must be false: stage 1 has no previous stage to continue")
+
+    def lr_at(self, n: int, epoch: int, start_epoch: int = 0) -> float:
+        """Stage ``n``'s learning rate in its ``epoch`` (1-based). A ``continue_schedule`` stage runs stage
+        n-1's schedule on from ``start_epoch``, the 1-based epoch of the checkpoint it starts from."""
+        spec = self.stage(n)
+        if spec.continue_schedule:
+            return self.stage(n - 1).lr_at(start_epoch + epoch)
+        return spec.lr_at(epoch)
 
     def stage(self, n: int) -> StageSpec:
         """The spec of stage ``n`` (1, 2 or 3)."""

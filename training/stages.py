@@ -167,6 +167,7 @@ class StageRun:
     ctx: DistContext
     x_val: torch.Tensor
     y_val: torch.Tensor
+    start_epoch: int = 0  # 1-based epoch of the checkpoint this stage starts from (0 for stage 1)
 
     def save(self, which: str, meta: CheckpointMeta, trained: dict[str, bool] | None = None) -> None:
         """Write ``best`` or ``last`` (``last`` with the momentum ``--resume`` needs)."""
@@ -187,7 +188,9 @@ def start_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: 
     model: nn.Module = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
         if ctx.enabled else net
     x_val, y_val = (t.to(ctx.device) for t in first_n(splits.val, recipe.validation.n))
-    return StageRun(recipe, stage_of(n), spec, RunDir(run_dir), net, model, cfg, trained, opt, ctx, x_val, y_val)
+    start = read_meta(require_previous(run_dir, n, spec)).epoch + 1 if n > 1 else 0  # stored 0-based
+    return StageRun(recipe, stage_of(n), spec, RunDir(run_dir), net, model, cfg, trained, opt, ctx, x_val, y_val,
+                    max(start, 0))
 
 
 def keep_as_is(sr: StageRun) -> None:
@@ -210,7 +213,8 @@ def end_epoch(sr: StageRun, epoch: int, lr: float, result: EpochResult, best: fl
     n = sr.stage.number
     sr.run.append_metrics({"stage": n, "mode": sr.stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
                            "val_clean": clean, "val_robust": robust, "best": is_best,
-                           "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1)})
+                           "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1),
+                           **({"schedule_epoch": sr.start_epoch + epoch + 1} if sr.spec.continue_schedule else {})})
     meta = stage_meta(sr.recipe, n, epoch=epoch, complete=epoch == sr.spec.epochs - 1, best=best, clean=clean,
                       robust=robust)
     if is_best:
@@ -235,7 +239,7 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
         return
     for epoch in range(start, sr.spec.epochs):
         torch.manual_seed(epoch_seed(recipe.seed, n, epoch) + ctx.rank)
-        lr = sr.spec.lr_at(epoch + 1)  # ``epoch`` indexes from 0; milestones count epochs from 1
+        lr = recipe.lr_at(n, epoch + 1, sr.start_epoch)  # ``epoch`` indexes from 0; milestones count from 1
         for group in sr.opt.param_groups:
             group["lr"] = lr
         loader = epoch_loader(splits, recipe, ctx, n, epoch)

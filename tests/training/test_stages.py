@@ -147,3 +147,16 @@ def test_a_natural_stage_keeps_its_best_clean_epoch_not_a_pgd_noise_spike(tmp_pa
     meta = json.loads((run / "stage1/best/config.json").read_text())["meta"]
     assert meta["select"] == "clean" and meta["epoch"] == clean.index(max(clean))
     assert meta["best_score"] == max(clean)
+
+
+@pytest.mark.parametrize("best, expected", [(2, [0.01, 0.001]), (3, [0.001, 0.001])])
+def test_a_continued_stage_two_runs_stage_ones_schedule_from_the_runs_own_best_epoch(tmp_path, tiny_overrides,
+                                                                                    best, expected):
+    """Best-vs-last: stage 2 continues stage 1's lr schedule after the best epoch this run found, not the paper's."""
+    overrides = [*tiny_overrides, f"stage1.epochs={best}", "stage1.milestones=[2, 4]", "stage1.select=last",
+                 "stage2.epochs=2", "stage2.continue_schedule=true", "stage2.paper_best_epoch=76"]
+    run = train_recipe(load_recipe("digits", overrides), tmp_path / "run", stages=(1, 2), device="cpu")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    stage2 = [r for r in rows if r["stage"] == 2]
+    assert [r["lr"] for r in stage2] == pytest.approx(expected)  # lr 0.1, / 10 from epoch 2, / 100 from epoch 4
+    assert [r["schedule_epoch"] for r in stage2] == [best + 1, best + 2]
