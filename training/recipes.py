@@ -26,6 +26,7 @@ SELECTIONS = ("robust", "clean", "last")
 # and the validation attack), a speed option: bf16's grid on [0.5, 1) is 1/256, so the first convolution
 # sees inputs rounded by up to ~0.29/255 against a 2/255 attack step. CPU runs are fp32 either way.
 PRECISIONS = ("fp32", "bf16")
+VALIDATION_SOURCES = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,13 @@ class ValidationSpec:
 
     n: int = 1000
     attack: PGDConfig = field(default_factory=PGDConfig)
+    # train: data.val_size training images held out (Rice et al.; the test set stays unseen). test: the paper's
+    # "1000 CIFAR-10 test images" (§IV-A); evaluation then scores the test split minus them.
+    source: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.source not in VALIDATION_SOURCES:
+            raise RecipeError(f"validation.source must be one of {', '.join(VALIDATION_SOURCES)}, got {self.source!r}")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ It also owns ``metrics.jsonl``: ``append_metrics`` and ``trim_metrics`` are the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 from training.checkpoints import is_checkpoint, read_meta
 from training.data import load_splits
-from training.datasets.splits import DataSplits
+from training.datasets.splits import DataSplits, validation_from_test
 from training.recipes import Recipe, load_saved_recipe, with_flags
 
 RECIPE_FILE = "recipe.yaml"
@@ -39,7 +40,12 @@ FINAL_STAGE = 3
 
 
 def recipe_splits(recipe: Recipe) -> DataSplits:
-    """The train / validation / test splits a recipe trains and is evaluated on (fixed split seed)."""
+    """The train / validation / test splits a recipe trains and is evaluated on (fixed split seed).
+
+    ``validation.source: test`` validates on ``data.val_size`` test images (nothing held out of training)
+    and leaves the test split without them."""
+    if recipe.validation.source == "test":
+        return validation_from_test(load_splits(dataclasses.replace(recipe.data, val_size=0)), recipe.data.val_size)
     return load_splits(recipe.data)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 import pytest
 
 from training.pipeline import train_recipe
@@ -42,3 +44,21 @@ def test_a_trained_run_describes_itself(tmp_path, tiny_overrides):
     assert len(splits.test) == 270 and splits.image_size == 8
     meta = json.loads((run.checkpoint(1, "best") / "config.json").read_text())["meta"]
     assert meta["validation_eps"] == pytest.approx(recipe.validation.attack.eps)
+
+
+def test_validation_from_test_images_leaves_them_out_of_the_test_split():
+    """validation.source: test (the paper's "1000 CIFAR-10 test images"): no image both picks and scores."""
+    from training.recipes import load_recipe
+    from training.run_dir import recipe_splits
+
+    ours = recipe_splits(load_recipe("digits", ["data.val_size=50"]))
+    paper = recipe_splits(load_recipe("digits", ["data.val_size=50", "validation.source=test"]))
+    x_test, _ = ours.test.tensors
+    val = torch.stack([paper.val[i][0] for i in range(len(paper.val))])
+    rest = torch.stack([paper.test[i][0] for i in range(len(paper.test))])
+    assert len(val) == 50 and len(rest) == len(x_test) - 50
+    assert len(paper.train) == len(ours.train)  # digits' own split; CIFAR / IDX sources hold nothing out then
+    rows = sorted(r.numpy().tobytes() for r in torch.cat([val, rest]).flatten(1))
+    assert rows == sorted(r.numpy().tobytes() for r in x_test.flatten(1))  # the same images, split in two
+    with pytest.raises(ValueError, match="validation.source=test takes data.val_size=500 of the 270 test images"):
+        recipe_splits(load_recipe("digits", ["data.val_size=500", "validation.source=test"]))

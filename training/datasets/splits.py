@@ -6,11 +6,12 @@ recipe sees the same validation and test images.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 SPLIT_SEED = 20240611
 
@@ -73,6 +74,18 @@ def train_val_test(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_tes
         num_classes=len(class_names), in_channels=x.shape[1], image_size=x.shape[-1], class_names=class_names,
         mean=mean, std=std,
     )
+
+
+def validation_from_test(splits: DataSplits, n: int) -> DataSplits:
+    """The paper's validation set (§IV-A: "a small validation set (1000 CIFAR-10 test images)"): ``n`` test
+    images, fixed by ``SPLIT_SEED``, validate; the test split keeps the others, in their order, so an
+    evaluation never scores an image that picked a checkpoint."""
+    total = len(splits.test)
+    if not 0 < n < total:
+        raise DataError(f"validation.source=test takes data.val_size={n} of the {total} test images; "
+                        f"use 0 < data.val_size < {total}")
+    _, val, rest = split_indices(total, n, total - n)
+    return dataclasses.replace(splits, val=Subset(splits.test, val), test=Subset(splits.test, sorted(rest)))
 
 
 def first_n(ds: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,7 +38,9 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         "artifact": {"dir": str(artifact_dir), "name": manifest.name, "version": manifest.version,
                      "hashes": {m: g.sha256 for m, g in manifest.modes.items()}},
         "run": {"dir": str(run_dir), "checkpoint": str(ckpt), "recipe": recipe.name},
-        "data": {"dataset": recipe.data.dataset, "split": "test", "n": len(job.y), "labels_sha256": labels_digest(job.y)},
+        "data": {"dataset": recipe.data.dataset, "n": len(job.y),
+                 "split": "test" if recipe.validation.source == "train" else
+                 f"test minus the {recipe.data.val_size} validation images (validation.source: test)", "labels_sha256": labels_digest(job.y)},
         "eps": job.eps, "seed": job.settings.seed, "attacks": list(job.settings.attacks),
         "pgd_step": "2.5 * eps / steps unless the attack names one (pgdK@STEP), uniform random start",
         "square_queries": job.settings.square_queries,
@@ -66,7 +68,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Robustness of {report['artifact']['name']} {report['artifact']['version']}",
         "",
         f"Scored by ONNX Runtime on the exported graphs; adversarial examples crafted on the parity-checked "
-        f"PyTorch twin (Square: queries to the graph). {report['data']['dataset']} test split, "
+        f"PyTorch twin (Square: queries to the graph). {report['data']['dataset']} {report['data'].get('split', 'test')}"
+        f"{' split' if report['data'].get('split', 'test') == 'test' else ''}, "
         f"n = {report['data']['n']}, L-inf eps = {report['eps']:.4g}, seed {report['seed']}; "
         f"PGD step {report['pgd_step']}. Attacks ran on {report.get('device', 'cpu')} "
         f"({report.get('world_size', 1)} process(es)); graphs on {_providers(report)}. "
