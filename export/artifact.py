@@ -133,7 +133,7 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
 def build_manifest(cfg: Any, meta: CheckpointMeta, ckpt: Path, run_dir: Path | None, entries: dict[str, GraphEntry],
                    precision: str, name: str | None) -> Manifest:
     """The manifest of a checked export: graphs, architecture, and where the weights came from."""
-    validation = {"val_clean": meta.val_clean, "val_robust": meta.val_robust, "epoch": meta.epoch}
+    validation = {"val_clean": meta.val_clean, "val_robust": meta.val_robust, "epoch": meta.epochs_done}
     provenance = {
         "checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt / WEIGHTS_FILE),
         "recipe": meta.recipe, "eps": meta.eps, "validation_eps": meta.validation_eps,

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -46,11 +46,14 @@ class CheckpointMeta:
 
     Export copies recipe, seed and the two eps into the manifest's provenance; ``--resume`` reads
     ``epoch`` and ``best_score``; ``complete`` says the stage ran to the end of its schedule. Fields a
-    hand-made checkpoint lacks are None.
+    hand-made checkpoint lacks are None. ``epoch`` counts from 1 as the plan, logs and the paper do
+    (``epoch_base`` 1; 0 is "no epoch trained"); checkpoints written before that counted from 0 and say
+    ``epoch_base`` 0 by its absence: ``epochs_done`` reads both.
     """
 
     stage: int | None = None
     epoch: int | None = None
+    epoch_base: int = 0
     complete: bool = False
     select: str | None = None
     best_score: float | None = None
@@ -60,6 +63,11 @@ class CheckpointMeta:
     seed: int | None = None
     eps: float | None = None
     validation_eps: float | None = None
+
+    @property
+    def epochs_done(self) -> int:
+        """How many epochs of its stage this checkpoint had trained (its 1-based epoch number; 0 for none)."""
+        return 0 if self.epoch is None else max(self.epoch + 1 - self.epoch_base, 0)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckpointMeta:
@@ -172,6 +180,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 def read_meta(path: str | Path) -> CheckpointMeta:
     """The ``meta`` of the checkpoint at ``path``, typed."""
     return CheckpointMeta.from_dict(read_checkpoint_config(path).get("meta") or {})
+
+
+def rewrite_meta(path: str | Path, change: Callable[[CheckpointMeta], CheckpointMeta]) -> None:
+    """Replace the ``meta`` of the checkpoint at ``path`` with ``change(meta)`` (config.json rewritten atomically)."""
+    config = Path(path) / CONFIG_FILE
+    doc = json.loads(config.read_text())
+    doc["meta"] = change(CheckpointMeta.from_dict(doc.get("meta") or {})).to_dict()
+    tmp = config.with_name(f".{CONFIG_FILE}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, config)
 
 
 def momentum_state(net: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

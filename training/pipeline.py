@@ -44,6 +44,8 @@ def train_recipe(recipe: Recipe, run_dir: str | Path, stages: Sequence[int] = (1
     ctx = setup(device)
     try:
         if ctx.is_main:
+            if run.upgrade_epoch_numbers():  # a run from before epochs counted from 1 in its files
+                log.info("%s: renumbered its epochs from 1 (metrics.jsonl and checkpoint metas)", run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
             run.recipe_file.write_text(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
         splits = recipe_splits(recipe)

@@ -25,12 +25,12 @@ def plot_training_curves(metrics_file: Path, out: Path) -> Path:
     fig, axes = plt.subplots(1, max(len(stages), 1), figsize=(4.5 * max(len(stages), 1), 3.6), squeeze=False)
     for ax, stage in zip(axes[0], stages):
         rs = [r for r in rows if r["stage"] == stage]
-        ep = [r["epoch"] + 1 for r in rs]
+        ep = [r["epoch"] for r in rs]  # 1-based in metrics.jsonl
         ax.plot(ep, [100 * r["val_clean"] for r in rs], "o-", label="clean")
         ax.plot(ep, [100 * r["val_robust"] for r in rs], "s-", label="robust (PGD)")
         best = max(rs, key=lambda r: r["val_robust"])
-        ax.axvline(best["epoch"] + 1, color="gray", ls="--", lw=1)
-        ax.annotate(f"best {100 * best['val_robust']:.1f}%", (best["epoch"] + 1, 100 * best["val_robust"]),
+        ax.axvline(best["epoch"], color="gray", ls="--", lw=1)
+        ax.annotate(f"best {100 * best['val_robust']:.1f}%", (best["epoch"], 100 * best["val_robust"]),
                     textcoords="offset points", xytext=(4, -12), fontsize=8)
         ax.set_title(f"stage {stage} ({rs[0]['mode']})")
         ax.set_xlabel("epoch")

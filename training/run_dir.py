@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.checkpoints import is_checkpoint, read_meta
+from training.checkpoints import is_checkpoint, read_meta, rewrite_meta
 from training.data import load_splits
 from training.datasets.splits import DataSplits, validation_from_test
 from training.recipes import Recipe, load_saved_recipe, with_flags
@@ -78,13 +78,33 @@ class RunDir:
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def trim_metrics(self, stage: int, start: int) -> None:
-        """Drop the rows of ``stage`` from epoch ``start`` on (they will be re-run after a resume)."""
+    def trim_metrics(self, stage: int, done: int) -> None:
+        """Drop the rows of ``stage`` after its ``done``-th epoch (1-based; they will be re-run after a resume)."""
+        rows = self.metrics()
+        keep = [r for r in rows if not (r["stage"] == stage and r["epoch"] > done)]
+        if len(keep) != len(rows):
+            self.write_metrics(keep)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every row of ``metrics.jsonl`` (none before the first epoch)."""
         if not self.metrics_file.is_file():
-            return
-        rows = [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
-        keep = [r for r in rows if not (r["stage"] == stage and r["epoch"] >= start)]
-        self.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            return []
+        return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        self.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def upgrade_epoch_numbers(self) -> bool:
+        """A run written when epochs counted from 0: renumber its metrics rows and checkpoint metas from 1
+        (once; later runs are 1-based already). Returns whether anything changed."""
+        old = [c for n in (1, 2, 3) for c in (self.checkpoint(n, BEST), self.checkpoint(n, LAST))
+               if is_checkpoint(c) and read_meta(c).epoch is not None and read_meta(c).epoch_base == 0]
+        if not old:
+            return False
+        self.write_metrics([{**r, "epoch": r["epoch"] + 1} for r in self.metrics()])
+        for ckpt in old:
+            rewrite_meta(ckpt, lambda m: dataclasses.replace(m, epoch=m.epochs_done, epoch_base=1))
+        return True
 
     def is_run(self) -> bool:
         """Whether this directory holds a run (a saved recipe), as opposed to a bare checkpoint."""

@@ -131,9 +131,10 @@ def prepare_net(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits) -> tu
 
 def stage_meta(recipe: Recipe, stage: int, *, epoch: int, complete: bool, best: float, clean: float,
                robust: float) -> CheckpointMeta:
-    """The meta every training checkpoint of ``stage`` carries, from one place (same fields at every epoch)."""
+    """The meta every training checkpoint of ``stage`` carries, from one place (same fields at every epoch);
+    ``epoch`` is 1-based (0: none trained)."""
     spec = recipe.stage(stage)
-    return CheckpointMeta(stage=stage, epoch=epoch, complete=complete, select=spec.select, best_score=best,
+    return CheckpointMeta(stage=stage, epoch=epoch, epoch_base=1, complete=complete, select=spec.select, best_score=best,
                           val_clean=clean, val_robust=robust, recipe=recipe.name, seed=recipe.seed,
                           eps=spec.attack.eps, validation_eps=recipe.validation.attack.eps)
 
@@ -148,7 +149,7 @@ def _resume_point(net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resu
     net.load_state_dict(done.state_dict())
     load_momentum(net, opt, last)
     meta = read_meta(last)
-    return meta.epoch + 1, meta.best_score
+    return meta.epochs_done, meta.best_score
 
 
 @dataclass
@@ -188,17 +189,16 @@ def start_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: 
     model: nn.Module = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
         if ctx.enabled else net
     x_val, y_val = (t.to(ctx.device) for t in first_n(splits.val, recipe.validation.n))
-    start = read_meta(require_previous(run_dir, n, spec)).epoch + 1 if n > 1 else 0  # stored 0-based
-    return StageRun(recipe, stage_of(n), spec, RunDir(run_dir), net, model, cfg, trained, opt, ctx, x_val, y_val,
-                    max(start, 0))
+    start = read_meta(require_previous(run_dir, n, spec)).epochs_done if n > 1 else 0
+    return StageRun(recipe, stage_of(n), spec, RunDir(run_dir), net, model, cfg, trained, opt, ctx, x_val, y_val, start)
 
 
 def keep_as_is(sr: StageRun) -> None:
     """A stage of 0 epochs (e.g. a pre-trained main head used as is): validate once, save it as best and last."""
     if sr.ctx.is_main:
         clean, robust = validate(sr.net, sr.stage.mode, sr.x_val, sr.y_val, sr.recipe, sr.ctx.device)
-        score = selection_score(sr.spec.select, -1, clean, robust)
-        meta = stage_meta(sr.recipe, sr.stage.number, epoch=-1, complete=True, best=score, clean=clean, robust=robust)
+        score = selection_score(sr.spec.select, 0, clean, robust)
+        meta = stage_meta(sr.recipe, sr.stage.number, epoch=0, complete=True, best=score, clean=clean, robust=robust)
         trained = None if sr.spec.init or sr.stage.number > 1 else sr.trained  # nothing new was trained
         for which in (BEST, LAST):
             sr.save(which, meta, trained)
@@ -206,7 +206,8 @@ def keep_as_is(sr: StageRun) -> None:
 
 
 def end_epoch(sr: StageRun, epoch: int, lr: float, result: EpochResult, best: float) -> float:
-    """Rank 0 after an epoch: validate, log the metrics row, save ``last`` (and ``best`` if it is); the new best."""
+    """Rank 0 after the ``epoch``-th epoch (1-based, as written everywhere): validate, log the metrics row,
+    save ``last`` (and ``best`` if it is); the new best."""
     clean, robust = validate(sr.net, sr.stage.mode, sr.x_val, sr.y_val, sr.recipe, sr.ctx.device)
     score = selection_score(sr.spec.select, epoch, clean, robust)
     is_best, best = score > best, max(best, score)
@@ -214,14 +215,14 @@ def end_epoch(sr: StageRun, epoch: int, lr: float, result: EpochResult, best: fl
     sr.run.append_metrics({"stage": n, "mode": sr.stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
                            "val_clean": clean, "val_robust": robust, "best": is_best,
                            "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1),
-                           **({"schedule_epoch": sr.start_epoch + epoch + 1} if sr.spec.continue_schedule else {})})
-    meta = stage_meta(sr.recipe, n, epoch=epoch, complete=epoch == sr.spec.epochs - 1, best=best, clean=clean,
+                           **({"schedule_epoch": sr.start_epoch + epoch} if sr.spec.continue_schedule else {})})
+    meta = stage_meta(sr.recipe, n, epoch=epoch, complete=epoch == sr.spec.epochs, best=best, clean=clean,
                       robust=robust)
     if is_best:
         sr.save(BEST, meta)
     sr.save(LAST, meta)
     log.info("stage %d epoch %d/%d: lr %.4g loss %.4f | val clean %.2f%% PGD %.2f%%%s | %.1fs, %.0f img/s", n,
-             epoch + 1, sr.spec.epochs, lr, result.loss, 100 * clean, 100 * robust, " (best)" if is_best else "",
+             epoch, sr.spec.epochs, lr, result.loss, 100 * clean, 100 * robust, " (best)" if is_best else "",
              result.seconds, result.images_per_s)
     return best
 
@@ -246,5 +247,5 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
         result = train_epoch(sr.net, sr.model, loader, sr.opt, sr.spec, sr.stage.mode, ctx,
                              f"stage {n} epoch {epoch + 1}/{sr.spec.epochs}", recipe.precision)
         if ctx.is_main:
-            best = end_epoch(sr, epoch, lr, result, best)
+            best = end_epoch(sr, epoch + 1, lr, result, best)
         ctx.barrier()

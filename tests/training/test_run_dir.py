@@ -62,3 +62,20 @@ def test_validation_from_test_images_leaves_them_out_of_the_test_split():
     assert rows == sorted(r.numpy().tobytes() for r in x_test.flatten(1))  # the same images, split in two
     with pytest.raises(ValueError, match="validation.source=test takes data.val_size=500 of the 270 test images"):
         recipe_splits(load_recipe("digits", ["data.val_size=500", "validation.source=test"]))
+
+
+def test_a_run_from_when_epochs_counted_from_zero_is_renumbered_once(tmp_path, tiny_overrides):
+    from training.checkpoints import read_meta, rewrite_meta
+    import dataclasses
+
+    run = RunDir(train_recipe(load_recipe("digits", [*tiny_overrides, "stage1.epochs=2"]), tmp_path / "run",
+                              stages=(1,), device="cpu"))
+    assert [r["epoch"] for r in run.metrics()] == [1, 2] and read_meta(run.checkpoint(1, "last")).epoch == 2
+    run.write_metrics([{**r, "epoch": r["epoch"] - 1} for r in run.metrics()])  # as an older version wrote it
+    for which in ("best", "last"):
+        rewrite_meta(run.checkpoint(1, which), lambda m: dataclasses.replace(m, epoch=m.epoch - 1, epoch_base=0))
+    assert read_meta(run.checkpoint(1, "last")).epochs_done == 2  # read right before the upgrade too
+    assert run.upgrade_epoch_numbers() and not run.upgrade_epoch_numbers()  # once
+    assert [r["epoch"] for r in run.metrics()] == [1, 2]
+    last = read_meta(run.checkpoint(1, "last"))
+    assert (last.epoch, last.epoch_base, last.epochs_done) == (2, 1, 2)

@@ -94,14 +94,14 @@ def test_kill_and_resume_ends_with_the_same_weights(tmp_path, tiny_overrides):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = json.loads((killed / "stage1/last/config.json").read_text())["meta"]
-    assert 1 <= done["epoch"] < 3 and not done["complete"], "the kill must land before the end of training"
+    assert 2 <= done["epoch"] < 4 and not done["complete"], "the kill must land before the end of training"
 
     resumed = subprocess.run(_dhat(*args, "--out", str(killed), "--resume"), env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming after epoch" in resumed.stderr
     assert _equal(_weights(tmp_path / "straight/stage1/last"), _weights(killed / "stage1/last"))
     epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
-    assert epochs == [0, 1, 2, 3]
+    assert epochs == [1, 2, 3, 4]  # 1-based, as --plan, the logs and the paper count
 
 
 def test_two_process_ddp_on_cpu_writes_a_checkpoint(tmp_path, tiny_overrides):
@@ -136,7 +136,7 @@ def test_every_checkpoint_meta_has_the_same_keys_even_with_zero_epochs(tmp_path,
     untouched = json.loads((run / "stage2/best/config.json").read_text())["meta"]
     assert untouched.keys() == trained.keys()
     assert untouched["validation_eps"] == trained["validation_eps"] == pytest.approx(recipe.validation.attack.eps)
-    assert untouched["epoch"] == -1 and untouched["complete"] is True
+    assert untouched["epoch"] == 0 and untouched["complete"] is True  # 0: no epoch trained
 
 
 def test_a_natural_stage_keeps_its_best_clean_epoch_not_a_pgd_noise_spike(tmp_path, tiny_overrides):
@@ -145,7 +145,8 @@ def test_a_natural_stage_keeps_its_best_clean_epoch_not_a_pgd_noise_spike(tmp_pa
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     clean = [r["val_clean"] for r in rows]
     meta = json.loads((run / "stage1/best/config.json").read_text())["meta"]
-    assert meta["select"] == "clean" and meta["epoch"] == clean.index(max(clean))
+    assert meta["select"] == "clean" and meta["epoch"] == clean.index(max(clean)) + 1
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert meta["best_score"] == max(clean)
 
 
