@@ -136,6 +136,8 @@ def train(
     finetune_init: Annotated[bool, typer.Option("--finetune-init", help="with --init: train stage 1 for the recipe's "
                                                 "epochs from it (default: use it as is, 0 epochs)")] = False,
     copy_main: Annotated[bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")] = False,
+    stage1_from: Annotated[Optional[Path], typer.Option("--stage1-from", help="reuse this run's complete stage 1 "
+                                                        "(checked: same seed, network, data and stage-1 settings)")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder holding the data set's files (see `dhat datasets`)")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="print what each stage will do (no data, no training)")] = False,
@@ -165,8 +167,14 @@ def train(
     from training.pipeline import train_recipe
     from training.stages import StageError
 
+    stages = (stage,) if stage else (1, 2, 3)
     try:
-        train_recipe(resolved, run_dir, stages=(stage,) if stage else (1, 2, 3), resume=resume, device=device)
+        if stage1_from is not None:
+            from training.stage_reuse import reuse_stage1
+
+            reuse_stage1(resolved, run_dir, stage1_from)
+            stages = tuple(n for n in stages if n > 1)
+        train_recipe(resolved, run_dir, stages=stages, resume=resume, device=device)
     except (StageError, FileNotFoundError, RecipeError, DataError) as exc:
         fail(str(exc))
     console.print(f"run directory: {run_dir}")

@@ -35,3 +35,23 @@ def test_init_is_used_as_is_unless_asked_to_train_from_it(extra, epochs, tmp_pat
     assert result.exit_code == 0, result.output
     stage1 = json.loads(result.output)["stages"][0]
     assert stage1["epochs"] == epochs and stage1["init"] == str(init)
+
+
+def test_stage1_from_reuses_a_matching_stage_one_and_refuses_another(tmp_path, tiny_overrides):
+    """Table I rows 2 / 6 share one main head: train it once, start the second recipe from it."""
+    from safetensors.torch import load_file
+
+    first = tmp_path / "first"
+    assert CliRunner().invoke(app, ["train", "digits", *tiny_overrides, "--out", str(first), "--stage", "1",
+                                    "--device", "cpu"]).exit_code == 0
+    second = tmp_path / "second"
+    result = CliRunner().invoke(app, ["train", "digits", *tiny_overrides, "stage2.beta=2", "--out", str(second),
+                                      "--stage1-from", str(first), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    a, b = load_file(str(first / "stage1/best/model.safetensors")), load_file(str(second / "stage1/best/model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert (second / "stage3/best/config.json").is_file()
+    refused = CliRunner().invoke(app, ["train", "digits", *tiny_overrides, "stage1.beta=3", "--out",
+                                       str(tmp_path / "third"), "--stage1-from", str(first)])
+    assert refused.exit_code == 2 and "stage1.beta: 6.0 there, 3.0 here" in refused.output
+    assert not (tmp_path / "third").exists()
