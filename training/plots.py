@@ -28,9 +28,11 @@ def plot_training_curves(metrics_file: Path, out: Path) -> Path:
         ep = [r["epoch"] for r in rs]  # 1-based in metrics.jsonl
         ax.plot(ep, [100 * r["val_clean"] for r in rs], "o-", label="clean")
         ax.plot(ep, [100 * r["val_robust"] for r in rs], "s-", label="robust (PGD)")
-        best = max(rs, key=lambda r: r["val_robust"])
+        # the epoch the stage kept as ``best`` (the last row that became best, by the stage's own select rule)
+        picked = [r for r in rs if r.get("best")] or [max(rs, key=lambda r: r["val_robust"])]
+        best = picked[-1]
         ax.axvline(best["epoch"], color="gray", ls="--", lw=1)
-        ax.annotate(f"best {100 * best['val_robust']:.1f}%", (best["epoch"], 100 * best["val_robust"]),
+        ax.annotate(f"best: epoch {best['epoch']}", (best["epoch"], 100 * best["val_robust"]),
                     textcoords="offset points", xytext=(4, -12), fontsize=8)
         ax.set_title(f"stage {stage} ({rs[0]['mode']})")
         ax.set_xlabel("epoch")
