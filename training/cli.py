@@ -1,4 +1,4 @@
-"""The ``dhat`` commands ``training`` owns: ``train``, ``models``, ``recipes``, ``datasets`` and ``eval``.
+"""The ``dhat`` commands ``training`` owns: ``train``, ``models``, ``recipes``, ``datasets``, ``eval`` and ``compare``.
 
 Registered in the ``dhat.commands`` entry-point group, so the runtime's ``dhat`` app finds them without
 importing ``training``. Torch is imported inside each command, not here: ``dhat --help`` and
@@ -230,3 +230,25 @@ def eval_cmd(
     console.print(markdown(report))
     plot = ", robustness.png" if (report_dir / "robustness.png").is_file() else ""
     console.print(f"report: {report_dir}/report.md, report.json{plot}")
+
+
+def compare(
+    a: Annotated[Path, typer.Argument(help="checkpoint A, e.g. runs/r/stage1/epoch-76 (kept by stage1.keep_epochs)")],
+    b: Annotated[Path, typer.Argument(help="checkpoint B of the same run, e.g. runs/r/stage1/epoch-91")],
+    n: Annotated[int, typer.Option("--n", help="first N test images")] = 500,
+    steps: Annotated[int, typer.Option(help="PGD steps (the paper: 100)")] = 100,
+    seed: Annotated[int, typer.Option(help="attack seed")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="folder for compare.json / .md / .png")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
+) -> None:
+    """Fig. 1 / §III-A: does each checkpoint's PGD example fool the other? And the averaged perturbation."""
+    from training.checkpoints import is_checkpoint
+    from training.robustness.pair import markdown, run_compare
+
+    for path in (a, b):
+        if not is_checkpoint(path):
+            fail(f"{path}: not a checkpoint (keep epochs with stageN.keep_epochs=[76,91], or use stageN/best, last)")
+    if a.parent.parent.resolve() != b.parent.parent.resolve():
+        fail(f"{a} and {b} are not of one run: the comparison attacks both on that run's test images")
+    table = run_compare(a, b, out or Path("reports") / f"compare-{a.name}-{b.name}", n, steps, seed, device)
+    console.print(markdown(table))

@@ -50,6 +50,7 @@ class StageSpec:
     # (best-vs-last: the second head continues the main head's training), read from the run, not assumed
     continue_schedule: bool = False
     paper_best_epoch: int | None = None  # with continue_schedule: the paper's best epoch, shown by --plan only
+    keep_epochs: tuple[int, ...] = ()  # also keep these epochs' checkpoints (stageN/epoch-E) for `dhat compare`
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -58,6 +59,8 @@ class StageSpec:
             raise RecipeError(f"need epochs >= 0 and lr > 0, got {self.epochs}, {self.lr}")
         if self.start_from not in ("best", "last"):
             raise RecipeError(f"start_from must be 'best' or 'last', got {self.start_from!r}")
+        if any(e < 1 or e > self.epochs for e in self.keep_epochs):
+            raise RecipeError(f"keep_epochs are 1-based epochs of this stage (1..{self.epochs}), got {list(self.keep_epochs)}")
         if any(m < 1 for m in self.milestones):
             raise RecipeError(f"milestones are 1-based epoch numbers (>= 1), got {list(self.milestones)}")
         method = method_of(self.method)

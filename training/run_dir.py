@@ -8,6 +8,7 @@ One home for the layout, so a file name is spelled once::
       training_curves.png    clean / robust validation accuracy per epoch
       stage1/ stage2/ stage3/
         best/                the epoch the stage's selection rule picked (validation PGD accuracy)
+        epoch-E/             epochs listed in the stage's keep_epochs (for `dhat compare`)
         last/                the last complete epoch, with optimizer.safetensors for --resume
           config.json        {"format", "model", "trained", "meta"}: rebuilds the network by name
           model.safetensors  the weights
@@ -109,6 +110,10 @@ class RunDir:
     def is_run(self) -> bool:
         """Whether this directory holds a run (a saved recipe), as opposed to a bare checkpoint."""
         return self.recipe_file.is_file()
+
+    def kept(self, n: int, epoch: int) -> Path:
+        """``RUN/stageN/epoch-E``: a checkpoint ``stageN.keep_epochs`` asked to keep (E 1-based)."""
+        return self.stage(n) / f"epoch-{epoch}"
 
     def stage(self, n: int) -> Path:
         """``RUN/stageN``."""

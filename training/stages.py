@@ -220,6 +220,8 @@ def end_epoch(sr: StageRun, epoch: int, lr: float, result: EpochResult, best: fl
                       robust=robust)
     if is_best:
         sr.save(BEST, meta)
+    if epoch in sr.spec.keep_epochs:
+        save_checkpoint(sr.run.kept(n, epoch), sr.net, sr.cfg, {**sr.trained, sr.stage.produces: True}, meta)
     sr.save(LAST, meta)
     log.info("stage %d epoch %d/%d: lr %.4g loss %.4f | val clean %.2f%% PGD %.2f%%%s | %.1fs, %.0f img/s", n,
              epoch, sr.spec.epochs, lr, result.loss, 100 * clean, 100 * robust, " (best)" if is_best else "",
