@@ -93,6 +93,7 @@ class RunDir:
         return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace ``metrics.jsonl`` with ``rows`` (trimming on resume, renumbering, a reused stage 1)."""
         self.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def upgrade_epoch_numbers(self) -> bool:

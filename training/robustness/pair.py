@@ -35,6 +35,7 @@ def checkpoint_view(path: Path, device: torch.device) -> tuple[torch.nn.Module, 
 
 
 def accuracy_on(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of ``model`` (eval mode) on (N, C, H, W) ``x`` against labels (N,) ``y``."""
     with torch.no_grad():
         return float((model(x).argmax(1) == y).float().mean())
 
