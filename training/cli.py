@@ -189,7 +189,8 @@ def eval_cmd(
     n: Annotated[Optional[int], typer.Option("--n", "--n-images", help="test images to evaluate (default: the whole test split)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="images per attack batch (and per cached chunk)")] = 250,
     seed: Annotated[int, typer.Option(help="attack seed")] = 0,
-    square_queries: Annotated[int, typer.Option("--square-queries", help="queries of the Square attack")] = 1000,
+    square_queries: Annotated[int, typer.Option("--square-queries", help="queries of the Square attack (AutoAttack's "
+                                                "5,000; fewer run its p schedule compressed to that budget)")] = 5000,
     no_transfer: Annotated[bool, typer.Option("--no-transfer", help="skip the transfer matrix")] = False,
     no_curve: Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")] = False,
     data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="the data set's folder, if it moved since training")] = None,

@@ -61,4 +61,5 @@ def evaluation_command(recipe: str) -> str:
     """The ``dhat eval`` line that measures the paper's columns for ``recipe`` (whole test split)."""
     row = PAPER.get(recipe)
     attacks = ",".join(row.attacks) if row else "clean,pgd20,autoattack"
-    return f"dhat eval artifacts/{recipe} --run runs/{recipe} --attacks {attacks}"
+    # + Square (black-box, 5,000 queries as AutoAttack runs it): the gradient-masking check beside transfer
+    return f"dhat eval artifacts/{recipe} --run runs/{recipe} --attacks {attacks},square"

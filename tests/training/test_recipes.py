@@ -110,7 +110,7 @@ def test_recipes_cli_sets_each_recipe_beside_the_paper():
                                         "autoattack": 55.38}
     t2 = rows["cifar100-asym-trades"]
     assert t2["paper"]["attacks"] == ["clean", "pgd20@1/255", "pgd100x5@1/255", "autoattack"]
-    assert "--attacks clean,pgd20@1/255,pgd100x5@1/255,autoattack" in t2["evaluate"]
+    assert "--attacks clean,pgd20@1/255,pgd100x5@1/255,autoattack,square" in t2["evaluate"]  # + the masking check
     assert rows["digits"]["paper"] is None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dhat_serve.contract import MODES, parse_mode
-from training.robustness.suite import parse_attack
+from training.robustness.suite import SQUARE_QUERIES, parse_attack
 
 
 class EvaluationError(RuntimeError):
@@ -25,7 +25,7 @@ class EvalSettings:
     n: int | None = None
     batch_size: int = 250
     seed: int = 0
-    square_queries: int = 1000
+    square_queries: int = SQUARE_QUERIES  # as AutoAttack's standard version runs Square
     transfer: bool = True
     curve: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # multiples of eps for robustness.png
     data_dir: str | None = None

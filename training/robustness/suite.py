@@ -62,6 +62,11 @@ def graph_predict(rt: GraphSessions, mode: str) -> Callable[[torch.Tensor], torc
     return predict
 
 
+# AutoAttack's standard Square: 5,000 queries, p schedule of its 10,000-query design unscaled
+# (resc_schedule=False). A smaller budget rescales the schedule, so p still shrinks over the run.
+SQUARE_QUERIES = 5000
+
+
 @dataclass(frozen=True)
 class AttackContext:
     """What every attack of one evaluation shares: budget, seed, device, Square's query budget."""
@@ -69,7 +74,7 @@ class AttackContext:
     eps: float
     seed: int
     device: torch.device
-    square_queries: int = 1000
+    square_queries: int = SQUARE_QUERIES
 
 
 def run_attack(name: str, twin: nn.Module, rt: GraphSessions, mode: str, x: torch.Tensor, y: torch.Tensor,
@@ -88,7 +93,7 @@ def run_attack(name: str, twin: nn.Module, rt: GraphSessions, mode: str, x: torc
 
         attack = SquareAttack(graph_predict(rt, mode), norm="Linf", n_queries=ctx.square_queries, eps=ctx.eps,
                               p_init=0.8, n_restarts=1, seed=ctx.seed, verbose=False, device=ctx.device,
-                              resc_schedule=False)
+                              resc_schedule=ctx.square_queries < SQUARE_QUERIES)
         return attack.perturb(x, y)
     from pyautoattack import AutoAttack
 
