@@ -57,19 +57,37 @@ def _json_header(body: bytes, header_length: str | None) -> tuple[dict[str, Any]
     return doc, rest
 
 
+def _parameters(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """``obj["parameters"]``: absent is {}, anything but a JSON object is a BadRequest naming ``where``."""
+    params = obj.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise BadRequest(f"{where} \"parameters\" must be a JSON object, got {type(params).__name__}")
+    return params
+
+
+def _flag(params: dict[str, Any], key: str, default: bool) -> bool:
+    """A boolean parameter (``binary_data``, ``binary_data_output``): true or false, never a string or number."""
+    value = params.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"parameter {key!r} must be true or false, got {value!r}")
+    return value
+
+
 def _tensor(spec: dict[str, Any], rest: bytes, offset: int) -> tuple[np.ndarray, int]:
     """One input tensor from JSON ``data`` or from the binary part at ``offset``; returns (array, new offset)."""
     dtype_name = spec.get("datatype")
-    if dtype_name not in DATATYPES:
+    if not isinstance(dtype_name, str) or dtype_name not in DATATYPES:
         raise BadRequest(f"input {spec.get('name')!r}: datatype {dtype_name!r} is not supported; send FP32")
     shape = spec.get("shape")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise BadRequest(f"input {spec.get('name')!r}: shape must be a list of non-negative integers, got {shape!r}")
     count = math.prod(shape)
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    size = _parameters(spec, f"input {spec.get('name')!r}:").get("binary_data_size")
     if size is not None:
         expected = count * np.dtype(DATATYPES[dtype_name]).itemsize
-        if not isinstance(size, int) or size != expected:
+        if type(size) is not int or size != expected:
             raise BadRequest(f"input {spec['name']!r}: binary_data_size {size!r} but shape {shape} of {dtype_name} "
                            f"needs {expected} bytes")
         if offset + size > len(rest):
@@ -82,7 +100,7 @@ def _tensor(spec: dict[str, Any], rest: bytes, offset: int) -> tuple[np.ndarray,
         raise BadRequest(f"input {spec.get('name')!r} has neither \"data\" nor parameters.binary_data_size")
     try:
         array = np.asarray(data, dtype=DATATYPES[dtype_name])
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise BadRequest(f"input {spec.get('name')!r}: \"data\" is not a (nested) list of {dtype_name} numbers") from None
     if array.size != count:
         raise BadRequest(f"input {spec.get('name')!r}: shape {shape} needs {count} values, \"data\" has {array.size}")
@@ -115,12 +133,14 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str, image_s
     if images.dtype != np.float32:
         raise BadRequest(f"input {input_name!r} must be FP32, got {inputs[0]['datatype']}")
     images = validate_array(images, image_shape, max_batch)
-    return InferRequest(doc.get("id"), images, *_outputs(doc, output_names, binary_default))
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest(f"\"id\" must be a string, got {type(request_id).__name__}")
+    return InferRequest(request_id, images, *_outputs(doc, output_names, binary_default))
 
 
 def _outputs(doc: dict[str, Any], names: tuple[str, ...], binary_default: bool) -> tuple[tuple[str, ...], dict[str, bool]]:
-    params = doc.get("parameters") or {}
-    default = bool(params.get("binary_data_output", binary_default))
+    default = _flag(_parameters(doc, "the request's"), "binary_data_output", binary_default)
     asked = doc.get("outputs")
     if asked is None:
         return names, {n: default for n in names}
@@ -129,10 +149,12 @@ def _outputs(doc: dict[str, Any], names: tuple[str, ...], binary_default: bool) 
     chosen, binary = [], {}
     for spec in asked:
         name = spec.get("name") if isinstance(spec, dict) else None
-        if name not in names:
+        if not isinstance(name, str) or name not in names:
             raise BadRequest(f"unknown output {name!r}; this model's outputs: {', '.join(names)}")
+        if name in binary:
+            raise BadRequest(f"output {name!r} is asked for twice")  # as Triton answers
         chosen.append(name)
-        binary[name] = bool((spec.get("parameters") or {}).get("binary_data", default))
+        binary[name] = _flag(_parameters(spec, f"output {name!r}:"), "binary_data", default)
     return tuple(chosen), binary
 
 
