@@ -60,7 +60,8 @@ def evaluate(recipe_name: str, root: Path, modes: tuple[str, ...], attack: str, 
         return
     n = args.aa_n if attack == "autoattack" else args.n
     settings = EvalSettings(modes=modes, attacks=("clean", attack), n=n, batch_size=args.batch_size, device=args.device,
-                            transfer=attack == "pgd20" and len(modes) > 1, curve=(), data_dir=args.data_dir)
+                            transfer=attack == "pgd20" and len(modes) > 1 and not args.no_transfer, curve=(),
+                            data_dir=args.data_dir)
     start = time.time()
     report = run_eval(root / "artifacts" / name, root / "runs" / name, settings, out)
     if report is not None:
@@ -142,6 +143,8 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if visible)")
     parser.add_argument("--batch-size", type=int, default=500, help="images per attack chunk")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {', '.join(PHASES)}")
+    parser.add_argument("--no-transfer", action="store_true",
+                        help="skip the transfer matrix (slow where ONNX Runtime has only its CPU provider)")
     parser.add_argument("--data-dir", default=None, help="the data set's folder (default: the recipe's, or Debian's)")
     parser.add_argument("--root", type=Path, default=ROOT, help="where runs/, artifacts/, reports/, experiments/ go")
     args = parser.parse_args()
