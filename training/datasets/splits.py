@@ -64,7 +64,7 @@ def train_val_test(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_tes
     recipes sized to a CPU); None keeps them all. x: (N, C, S, S) float in [0, 1]; y: (N,) long.
     """
     if val_size >= len(y):
-        raise ValueError(f"data.val_size={val_size} leaves no training images (the source has {len(y)})")
+        raise DataError(f"data.val_size={val_size} leaves no training images (the source has {len(y)})")
     tr, va, _ = split_indices(len(y), val_size, 0)
     if train_size is not None:
         tr = tr[:train_size]
