@@ -1,33 +1,69 @@
 #!/usr/bin/env bash
-# The Fashion-MNIST experiment's GPU part, on the lent machine (offline; its python3 has torch, onnx,
-# onnxruntime). Needs, ignored by git and carried: .gpu/site/pyautoattack/*.py (the package's code),
-# .gpu/data/fashion-mnist/*.gz (Debian's files) and, for `cpu-artifact`, .gpu/work/{runs,artifacts}/fashion-mnist-cpu
-# (the CPU-trained run and its artifact). Results come back as $OUT/PART.tgz (reports without their
-# adversarial-example caches, metrics, summaries) and the logs.
-#   bash scripts/gpu_fashion.sh full          # the fashion-mnist recipe: train, export, PGD-20 on 10,000, AutoAttack on 500
-#   bash scripts/gpu_fashion.sh cpu-artifact  # fashion-mnist-cpu's artifact + its single-head baseline
+# The GPU part of the Fashion-MNIST experiment (issue 17) and the fp32-vs-bf16 stage-1 benchmark (issue 18),
+# as one call bounded by a deadline, for the lent GPU machine (offline; its python3 has torch, onnx and an
+# onnxruntime without a CUDA provider, so the graphs are scored on its CPU provider).
+#
+#   bash scripts/gpu_fashion.sh [SECONDS]   # default 560: everything below, stopping cleanly at the deadline
+#
+# Needs, ignored by git and carried: .gpu/site/pyautoattack/*.py (the package's code), .gpu/data/fashion-mnist
+# (Debian's files) and .gpu/work/{runs,artifacts}/{fashion-mnist-cpu,fashion-mnist-cpu-trades} (the CPU-trained
+# runs and artifacts). Steps, in order of value:
+#   1. benchmarks/gpu_stage1_epoch.py: cifar10-trades-6-3's stage-1 loop, fp32 then bf16 (synthetic images)
+#   2. train `fashion-mnist` (WRN-16-4, 28x28) while AutoAttack runs on the CPU recipe's artifacts
+#   3. export, PGD-20 on all 10,000 test images, then AutoAttack on the fashion-mnist artifact
+# AutoAttack runs in growing levels (LEVELS, first N test images); the chunks of 1,000 a level attacked are
+# cached, so the next level only attacks the new ones, and the largest level that finished before the
+# deadline is the one kept (reports/R/autoattack/report.json; each level's also as report-nN.json).
+# Results come back as $OUT/gpu.tgz (reports without their adversarial-example caches, metrics, walls) + logs.
+# For a dry run on a CPU: PY=.venv/bin/python DEVICE=cpu FULL=/tmp/tiny.yaml LEVELS="20 40" BENCH=0 ...
 set -u
 cd "$(dirname "$0")/.."
 G=$PWD/.gpu
 export PYTHONPATH=$G/site:$PWD PYTHONUNBUFFERED=1
 D=$G/data/fashion-mnist R=$G/work OUT=${OUT:-/tmp/out}
+PY=${PY:-python3} DEVICE=${DEVICE:-cuda} FULL=${FULL:-fashion-mnist} LEVELS=${LEVELS:-"1000 3000 10000"}
+CPU=fashion-mnist-cpu BASE=fashion-mnist-cpu-trades
+DEADLINE=$(( $(date +%s) + ${1:-560} ))
 mkdir -p $R $OUT
-nvidia-smi -L
-python3 -c "import torch, onnxruntime, onnx, pyautoattack; print('torch', torch.__version__, 'ort', onnxruntime.__version__, 'onnx', onnx.__version__, torch.cuda.get_device_name())"
-run() {  # run SECONDS LOG ARGS...: one bounded step of the experiment
-  local limit=$1 log=$2; shift 2
-  timeout "$limit" python3 scripts/fashion_experiment.py --root $R --data-dir $D --device cuda --batch-size 1000 "$@" \
-    2>&1 | grep -v -E "it/s\]|s/it\]|^\[torch.onnx\]" > $OUT/$log; echo "$log: rc=${PIPESTATUS[0]}"; tail -3 $OUT/$log
+
+left() { echo $(( DEADLINE - $(date +%s) - ${1:-0} )); }  # seconds to the deadline, minus a reserve
+
+experiment() {  # experiment LOG LIMIT ARGS...: one bounded call of scripts/fashion_experiment.py
+  local log=$1 limit=$2; shift 2
+  timeout "$limit" $PY scripts/fashion_experiment.py --root $R --data-dir $D --device $DEVICE --batch-size 1000 "$@" \
+    2>&1 | grep -v -E "it/s\]|s/it\]|^\[torch.onnx\]" >> $OUT/$log
+  echo "$(date +%T) $log $*: rc=${PIPESTATUS[0]}"
 }
-case "${1:-}" in
-  full)
-    run 330 full_train.log --dhat fashion-mnist --baseline none --only train,export
-    run 140 full_eval.log --dhat fashion-mnist --baseline none --only eval
-    run 150 full_aa.log --dhat fashion-mnist --baseline none --aa-n 500 --only aa,summary ;;
-  cpu-artifact)
-    run 150 baseline.log --dhat none --baseline fashion-mnist-cpu-trades --aa-n 1000 --only train,export,eval,aa
-    run 150 cpu_eval.log --dhat fashion-mnist-cpu --baseline fashion-mnist-cpu-trades --aa-n 1000 --only eval,aa,summary ;;
-  *) echo "usage: $0 full|cpu-artifact"; exit 2 ;;
-esac
-tar czf $OUT/${1}.tgz -C $R --exclude=cache --exclude='*.safetensors' --exclude='*.onnx' experiments reports runs 2>&1 | tail -2
+
+autoattack_levels() {  # autoattack_levels NAME RESERVE ARGS...: AutoAttack on growing first-N levels until the deadline
+  local name=$1 reserve=$2; shift 2
+  local dir=$R/reports/$name/autoattack kept=""
+  for n in $LEVELS; do
+    local limit; limit=$(left "$reserve")
+    [ "$limit" -gt 30 ] || break
+    rm -f $dir/report.json
+    experiment aa_$name.log "$limit" "$@" --aa-n "$n" --only aa
+    [ -f $dir/report.json ] || break
+    cp $dir/report.json $dir/report-n$n.json; cp $dir/report.md $dir/report-n$n.md; kept=$n
+  done
+  [ -n "$kept" ] && cp $dir/report-n$kept.json $dir/report.json
+  echo "$(date +%T) AutoAttack on $name: largest finished level ${kept:-none}"
+}
+
+$PY -c "import torch, onnxruntime, onnx, pyautoattack; print('torch', torch.__version__, 'ort', onnxruntime.__version__, \
+'onnx', onnx.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
+if [ "${BENCH:-1}" = 1 ]; then  # 1. alone on the machine, so its two figures are comparable
+  timeout 150 $PY benchmarks/gpu_stage1_epoch.py --precision fp32,bf16 --images 6400 --device $DEVICE 2>&1 \
+    | grep -v "it/s\]" | tee $OUT/stage1_precision.jsonl
+fi
+# 2. the full recipe trains while the CPU recipe's artifacts are attacked (the GPU has room for both)
+experiment full_train.log "$(left 150)" --dhat $FULL --baseline none --only train,export &
+autoattack_levels $CPU 220 --dhat $CPU --baseline none > $OUT/levels_cpu.log &
+autoattack_levels $BASE 220 --dhat none --baseline $BASE > $OUT/levels_base.log &
+wait
+cat $OUT/levels_*.log
+# 3. the full recipe's evaluation: PGD-20 on all 10,000 (paired intervals need report.json), then AutoAttack
+experiment full_eval.log "$(left 60)" --dhat $FULL --baseline none --only eval --no-transfer
+autoattack_levels "$(basename $FULL .yaml)" 15 --dhat $FULL --baseline none
+tar czf $OUT/gpu.tgz -C $R --exclude=cache --exclude='*.safetensors' --exclude='*.onnx' reports runs 2>&1 | tail -2
 ls -la $OUT
