@@ -15,6 +15,8 @@
 # cached, so the next level only attacks the new ones, and the largest level that finished before the
 # deadline is the one kept (reports/R/autoattack/report.json; each level's also as report-nN.json).
 # Results come back as $OUT/gpu.tgz (reports without their adversarial-example caches, metrics, walls) + logs.
+# ONLY=full-aa: the same on the full recipe's model from an earlier call's $NAME-model.tgz.
+# ONLY=cpu-aa BATCH=500 LEVELS="500 1000": only AutoAttack on the CPU recipe's artifact (a short second call).
 # For a dry run on a CPU: PY=.venv/bin/python DEVICE=cpu FULL=/tmp/tiny.yaml LEVELS="20 40" BENCH=0 ...
 set -u
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ left() { echo $(( DEADLINE - $(date +%s) - ${1:-0} )); }  # seconds to the deadl
 
 experiment() {  # experiment LOG LIMIT ARGS...: one bounded call of scripts/fashion_experiment.py
   local log=$1 limit=$2; shift 2
-  timeout "$limit" $PY scripts/fashion_experiment.py --root $R --data-dir $D --device $DEVICE --batch-size 1000 "$@" \
+  timeout "$limit" $PY scripts/fashion_experiment.py --root $R --data-dir $D --device $DEVICE --batch-size ${BATCH:-1000} "$@" \
     2>&1 | grep -v -E "it/s\]|s/it\]|^\[torch.onnx\]" >> $OUT/$log
   echo "$(date +%T) $log $*: rc=${PIPESTATUS[0]}"
 }
@@ -52,6 +54,17 @@ autoattack_levels() {  # autoattack_levels NAME RESERVE ARGS...: AutoAttack on g
 
 $PY -c "import torch, onnxruntime, onnx, pyautoattack; print('torch', torch.__version__, 'ort', onnxruntime.__version__, \
 'onnx', onnx.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
+NAME=$(basename $FULL .yaml)
+pack() {  # reports and metrics; and the full recipe's trained model, so a later call can attack it without retraining
+  tar czf $OUT/gpu.tgz -C $R --exclude=cache --exclude='*.safetensors' --exclude='*.onnx' reports runs
+  [ -f $R/artifacts/$NAME/manifest.json ] && tar czf $OUT/$NAME-model.tgz -C $R artifacts/$NAME runs/$NAME/recipe.yaml \
+    runs/$NAME/metrics.jsonl $(cd $R && ls -d runs/$NAME/stage3/best 2>/dev/null)
+  ls -la $OUT
+}
+case "${ONLY:-}" in  # short later calls: AutoAttack alone on carried artifacts (extract $NAME-model.tgz into .gpu/work)
+  cpu-aa) autoattack_levels $CPU 10 --dhat $CPU --baseline none; pack; exit ;;
+  full-aa) autoattack_levels $NAME 10 --dhat $FULL --baseline none; pack; exit ;;
+esac
 if [ "${BENCH:-1}" = 1 ]; then  # 1. alone on the machine, so its two figures are comparable
   timeout 150 $PY benchmarks/gpu_stage1_epoch.py --precision fp32,bf16 --images 6400 --device $DEVICE 2>&1 \
     | grep -v "it/s\]" | tee $OUT/stage1_precision.jsonl
@@ -64,6 +77,5 @@ wait
 cat $OUT/levels_*.log
 # 3. the full recipe's evaluation: PGD-20 on all 10,000 (paired intervals need report.json), then AutoAttack
 experiment full_eval.log "$(left 60)" --dhat $FULL --baseline none --only eval --no-transfer
-autoattack_levels "$(basename $FULL .yaml)" 15 --dhat $FULL --baseline none
-tar czf $OUT/gpu.tgz -C $R --exclude=cache --exclude='*.safetensors' --exclude='*.onnx' reports runs 2>&1 | tail -2
-ls -la $OUT
+autoattack_levels $NAME 15 --dhat $FULL --baseline none
+pack
