@@ -75,6 +75,7 @@ class Batcher:
             raise Overloaded("queue_full", f"mode {self.name}: the queue is full "
                              f"({self.queue.maxsize} requests waiting); retry shortly") from None
         self.observer.enqueued(self.name)
+        self.observer.depth(self.name, self.queue.qsize())
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout_s)
         except asyncio.TimeoutError:
@@ -116,6 +117,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
+            self.observer.depth(self.name, self.queue.qsize())
             start = time.perf_counter()
             for item in batch:
                 self.observer.queued(self.name, start - item.enqueued)
@@ -128,7 +130,7 @@ class Batcher:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
-            self.observer.ran(self.name, len(images), time.perf_counter() - start)
+            self.observer.ran(self.name, len(images), time.perf_counter() - start, len(batch))
             offset = 0
             for item in batch:
                 n = len(item.images)

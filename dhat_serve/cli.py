@@ -44,11 +44,17 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
     host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0 exposes it to the network)")] = "127.0.0.1",
     provider: Annotated[str, typer.Option(help="auto (CUDA if a GPU is visible), cpu or cuda")] = "auto",
+    grpc_port: Annotated[int, typer.Option(help="also serve the Open Inference Protocol over gRPC on this port "
+                                                "(0: off; default $DHAT_GRPC_PORT or off)")] = -1,
 ) -> None:
-    """Serve an artifact over HTTP with BentoML (POST /classify, POST /predict, GET /info)."""
+    """Serve an artifact with BentoML: HTTP (POST /classify, POST /predict, /v2 OIP, GET /info) and, if asked, gRPC."""
     if provider not in PROVIDER_CHOICES:
         fail(f"--provider {provider!r}: use {', '.join(PROVIDER_CHOICES)}")
-    env = dict(os.environ, DHAT_PROVIDER=provider)
+    if not -1 <= grpc_port <= 65535 or (grpc_port == port and grpc_port > 0):
+        fail(f"--grpc-port {grpc_port}: use a free port in 1-65535 other than --port {port}, or 0 for no gRPC")
+    env = dict(os.environ, DHAT_PROVIDER=provider, DHAT_GRPC_HOST=host)
+    if grpc_port >= 0:
+        env["DHAT_GRPC_PORT"] = str(grpc_port)
     if artifact is not None:
         try:
             load_manifest(artifact)  # refuse a missing file or a hash mismatch before starting anything
@@ -61,7 +67,9 @@ def serve(
     cmd = [sys.executable, "-m", "bentoml", "serve", "dhat_serve.service:DHAT", "--host", host, "--port", str(port),
            "--working-dir", working_dir, "--timeout-graceful-shutdown", str(grace),
            "--timeout-keep-alive", str(cfg.keep_alive_s)]
-    console.print(f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http://{host}:{port}")
+    grpc = int(env.get("DHAT_GRPC_PORT") or 0)
+    console.print(f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http://{host}:{port}"
+                  + (f" and grpc://{host}:{grpc}" if grpc else ""))
     sys.stdout.flush()
     os.execvpe(sys.executable, cmd, env)
 

@@ -33,6 +33,11 @@ class ServeConfig:
     # DHAT_DRAIN_DELAY_S: after SIGTERM, keep accepting connections this long before closing the listening
     # sockets, so clients already connecting (or routed here before the endpoint is removed) are served.
     drain_delay_s: float = 2.0
+    # DHAT_GRPC_PORT: the Open Inference Protocol over gRPC on this port in every worker (SO_REUSEPORT); 0 = off.
+    # Off unless asked: a second open port is a second surface to secure and to route, and the default 8001 of
+    # Triton would collide with a Triton on the same host. `dhat serve --grpc-port 8001` turns it on.
+    grpc_port: int = 0
+    grpc_host: str = "0.0.0.0"  # DHAT_GRPC_HOST: `dhat serve` sets it to its --host; BentoML's own default is 0.0.0.0
 
     @classmethod
     def from_env(cls) -> ServeConfig:
@@ -54,6 +59,8 @@ class ServeConfig:
             grace_s=float(env.get("DHAT_GRACE_S", cls.grace_s)),
             keep_alive_s=int(env.get("DHAT_KEEP_ALIVE_S", cls.keep_alive_s)),
             drain_delay_s=float(env.get("DHAT_DRAIN_DELAY_S", cls.drain_delay_s)),
+            grpc_port=int(env.get("DHAT_GRPC_PORT", cls.grpc_port)),
+            grpc_host=env.get("DHAT_GRPC_HOST", cls.grpc_host),
         )
 
     def ort_threads(self) -> int:

@@ -8,7 +8,9 @@ this module: 300 requests of 64 images, SIGTERM one second in, 77 to 300 of them
 ``Drain.install`` replaces the worker's SIGTERM handler with one that first closes the listening
 sockets (no new connections), then waits until no request has been in flight for ``quiet_s`` seconds
 (at most ``grace_s``), so buffered requests are read and answered, and only then hands over to
-uvicorn's handler. A second SIGTERM (a signal to the whole process group also reaches the arbiter,
+uvicorn's handler. Other listeners of the worker (the gRPC server) register a stop in ``on_close``:
+it is called with ``grace_s`` when the HTTP sockets close, and its RPCs in flight count like HTTP requests.
+A second SIGTERM (a signal to the whole process group also reaches the arbiter,
 which forwards one) is ignored while draining.
 """
 
@@ -18,7 +20,8 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from dhat_serve.state import ProcessState
 
@@ -31,6 +34,7 @@ class Drain:
     def __init__(self, state: ProcessState, grace_s: float, quiet_s: float = 1.0, delay_s: float = 0.0) -> None:
         self.state, self.grace_s, self.quiet_s, self.delay_s = state, grace_s, quiet_s, delay_s
         self.draining = False
+        self.on_close: list[Callable[[float], Awaitable[None]]] = []  # other listeners' stops (gRPC)
 
     def install(self) -> bool:
         """Take over SIGTERM from uvicorn (call from the worker's event loop); False if uvicorn's handler is absent."""
@@ -58,6 +62,7 @@ class Drain:
             await asyncio.sleep(self.delay_s)
         for listener in getattr(server, "servers", []):
             listener.close()
+        stops = [asyncio.ensure_future(stop(self.grace_s)) for stop in self.on_close]
         log.info("SIGTERM: no new connections; answering the requests already received (at most %g s)", self.grace_s)
         start = time.monotonic()
         quiet_since: float | None = None
@@ -70,5 +75,7 @@ class Drain:
             else:
                 quiet_since = None
             await asyncio.sleep(0.05)
+        if stops:
+            await asyncio.wait(stops, timeout=max(0.0, self.grace_s - (time.monotonic() - start)))
         log.info("SIGTERM: drained after %.1f s; shutting down", time.monotonic() - start)
         original(sig, frame)

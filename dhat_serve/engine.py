@@ -1,9 +1,13 @@
 """The engine: the artifact's sessions and one batcher per request mode, in the process that parses requests.
 
-Every protocol (``/classify``, ``/predict`` JSON and ``.npy``, the Open Inference Protocol) calls
-``Engine.infer(request_mode, images)`` and gets ``{output name: (N, classes)}``, exactly what
+Every protocol (``/classify``, ``/predict`` JSON and ``.npy``, the Open Inference Protocol over HTTP and
+gRPC) calls ``Engine.infer(request_mode, images)`` and gets ``{output name: (N, classes)}``, exactly what
 ``ModelRuntime.run`` returns for that mode (``contract.REQUEST_OUTPUTS``); nothing is re-keyed on the
 way out and nothing crosses a process boundary between the socket and ``session.run``.
+
+The head-disagreement monitor costs no model time: a ``merged`` run asks ``merged.onnx`` for the two
+heads' logits as well (it computes them anyway, the merger reads them), counts the images whose heads'
+argmax differ (``Observer.heads``: ``dhat_heads_disagree_total``) and answers only ``logits``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import numpy as np
 
 from dhat_serve.batching import Batcher
 from dhat_serve.config import ServeConfig
-from dhat_serve.contract import REQUEST_MODES
+from dhat_serve.contract import (ALL, MAIN_LOGITS, MERGED, REQUEST_MODES, SECOND_LOGITS, request_graph,
+                                  request_output_names)
 from dhat_serve.runtime import ModelRuntime
 from dhat_serve.state import ProcessState
 
@@ -30,7 +35,7 @@ class Engine:
     def __init__(self, runtime: ModelRuntime, cfg: ServeConfig, state: ProcessState) -> None:
         self.runtime, self.cfg, self.state = runtime, cfg, state
         self.executor = ThreadPoolExecutor(max_workers=len(REQUEST_MODES), thread_name_prefix="ort")
-        self.batchers = {mode: Batcher(mode, partial(runtime.run, mode), self.executor, cfg.batch_size,
+        self.batchers = {mode: Batcher(mode, partial(self.run, mode), self.executor, cfg.batch_size,
                                        cfg.max_wait_ms / 1000, cfg.queue_size, state)
                          for mode in REQUEST_MODES}
 
@@ -43,9 +48,21 @@ class Engine:
                      runtime.manifest.modes[mode].file, ", ".join(providers), cfg.ort_threads())
         return cls(runtime, cfg, state)
 
-    async def infer(self, request_mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
-        """(N, C, H, W) float32 in [0, 1] -> ``{output name: (N, classes)}``, batched with other requests."""
-        return await self.batchers[request_mode].submit(images, self.cfg.timeout_s)
+    def run(self, request_mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
+        """One ``session.run`` for a batch (on an executor thread); merged runs also count head disagreement."""
+        if request_graph(request_mode) != MERGED:
+            return self.runtime.run(request_mode, images)
+        outputs = self.runtime.run(ALL, images)
+        disagree = int(np.count_nonzero(outputs[MAIN_LOGITS].argmax(1) != outputs[SECOND_LOGITS].argmax(1)))
+        self.state.observer.heads(request_mode, len(images), disagree)
+        return {name: outputs[name] for name in request_output_names(request_mode)}
+
+    async def infer(self, request_mode: str, images: np.ndarray, timeout_s: float | None = None) -> dict[str, np.ndarray]:
+        """(N, C, H, W) float32 in [0, 1] -> ``{output name: (N, classes)}``, batched with other requests.
+
+        The deadline is ``DHAT_TIMEOUT_S``, or the request's own ``timeout_s`` when that is shorter."""
+        deadline = self.cfg.timeout_s if timeout_s is None else min(timeout_s, self.cfg.timeout_s)
+        return await self.batchers[request_mode].submit(images, deadline)
 
     def artifact(self) -> dict[str, str]:
         """The served artifact's name and version, as every answer carries it."""

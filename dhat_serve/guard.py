@@ -90,11 +90,11 @@ class RequestGuard:
             await send_refusal(send, TooManyRequests(f"more than {self.max_concurrency} requests in flight; retry shortly"),
                                close=not read)
             return
-        self.state.in_flight += 1
+        self.state.enter()
         try:
             await self._guarded(scope, receive, send)
         finally:
-            self.state.in_flight -= 1
+            self.state.leave()
 
     async def _guarded(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         length = dict(scope.get("headers") or []).get(b"content-length")

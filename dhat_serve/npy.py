@@ -21,6 +21,7 @@ from starlette.responses import Response
 from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_OUTPUTS, parse_mode
 from dhat_serve.engine import Engine
 from dhat_serve.errors import BadRequest, Refusal, json_response
+from dhat_serve.observer import ANY_MODE, observed
 from dhat_serve.state import ProcessState
 from dhat_serve.validation import validate_array
 
@@ -67,8 +68,10 @@ class NpyPredict:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
+        mode = request.query_params.get("mode", DEFAULT_REQUEST_MODE)
         try:
-            response = await predict_npy(self.state.require(), request)
+            response = await observed(self.state.observer, "predict_npy", mode if mode in REQUEST_OUTPUTS else ANY_MODE,
+                                      lambda: predict_npy(self.state.require(), request))
         except Refusal as exc:
             response = json_response(exc, PREDICT_PATH)
         await response(scope, receive, send)

@@ -1,15 +1,25 @@
 """The one observer of what happens to requests: batcher events and request outcomes, typed.
 
-The batchers, the guard and the typed APIs call ``Observer``'s methods; it keeps the per-mode numbers
-the Open Inference Protocol's statistics endpoint reports (``BatchStats``, named as Triton names them)
-and, when the service gives it Prometheus instruments (``Prometheus``), feeds ``/metrics`` from the
-same calls. One event, one call, two views that cannot disagree.
+The batchers, the engine, the guard and every protocol's handler call ``Observer``'s methods; it keeps
+the per-mode numbers the Open Inference Protocol's statistics endpoint reports (``BatchStats``, in
+Triton's statistics schema) and, when the service gives it Prometheus instruments (``Prometheus``),
+feeds ``/metrics`` from the same calls. One event, one call, two views that cannot disagree.
+``observed`` is the one wrapper every protocol's request goes through, so each protocol's requests,
+latency and outcome are counted the same way.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from dhat_serve.errors import Refusal
+
+T = TypeVar("T")
+PROTOCOLS = ("classify", "predict", "predict_npy", "oip_http", "oip_grpc")
+"""The ``endpoint`` label of every way a request arrives (``dhat_requests_total{endpoint=...}``)."""
 
 SECONDS_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ANY_MODE = "any"
@@ -26,13 +36,39 @@ class BatchStats:
     queue_seconds: float = 0.0
     compute_seconds: float = 0.0
     rejected: dict[str, int] = field(default_factory=dict)
+    success: list[int] = field(default_factory=lambda: [0, 0])  # [requests answered, their total ns]
+    fail: list[int] = field(default_factory=lambda: [0, 0])  # [requests refused, their total ns]
+    queue: list[int] = field(default_factory=lambda: [0, 0])  # [requests dequeued, ns they waited]
+    compute: list[int] = field(default_factory=lambda: [0, 0])  # [requests run, ns of the run each was in]
+    batches: dict[int, list[int]] = field(default_factory=dict)  # images per run -> [runs, total ns]
+    last_inference_ms: int = 0
+    heads_checked: int = 0  # images whose main and second logits were both computed (merged, all)
+    heads_disagree: int = 0  # ... of which the two heads' argmax differ
 
     def to_dict(self) -> dict[str, float | int | dict[str, int]]:
-        """The numbers as JSON, named as Triton's statistics name them (an execution is one ``session.run``)."""
+        """The project's own numbers (an execution is one ``session.run``), beside Triton's in ``triton``."""
         return {"request_count": self.requests, "execution_count": self.runs, "inference_count": self.images,
                 "images_per_execution": self.images / self.runs if self.runs else 0.0,
                 "queue_seconds_total": self.queue_seconds, "compute_seconds_total": self.compute_seconds,
-                "rejected": dict(self.rejected)}
+                "rejected": dict(self.rejected), "heads_checked": self.heads_checked,
+                "heads_disagree": self.heads_disagree}
+
+    def triton(self) -> dict[str, Any]:
+        """Triton's per-model statistics (``model_stats[]``, minus name and version), as perf_analyzer reads them.
+
+        ``inference_stats`` count requests (a batched run's time is charged to each request in it, as
+        Triton does); ``batch_stats`` count runs per batch size. Input and output copies are not timed
+        apart from the run, so ``compute_input`` and ``compute_output`` are 0 ns."""
+        pair = lambda c: {"count": c[0], "ns": c[1]}  # noqa: E731
+        zero = {"count": self.compute[0], "ns": 0}
+        return {"last_inference": self.last_inference_ms, "inference_count": self.images, "execution_count": self.runs,
+                "inference_stats": {"success": pair(self.success), "fail": pair(self.fail), "queue": pair(self.queue),
+                                    "compute_input": zero, "compute_infer": pair(self.compute),
+                                    "compute_output": zero, "cache_hit": {"count": 0, "ns": 0},
+                                    "cache_miss": {"count": 0, "ns": 0}},
+                "batch_stats": [{"batch_size": size, "compute_input": {"count": c, "ns": 0},
+                                 "compute_infer": {"count": c, "ns": ns}, "compute_output": {"count": c, "ns": 0}}
+                                for size, (c, ns) in sorted(self.batches.items())]}
 
 
 class Prometheus:
@@ -55,6 +91,13 @@ class Prometheus:
                                  labelnames=["mode"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.rejected = m.Counter(name="dhat_rejected", documentation="Requests refused by reason",
                                   labelnames=["mode", "reason"])
+        self.depth = m.Gauge(name="dhat_queue_depth", documentation="Requests waiting in each mode's queue now",
+                             labelnames=["mode"])
+        self.in_flight = m.Gauge(name="dhat_requests_in_flight", documentation="Requests inside this worker now")
+        self.images = m.Counter(name="dhat_images", documentation="Images run through ONNX Runtime, by mode",
+                                labelnames=["mode"])
+        self.disagree = m.Counter(name="dhat_heads_disagree", labelnames=["mode"],
+                                  documentation="Images whose main and second heads' argmax differ (merged, all)")
 
 
 class Observer:
@@ -72,19 +115,43 @@ class Observer:
         """A request entered ``mode``'s queue."""
         self.of(mode).requests += 1
 
+    def depth(self, mode: str, waiting: int) -> None:
+        """``waiting`` requests are in ``mode``'s queue now."""
+        if self.prometheus:
+            self.prometheus.depth.labels(mode=mode).set(waiting)
+
+    def in_flight(self, count: int) -> None:
+        """``count`` requests are inside this worker now (any protocol)."""
+        if self.prometheus:
+            self.prometheus.in_flight.set(count)
+
     def queued(self, mode: str, seconds: float) -> None:
         """A request waited ``seconds`` in the queue before its batch ran."""
-        self.of(mode).queue_seconds += seconds
+        stats = self.of(mode)
+        stats.queue_seconds += seconds
+        stats.queue[0], stats.queue[1] = stats.queue[0] + 1, stats.queue[1] + int(seconds * 1e9)
         if self.prometheus:
             self.prometheus.queue.labels(mode=mode).observe(seconds)
 
-    def ran(self, mode: str, images: int, seconds: float) -> None:
-        """One ``session.run`` of ``images`` images took ``seconds``."""
-        stats = self.of(mode)
+    def ran(self, mode: str, images: int, seconds: float, requests: int = 1) -> None:
+        """One ``session.run`` of ``images`` images (from ``requests`` requests) took ``seconds``."""
+        stats, ns = self.of(mode), int(seconds * 1e9)
         stats.runs, stats.images, stats.compute_seconds = stats.runs + 1, stats.images + images, stats.compute_seconds + seconds
+        stats.compute[0], stats.compute[1] = stats.compute[0] + requests, stats.compute[1] + requests * ns
+        count, total = stats.batches.get(images, (0, 0))
+        stats.batches[images] = [count + 1, total + ns]
+        stats.last_inference_ms = int(time.time() * 1000)
         if self.prometheus:
             self.prometheus.compute.labels(mode=mode).observe(seconds)
             self.prometheus.batch.labels(mode=mode).observe(float(images))
+            self.prometheus.images.labels(mode=mode).inc(images)
+
+    def heads(self, mode: str, images: int, disagree: int) -> None:
+        """Of ``images`` run through ``merged.onnx`` for ``mode``, the two heads' argmax differed on ``disagree``."""
+        stats = self.of(mode)
+        stats.heads_checked, stats.heads_disagree = stats.heads_checked + images, stats.heads_disagree + disagree
+        if self.prometheus:
+            self.prometheus.disagree.labels(mode=mode).inc(disagree)
 
     def rejected(self, mode: str, reason: str) -> None:
         """A request refused for ``reason`` (queue_full, deadline, starting, max_concurrency)."""
@@ -93,14 +160,30 @@ class Observer:
         if self.prometheus:
             self.prometheus.rejected.labels(mode=mode, reason=reason).inc()
 
-    def answered(self, endpoint: str, mode: str, outcome: str, seconds: float | None = None) -> None:
-        """A request left ``endpoint`` with ``outcome`` (``ok`` or a refusal's reason), after ``seconds`` if ok."""
+    def answered(self, endpoint: str, mode: str, outcome: str, seconds: float) -> None:
+        """A request left ``endpoint`` with ``outcome`` (``ok`` or a refusal's reason) after ``seconds``."""
+        stats = self.of(mode)
+        tally = stats.success if outcome == "ok" else stats.fail
+        tally[0], tally[1] = tally[0] + 1, tally[1] + int(seconds * 1e9)
         if not self.prometheus:
             return
         self.prometheus.requests.labels(endpoint=endpoint, mode=mode, outcome=outcome).inc()
-        if seconds is not None:
+        if outcome == "ok":
             self.prometheus.latency.labels(endpoint=endpoint, mode=mode).observe(seconds)
 
     def to_dict(self, mode: str) -> dict[str, Any]:
         """``mode``'s numbers as the statistics endpoint sends them."""
         return self.of(mode).to_dict()
+
+
+async def observed(observer: Observer, endpoint: str, mode: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Run one request's ``work`` and count it under ``endpoint`` (one of ``PROTOCOLS``) and ``mode``:
+    ``ok`` with its latency, or the reason of the refusal it raised (re-raised for the protocol to answer)."""
+    start = time.perf_counter()
+    try:
+        result = await work()
+    except Refusal as exc:
+        observer.answered(endpoint, mode, exc.reason, time.perf_counter() - start)
+        raise
+    observer.answered(endpoint, mode, "ok", time.perf_counter() - start)
+    return result

@@ -35,6 +35,23 @@ class InferRequest:
     images: np.ndarray
     outputs: tuple[str, ...]
     binary: dict[str, bool]
+    timeout_s: float | None = None  # the request's own deadline (Triton's ``timeout`` parameter), if it set one
+
+
+def request_timeout(params: dict[str, Any]) -> float | None:
+    """A request's Triton parameters ``timeout`` (microseconds; 0 or absent: the server's deadline) and
+    ``priority`` (refused unless 0: every mode's queue is served in arrival order). Other parameters are
+    ignored, as the protocol allows. Shared by HTTP and gRPC, so both refuse the same values the same way."""
+    priority = params.get("priority", 0)
+    if type(priority) is not int or priority < 0:
+        raise BadRequest(f"parameter 'priority' must be a non-negative integer, got {priority!r}")
+    if priority != 0:
+        raise BadRequest(f"parameter 'priority' {priority} is not supported: each mode's queue is served in "
+                         "arrival order; send 0 or leave it out")
+    timeout = params.get("timeout", 0)
+    if type(timeout) is not int or timeout < 0:
+        raise BadRequest(f"parameter 'timeout' must be a non-negative integer of microseconds, got {timeout!r}")
+    return timeout / 1e6 if timeout else None
 
 
 def _json_header(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
@@ -136,7 +153,8 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str, image_s
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest(f"\"id\" must be a string, got {type(request_id).__name__}")
-    return InferRequest(request_id, images, *_outputs(doc, output_names, binary_default))
+    timeout_s = request_timeout(_parameters(doc, "the request's"))
+    return InferRequest(request_id, images, *_outputs(doc, output_names, binary_default), timeout_s)
 
 
 def _outputs(doc: dict[str, Any], names: tuple[str, ...], binary_default: bool) -> tuple[tuple[str, ...], dict[str, bool]]:

@@ -7,6 +7,7 @@ the same process:
 - ``POST /classify`` (an image file) and ``POST /predict`` (a JSON tensor) are the typed APIs below;
 - ``POST /predict`` with a ``.npy`` body is answered by ``npy.NpyPredict``, installed next to ``predict``;
 - the Open Inference Protocol v2 (``/v2/...``) and ``GET /info`` are ``http_app.protocol_app``, mounted here;
+- the Open Inference Protocol over gRPC (``grpc_server``) when ``DHAT_GRPC_PORT`` is set, on this worker's loop;
 - BentoML adds ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI page at ``/docs``.
 
 Every part of this worker gets the one ``ProcessState`` (engine, requests in flight, observer) as an
@@ -18,7 +19,7 @@ request before it exits (``DHAT_GRACE_S``).
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from dhat_serve.guard import RequestGuard
 from dhat_serve.http_app import protocol_app
 from dhat_serve.manifest import ArtifactError
 from dhat_serve.npy import NpyPredict
-from dhat_serve.observer import Observer, Prometheus
+from dhat_serve.observer import Observer, Prometheus, observed
 from dhat_serve.state import ProcessState
 from dhat_serve.validation import decode_image, validate_tensor
 
@@ -57,15 +58,20 @@ def resolve_artifact_dir(cfg: ServeConfig) -> Path:
 
 async def answer(endpoint: str, mode: str, work: Callable[[], Awaitable[dict[str, Any]]],
                  ctx: bentoml.Context, observer: Observer) -> dict[str, Any]:
-    """Run ``work`` for a typed API: its result, or the refusal it raised answered by ``errors.bentoml_reply``."""
-    start = time.perf_counter()
+    """Run ``work`` for a typed API, counted: its result, or the refusal it raised answered by ``errors.bentoml_reply``."""
     try:
-        result = await work()
+        return await observed(observer, endpoint, mode, work)
     except Refusal as exc:
-        observer.answered(endpoint, mode, exc.reason)
         return bentoml_reply(exc, ctx, endpoint)
-    observer.answered(endpoint, mode, "ok", time.perf_counter() - start)
-    return result
+
+
+def start_grpc(drain: Drain) -> None:
+    """This worker's gRPC server (``grpc_server``) on its event loop; the drain stops it on SIGTERM."""
+    from dhat_serve.grpc_server import GrpcServer  # grpcio is loaded only where gRPC is turned on
+
+    server = GrpcServer(STATE, CONFIG.grpc_host, CONFIG.grpc_port, CONFIG.max_request_bytes, CONFIG.max_concurrency)
+    asyncio.get_running_loop().create_task(server.start())
+    drain.on_close.append(server.stop)
 
 
 @bentoml.asgi_app(protocol_app(STATE), path="/")
@@ -77,7 +83,10 @@ class DHAT:
         logfilter.install()
         self.engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, STATE)
         STATE.engine = self.engine
-        Drain(STATE, CONFIG.grace_s, delay_s=CONFIG.drain_delay_s).install()
+        drain = Drain(STATE, CONFIG.grace_s, delay_s=CONFIG.drain_delay_s)
+        drain.install()
+        if CONFIG.grpc_port:
+            start_grpc(drain)
         manifest = self.engine.runtime.manifest
         self.channels, self.size, _ = manifest.input_shape
         self.names = list(manifest.class_names)

@@ -1,8 +1,8 @@
 """The state one worker process shares between its parts, as one typed object passed to each.
 
 The BentoML service creates the engine when its worker starts, but BentoML builds the ASGI middleware
-and the mounted app at import time. ``ProcessState`` is what both are given: the guard counts requests
-in flight into it, the batchers read that count (no one else waiting -> no batching delay), the drain
+and the mounted app at import time. ``ProcessState`` is what both are given: the guard (HTTP) and the
+gRPC server count requests in flight into it (``enter`` / ``leave``), the batchers read that count (no one else waiting -> no batching delay), the drain
 waits on it, and the protocol routes take the engine from it.
 """
 
@@ -25,6 +25,16 @@ class ProcessState:
     observer: Observer = field(default_factory=Observer)
     engine: Engine | None = None
     in_flight: int = 0
+
+    def enter(self) -> None:
+        """A request (any protocol) is now inside this worker: the batchers, the drain and the gauge see it."""
+        self.in_flight += 1
+        self.observer.in_flight(self.in_flight)
+
+    def leave(self) -> None:
+        """That request has been answered."""
+        self.in_flight -= 1
+        self.observer.in_flight(self.in_flight)
 
     def require(self) -> Engine:
         """The engine, or ``Overloaded('starting')`` (503 + Retry-After) while the worker is still loading it."""

@@ -75,3 +75,10 @@ def test_info_refuses_a_tampered_artifact_naming_the_file(tmp_path, symmetric_ar
     result = CliRunner().invoke(app, ["info", str(copy)])
     assert result.exit_code == 2
     assert "second.onnx" in result.output and "sha256 does not match" in result.output
+
+
+def test_serve_refuses_a_grpc_port_out_of_range_or_equal_to_the_http_port(tmp_path):
+    for args, message in ((["--grpc-port", "70000"], "--grpc-port 70000"),
+                          (["--port", "3100", "--grpc-port", "3100"], "other than --port 3100")):
+        result = CliRunner().invoke(app, ["serve", str(tmp_path), *args])
+        assert result.exit_code != 0 and message in result.output, result.output

@@ -36,6 +36,11 @@ def parse(doc: dict | bytes):
     ({"inputs": [{**GOOD, "shape": [10 ** 30, 1, 2, 2]}]}, "needs"),
     ({"inputs": "images"}, "\"inputs\" must be a non-empty list"),
     ([], "must be a JSON object"),
+    ({"inputs": [GOOD], "parameters": {"priority": 2}}, "'priority' 2 is not supported: each mode's queue"),
+    ({"inputs": [GOOD], "parameters": {"priority": "high"}}, "'priority' must be a non-negative integer"),
+    ({"inputs": [GOOD], "parameters": {"timeout": -5}}, "'timeout' must be a non-negative integer of microseconds"),
+    ({"inputs": [GOOD], "parameters": {"timeout": True}}, "'timeout' must be a non-negative integer"),
+    ({"inputs": [GOOD], "parameters": {"timeout": 1.5}}, "'timeout' must be a non-negative integer"),
 ])
 def test_a_hostile_request_is_a_bad_request_with_a_message(doc, message):
     with pytest.raises(BadRequest, match=message):
@@ -46,3 +51,10 @@ def test_a_well_formed_request_still_parses():
     r = parse({"id": "a", "inputs": [GOOD], "outputs": [{"name": "main_logits", "parameters": {"binary_data": True}}]})
     assert r.id == "a" and r.images.shape == (1, 1, 2, 2) and r.outputs == ("main_logits",)
     assert r.binary == {"main_logits": True}
+
+
+def test_timeout_and_priority_parameters():
+    """Triton's ``timeout`` (microseconds) becomes the request's own deadline; priority 0 and unknown ones pass."""
+    assert parse({"inputs": [GOOD]}).timeout_s is None
+    assert parse({"inputs": [GOOD], "parameters": {"timeout": 250_000, "priority": 0}}).timeout_s == 0.25
+    assert parse({"inputs": [GOOD], "parameters": {"timeout": 0, "sequence_id": 7}}).timeout_s is None

@@ -49,11 +49,13 @@ def test_liveness_readiness_and_metadata(client, server):
     _, artifact = server
     version = json.loads((artifact / "manifest.json").read_text())["version"]
     assert client.is_server_live() and client.is_server_ready()
-    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "statistics"]
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "statistics", "model_configuration"]
     for model in MODELS:
+        decimal = str(int(version, 16))  # Triton's tools need integer versions; both forms name the artifact
         assert client.is_model_ready(model) and client.is_model_ready(model, model_version=version)
+        assert client.is_model_ready(model, model_version=decimal)
         meta = client.get_model_metadata(model)
-        assert meta["versions"] == [version]
+        assert meta["versions"] == [decimal] and meta["parameters"]["artifact_version"] == version
         assert meta["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, 1, 8, 8]}]
         names = [o["name"] for o in meta["outputs"]]
         assert names == (["logits", "main_logits", "second_logits"] if model == "all" else ["logits"])
@@ -81,8 +83,9 @@ def test_versioned_infer_and_unknown_model_or_version(client, server):
     x = _images(2)
     inp = triton.InferInput("images", list(x.shape), "FP32")
     inp.set_data_from_numpy(x, binary_data=True)
-    got = client.infer("main", [inp], model_version=version).as_numpy("logits")
-    np.testing.assert_allclose(got, _raw(artifact, "main", x)["logits"], atol=1e-5)
+    got = client.infer("main", [inp], model_version=version)
+    assert got.get_response()["model_version"] == str(int(version, 16))
+    np.testing.assert_allclose(got.as_numpy("logits"), _raw(artifact, "main", x)["logits"], atol=1e-5)
     with pytest.raises(InferenceServerException, match="unknown model 'both'; models: main, second, merged, all"):
         client.infer("both", [inp])
     with pytest.raises(InferenceServerException, match="has no version '7'"):

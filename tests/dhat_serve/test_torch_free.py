@@ -49,7 +49,8 @@ def test_every_runtime_module_imports_with_torch_training_and_export_blocked():
 def test_dhat_serve_help_runs_with_torch_blocked():
     result = _run(BLOCK + "from dhat_serve.cli import main; sys.argv = ['dhat', 'serve', '--help']; main()")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Serve an artifact over HTTP" in result.stdout and "--provider" in result.stdout
+    assert "Serve an artifact with BentoML" in result.stdout and "--provider" in result.stdout
+    assert "--grpc-port" in result.stdout
 
 
 def test_dhat_help_lists_every_package_command_with_torch_blocked():

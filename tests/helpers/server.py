@@ -1,4 +1,4 @@
-"""Start the real BentoML server on a free local port for HTTP tests."""
+"""Start the real BentoML server on a free local port for HTTP (and, if asked, gRPC) tests."""
 
 from __future__ import annotations
 
@@ -22,13 +22,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, artifact: Path, log: Path, **env: str) -> None:
+    def __init__(self, artifact: Path, log: Path, grpc: bool = False, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_port = free_port() if grpc else 0
+        self.grpc_url = f"127.0.0.1:{self.grpc_port}"
         self.log = log
         full_env = {**os.environ, "DHAT_ARTIFACT": str(artifact), "PYTHONPATH": str(ROOT), **env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dhat_serve.cli", "serve", str(artifact), "--port", str(self.port)],
+            [sys.executable, "-m", "dhat_serve.cli", "serve", str(artifact), "--port", str(self.port),
+             "--grpc-port", str(self.grpc_port)],
             cwd=ROOT, env=full_env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 120) -> None:

@@ -1,0 +1,197 @@
+"""The Open Inference Protocol over gRPC (``inference.GRPCInferenceService``), in every worker process.
+
+BentoML 1.4 serves new-style services over HTTP only, so each worker starts a ``grpc.aio`` server on its
+own event loop, beside uvicorn, on ``DHAT_GRPC_PORT`` (with ``SO_REUSEPORT``, so every worker binds the
+same port and the kernel spreads connections). It implements exactly the service the stock clients call,
+from Triton's own generated messages (``tritonclient.grpc.service_pb2``: a superset of the OIP proto, so
+``ModelConfig`` and ``ModelStatistics`` come with it and no proto of ours can drift from theirs).
+
+Every RPC takes the same path as HTTP: the worker's ``ProcessState`` (requests in flight, the drain,
+the engine and its batchers), ``validation.validate_array``, ``oip.request_timeout`` for Triton's
+``timeout`` / ``priority`` parameters, ``observer.observed`` for the metrics (``endpoint="oip_grpc"``),
+and the same descriptions as the HTTP routes (``oip_routes.model_metadata`` / ``model_config`` /
+``model_statistics``). A refusal becomes the gRPC status of its HTTP status (``GRPC_STATUS``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc
+
+from dhat_serve import __version__
+from dhat_serve.contract import INPUT_NAME, REQUEST_MODES, request_output_names
+from dhat_serve.errors import BadRequest, Refusal, TooManyRequests, log_refusal
+from dhat_serve.observer import ANY_MODE, observed
+from dhat_serve.oip import DATATYPES, request_timeout
+from dhat_serve.oip_routes import (EXTENSIONS, check_model, model_config, model_metadata, model_statistics,
+                                    oip_version)
+from dhat_serve.state import ProcessState
+from dhat_serve.validation import validate_array
+
+log = logging.getLogger("bentoml.dhat")
+
+GRPC_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
+               413: grpc.StatusCode.RESOURCE_EXHAUSTED, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+               503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
+"""The gRPC status of each refusal's HTTP status (the mapping KServe and Triton use)."""
+
+
+def parameters(params: Any) -> dict[str, Any]:  # noqa: ANN401 - a protobuf map<string, InferParameter>
+    """A request's ``InferParameter`` map as plain values, the form ``oip.request_timeout`` reads."""
+    return {key: getattr(p, p.WhichOneof("parameter_choice")) for key, p in params.items()
+            if p.WhichOneof("parameter_choice")}
+
+
+def request_images(request: pb.ModelInferRequest, image_shape: tuple[int, int, int], max_batch: int) -> np.ndarray:
+    """The one FP32 input ``images`` (N, C, H, W) of a ``ModelInferRequest``, raw or typed, validated as on HTTP."""
+    if len(request.inputs) != 1 or request.inputs[0].name != INPUT_NAME:
+        names = [t.name for t in request.inputs]
+        raise BadRequest(f"this model takes exactly one input {INPUT_NAME!r}, got {names}")
+    spec = request.inputs[0]
+    if spec.datatype != "FP32":
+        known = spec.datatype in DATATYPES
+        raise BadRequest(f"input {INPUT_NAME!r} must be FP32, got {spec.datatype!r}" + ("" if known else " (unknown)"))
+    shape = list(spec.shape)
+    if any(d < 0 for d in shape):
+        raise BadRequest(f"input {INPUT_NAME!r}: shape must be non-negative integers, got {shape}")
+    count = math.prod(shape)
+    if request.raw_input_contents:
+        if len(request.raw_input_contents) != 1:
+            raise BadRequest(f"raw_input_contents has {len(request.raw_input_contents)} entries for 1 input")
+        raw = request.raw_input_contents[0]
+        if len(raw) != count * 4:
+            raise BadRequest(f"input {INPUT_NAME!r}: shape {shape} of FP32 needs {count * 4} bytes, "
+                             f"raw_input_contents holds {len(raw)}")
+        array = np.frombuffer(raw, dtype=np.float32)
+    else:
+        array = np.asarray(spec.contents.fp32_contents, dtype=np.float32)
+        if array.size != count:
+            raise BadRequest(f"input {INPUT_NAME!r}: shape {shape} needs {count} values, fp32_contents has {array.size}")
+    return validate_array(array.reshape(shape), image_shape, max_batch)
+
+
+def requested_outputs(request: pb.ModelInferRequest, model: str) -> list[str]:
+    """The outputs asked for (all of the model's when none is named); unknown or repeated ones refused."""
+    names = request_output_names(model)
+    asked = [o.name for o in request.outputs]
+    for name in asked:
+        if name not in names:
+            raise BadRequest(f"unknown output {name!r}; this model's outputs: {', '.join(names)}")
+    if len(set(asked)) != len(asked):
+        raise BadRequest("an output is asked for twice")
+    return asked or list(names)
+
+
+class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+    """The OIP/Triton gRPC service over one worker's ``ProcessState``."""
+
+    def __init__(self, state: ProcessState, max_concurrency: int) -> None:
+        self.state, self.max_concurrency = state, max_concurrency
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, exc: Refusal, where: str) -> None:
+        log_refusal(exc, f"gRPC {where}")
+        await context.abort(GRPC_STATUS.get(exc.status, grpc.StatusCode.INTERNAL), str(exc))
+
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:  # noqa: N802, ANN401
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:  # noqa: N802, ANN401
+        return pb.ServerReadyResponse(ready=self.state.engine is not None)
+
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:  # noqa: N802, ANN401
+        return pb.ServerMetadataResponse(name="dhat", version=__version__, extensions=EXTENSIONS)
+
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:  # noqa: N802, ANN401
+        try:
+            check_model(self.state.require(), request.name, request.version)
+        except Refusal as exc:
+            await self._refuse(context, exc, "ModelReady")
+        return pb.ModelReadyResponse(ready=True)
+
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:  # noqa: N802, ANN401
+        try:
+            engine = self.state.require()
+            doc = model_metadata(engine, check_model(engine, request.name, request.version))
+        except Refusal as exc:
+            await self._refuse(context, exc, "ModelMetadata")
+        doc.pop("parameters")  # class names and input range: HTTP metadata and /info carry them
+        return json_format.ParseDict(doc, pb.ModelMetadataResponse())
+
+    async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:  # noqa: N802, ANN401
+        try:
+            engine = self.state.require()
+            doc = model_config(engine, check_model(engine, request.name, request.version))
+        except Refusal as exc:
+            await self._refuse(context, exc, "ModelConfig")
+        return json_format.ParseDict({"config": doc}, pb.ModelConfigResponse())
+
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:  # noqa: N802, ANN401
+        try:
+            engine = self.state.require()
+            models = [check_model(engine, request.name, request.version)] if request.name else list(REQUEST_MODES)
+        except Refusal as exc:
+            await self._refuse(context, exc, "ModelStatistics")
+        stats = [model_statistics(engine, m) for m in models]
+        return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802, ANN401
+        label = request.model_name if request.model_name in REQUEST_MODES else ANY_MODE
+        if self.state.in_flight >= self.max_concurrency:
+            self.state.observer.rejected(ANY_MODE, TooManyRequests.reason)
+            await self._refuse(context, TooManyRequests(f"more than {self.max_concurrency} requests in flight; "
+                                                        "retry shortly"), "ModelInfer")
+        self.state.enter()
+        try:
+            return await observed(self.state.observer, "oip_grpc", label, lambda: self._infer(request, context))
+        except Refusal as exc:
+            await self._refuse(context, exc, "ModelInfer")
+        finally:
+            self.state.leave()
+        raise AssertionError("unreachable: abort raises")  # for type checkers
+
+    async def _infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: ANN401
+        engine = self.state.require()
+        model = check_model(engine, request.model_name, request.model_version)
+        manifest = engine.runtime.manifest
+        images = request_images(request, manifest.input_shape, engine.cfg.max_batch)
+        names = requested_outputs(request, model)
+        timeout_s = request_timeout(parameters(request.parameters))
+        remaining = context.time_remaining()  # the client's gRPC deadline, if it set one
+        if remaining is not None:
+            timeout_s = remaining if timeout_s is None else min(timeout_s, remaining)
+        outputs = await engine.infer(model, images, timeout_s)
+        response = pb.ModelInferResponse(model_name=model, model_version=oip_version(manifest), id=request.id)
+        for name in names:
+            array = np.ascontiguousarray(outputs[name], dtype=np.float32)
+            response.outputs.add(name=name, datatype="FP32", shape=list(array.shape))
+            response.raw_output_contents.append(array.tobytes())
+        return response
+
+
+class GrpcServer:
+    """One worker's ``grpc.aio`` server: started on the worker's event loop, stopped by the drain."""
+
+    def __init__(self, state: ProcessState, host: str, port: int, max_message_bytes: int, max_concurrency: int) -> None:
+        options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes)]
+        self.server = grpc.aio.server(options=options)
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(state, max_concurrency), self.server)
+        self.address = f"{host}:{port}"
+        if self.server.add_insecure_port(self.address) == 0:
+            raise OSError(f"cannot listen for gRPC on {self.address}")
+
+    async def start(self) -> None:
+        """Begin answering RPCs."""
+        await self.server.start()
+        log.info("gRPC (Open Inference Protocol, inference.GRPCInferenceService) on %s", self.address)
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new RPCs, let those in progress finish for up to ``grace_s`` seconds."""
+        await self.server.stop(grace_s)

@@ -1,0 +1,209 @@
+"""The Open Inference Protocol over gRPC on the real server, spoken by a stock `tritonclient.grpc`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tritonclient.grpc as tgrpc
+import tritonclient.http as thttp
+from google.protobuf import json_format
+from tritonclient.utils import InferenceServerException
+
+from tests.helpers.server import Server
+
+MODELS = ("main", "second", "merged", "all")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, symmetric_artifact):
+    _, artifact = symmetric_artifact
+    srv = Server(artifact, tmp_path_factory.mktemp("grpc") / "server.log", grpc=True, DHAT_PROVIDER="cpu",
+                 DHAT_MAX_BATCH="16", DHAT_MAX_REQUEST_BYTES="200000")
+    try:
+        srv.wait_ready()
+        yield srv, artifact
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return tgrpc.InferenceServerClient(url=server[0].grpc_url)
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, 1, 8, 8), dtype=np.float32)
+
+
+def _raw(artifact, model: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    graph = "merged" if model == "all" else model
+    session = ort.InferenceSession(str(artifact / f"{graph}.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()] if model == "all" else ["logits"]
+    return dict(zip(names, session.run(names, {"images": x})))
+
+
+def _grpc_infer(client, model: str, x: np.ndarray, **kwargs):
+    inp = tgrpc.InferInput("images", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    return client.infer(model, [inp], **kwargs)
+
+
+def _error(call) -> InferenceServerException:
+    with pytest.raises(InferenceServerException) as info:
+        call()
+    return info.value
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_grpc_and_http_clients_get_the_raw_sessions_logits(server, client, model):
+    srv, artifact = server
+    x = _images(3, seed=len(model))
+    raw = _raw(artifact, model, x)
+    via_grpc = _grpc_infer(client, model, x)
+    http = thttp.InferenceServerClient(url=srv.url.removeprefix("http://"))
+    inp = thttp.InferInput("images", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x, binary_data=True)
+    via_http = http.infer(model, [inp])
+    for name, expected in raw.items():
+        got = via_grpc.as_numpy(name)
+        assert got.shape == expected.shape == (3, 10)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(got, via_http.as_numpy(name))  # one path: identical, not just close
+
+
+def test_metadata_config_and_statistics_in_tritons_schema(server, client):
+    srv, artifact = server
+    version = json.loads((artifact / "manifest.json").read_text())["version"]
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("all", version)
+    assert "model_configuration" in client.get_server_metadata().extensions
+    meta = client.get_model_metadata("all")
+    assert [o.name for o in meta.outputs] == ["logits", "main_logits", "second_logits"]
+    assert list(meta.inputs[0].shape) == [-1, 1, 8, 8] and meta.versions == [str(int(version, 16))]
+    config = client.get_model_config("merged").config
+    assert config.max_batch_size == 16 and list(config.input[0].dims) == [1, 8, 8]
+    assert config.platform == "onnxruntime_onnx" and config.dynamic_batching.default_queue_policy.max_queue_size == 256
+    over_http = httpx.get(f"{srv.url}/v2/models/merged/config", timeout=10).json()
+    assert json_format.ParseDict(over_http, type(config)()) == config  # the HTTP JSON is Triton's schema too
+    _grpc_infer(client, "second", _images(4))
+    stats = client.get_inference_statistics("second").model_stats[0]
+    assert stats.inference_count >= 4 and stats.inference_stats.success.count >= 1
+    assert stats.inference_stats.success.ns > 0 and stats.inference_stats.queue.count >= 1
+    assert sum(b.compute_infer.count for b in stats.batch_stats) == stats.execution_count
+    every = httpx.get(f"{srv.url}/v2/models/stats", timeout=10).json()["model_stats"]
+    assert [s["name"] for s in every] == list(MODELS) and "inference_stats" in every[1]
+
+
+@pytest.mark.parametrize("name, call, code, message", [
+    ("unknown model", lambda c: _grpc_infer(c, "nope", _images(1)), "NOT_FOUND", "unknown model 'nope'"),
+    ("bad version", lambda c: _grpc_infer(c, "main", _images(1), model_version="9"), "NOT_FOUND", "no version '9'"),
+    ("wrong shape", lambda c: _grpc_infer(c, "main", np.zeros((1, 3, 8, 8), np.float32)), "INVALID_ARGUMENT", "shape"),
+    ("out of range", lambda c: _grpc_infer(c, "main", np.full((1, 1, 8, 8), 2, np.float32)), "INVALID_ARGUMENT", "[0, 1]"),
+    ("over max batch", lambda c: _grpc_infer(c, "main", _images(17)), "INVALID_ARGUMENT", "16"),
+    ("priority", lambda c: _grpc_infer(c, "main", _images(1), priority=3), "INVALID_ARGUMENT", "priority"),
+    ("too large", lambda c: _grpc_infer(c, "main", _images(1000)), "RESOURCE_EXHAUSTED", ""),
+    ("own timeout", lambda c: _grpc_infer(c, "main", _images(1), timeout=1), "DEADLINE_EXCEEDED", "deadline"),
+])
+def test_refusals_carry_their_grpc_status(server, client, name, call, code, message):
+    err = _error(lambda: call(client))
+    assert err.status() == f"StatusCode.{code}", (name, err)
+    assert message in err.message()
+    np.testing.assert_allclose(_grpc_infer(client, "main", _images(1)).as_numpy("logits").shape, (1, 10))
+
+
+def test_unavailable_while_the_engine_loads():
+    """In process: a worker whose engine is not loaded yet answers UNAVAILABLE (HTTP's 503 starting)."""
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb
+
+    from dhat_serve.grpc_server import InferenceServicer
+    from dhat_serve.state import ProcessState
+
+    class Context:
+        def time_remaining(self):
+            return None
+
+        async def abort(self, code, message):
+            self.code, self.message = code, message
+            raise RuntimeError("aborted")
+
+    ctx, state = Context(), ProcessState()
+    with pytest.raises(RuntimeError, match="aborted"):
+        asyncio.run(InferenceServicer(state, 8).ModelInfer(pb.ModelInferRequest(model_name="main"), ctx))
+    assert ctx.code == grpc.StatusCode.UNAVAILABLE and "loading" in ctx.message and state.in_flight == 0
+
+
+def test_metrics_count_every_protocol_and_head_disagreement(server, client):
+    srv, _ = server
+    _grpc_infer(client, "merged", _images(5, seed=7))
+    httpx.post(f"{srv.url}/predict", json={"inputs": _images(2).tolist(), "mode": "merged"}, timeout=10)
+    text = httpx.get(f"{srv.url}/metrics", timeout=10).text
+    for needle in ('endpoint="oip_grpc"', 'endpoint="predict"', "dhat_heads_disagree_total", "dhat_images_total",
+                   "dhat_queue_depth", "dhat_requests_in_flight"):
+        assert needle in text, needle
+    stats = client.get_inference_statistics("merged", as_json=True)["model_stats"][0]
+    http_stats = httpx.get(f"{srv.url}/v2/models/merged/stats", timeout=10).json()["model_stats"][0]
+    assert http_stats["heads_checked"] >= 7 and 0 <= http_stats["heads_disagree"] <= http_stats["heads_checked"]
+    assert int(stats["inference_count"]) >= 7
+
+
+def test_sigterm_drains_grpc_requests(tmp_path, symmetric_artifact):
+    _, artifact = symmetric_artifact
+    srv = Server(artifact, tmp_path / "server.log", grpc=True, DHAT_PROVIDER="cpu", DHAT_DRAIN_DELAY_S="0.5",
+                 DHAT_INTRA_OP_THREADS="1")
+    try:
+        srv.wait_ready()
+        client = tgrpc.InferenceServerClient(url=srv.grpc_url)
+        x = _images(64)
+        results: list[str] = []
+
+        def call() -> None:
+            try:
+                results.append("ok" if _grpc_infer(client, "all", x).as_numpy("logits").shape == (64, 10) else "bad")
+            except InferenceServerException as exc:
+                results.append(str(exc.status()))
+
+        threads = [threading.Thread(target=call) for _ in range(40)]
+        for t in threads:
+            t.start()
+        os.kill(srv.proc.pid, signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        srv.proc.wait(60)
+        assert results.count("ok") == 40, results
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: setattr(r.inputs[0], "name", "x"), "exactly one input 'images', got ['x']"),
+    (lambda r: setattr(r.inputs[0], "datatype", "INT8"), "must be FP32, got 'INT8'"),
+    (lambda r: setattr(r.inputs[0], "datatype", "NOPE"), "(unknown)"),
+    (lambda r: r.inputs[0].shape.__setitem__(0, -2), "non-negative"),
+    (lambda r: r.inputs[0].shape.__setitem__(0, 10 ** 15), "needs"),
+    (lambda r: r.raw_input_contents.append(b"\0" * 8), "2 entries for 1 input"),
+    (lambda r: r.raw_input_contents.__setitem__(0, b"\0" * 7), "holds 7"),
+    (lambda r: r.inputs.add(name="images", datatype="FP32", shape=[1]), "exactly one input"),
+])
+def test_hostile_grpc_tensors_are_invalid_argument_with_a_message(mutate, message):
+    """In process: every malformed ModelInferRequest tensor is a BadRequest (INVALID_ARGUMENT), never a crash."""
+    from tritonclient.grpc import service_pb2 as pb
+
+    from dhat_serve.errors import BadRequest
+    from dhat_serve.grpc_server import request_images
+
+    request = pb.ModelInferRequest(model_name="main")
+    request.inputs.add(name="images", datatype="FP32", shape=[1, 1, 2, 2])
+    request.raw_input_contents.append(np.full((1, 1, 2, 2), 0.5, np.float32).tobytes())
+    assert request_images(request, (1, 2, 2), 4).shape == (1, 1, 2, 2)
+    mutate(request)
+    with pytest.raises(BadRequest) as info:
+        request_images(request, (1, 2, 2), 4)
+    assert message in str(info.value)
