@@ -203,3 +203,22 @@ def test_one_bad_tensor_gets_one_answer_from_json_npy_and_oip(server, x, message
         assert r.status_code == 400, (kind, r.text)
         assert message in r.json()["error"], (kind, r.text)
     assert len({r.json()["error"] for r in answers.values()}) == 1, {k: r.text for k, r in answers.items()}
+
+
+def test_metrics_count_oip_and_npy_requests_with_their_outcome(server):
+    import io
+
+    srv, _ = server
+    buf = io.BytesIO()
+    np.save(buf, _images(2))
+    assert httpx.post(f"{srv.url}/predict?mode=main", content=buf.getvalue(),
+                      headers={"Content-Type": "application/x-npy"}, timeout=30).status_code == 200
+    assert _infer(srv.url, {"inputs": [_tensor([1, 1, 8, 8], data=[0.5] * 64)]}, model="second").status_code == 200
+    assert _infer(srv.url, {"inputs": [_tensor([1, 1, 8, 8], data=[5.0] * 64)]}, model="second").status_code == 400
+    text = httpx.get(f"{srv.url}/metrics", timeout=10).text
+    assert 'dhat_requests_total{endpoint="predict_npy",mode="main",outcome="ok"}' in text
+    assert 'dhat_requests_total{endpoint="oip_http",mode="second",outcome="ok"}' in text
+    assert 'dhat_requests_total{endpoint="oip_http",mode="second",outcome="bad_request"}' in text
+    assert 'dhat_request_latency_seconds_count{endpoint="oip_http",mode="second"}' in text
+    fail = httpx.get(f"{srv.url}/v2/models/second/stats", timeout=10).json()["model_stats"][0]["inference_stats"]["fail"]
+    assert fail["count"] >= 1 and fail["ns"] > 0
