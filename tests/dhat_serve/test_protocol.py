@@ -222,3 +222,24 @@ def test_metrics_count_oip_and_npy_requests_with_their_outcome(server):
     assert 'dhat_request_latency_seconds_count{endpoint="oip_http",mode="second"}' in text
     fail = httpx.get(f"{srv.url}/v2/models/second/stats", timeout=10).json()["model_stats"][0]["inference_stats"]["fail"]
     assert fail["count"] >= 1 and fail["ns"] > 0
+
+
+GOOD = {"name": "images", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5] * 64}
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,  # RecursionError in json.loads: was a 500
+    json.dumps({"inputs": [GOOD], "parameters": ["x"]}).encode(),  # was a 500
+    json.dumps({"inputs": [{**GOOD, "parameters": "x"}]}).encode(),  # was a 500
+    json.dumps({"inputs": [GOOD], "outputs": [{"name": "logits", "parameters": "x"}]}).encode(),  # was a 500
+    json.dumps({"inputs": [{**GOOD, "shape": [True, 1, 8, 8]}]}).encode(),  # was a 500
+    json.dumps({"inputs": [{**GOOD, "shape": [1.0, 1, 8, 8]}]}).encode(),
+    json.dumps({"inputs": [GOOD], "outputs": [{"name": "logits"}, {"name": "logits"}]}).encode(),  # was a 200
+    json.dumps({"inputs": [GOOD], "parameters": {"priority": 5}}).encode(),
+])
+def test_the_live_server_answers_hostile_oip_bodies_with_400_and_keeps_serving(server, body):
+    srv, _ = server
+    r = httpx.post(f"{srv.url}/v2/models/main/infer", content=body, timeout=30)
+    assert r.status_code == 400 and isinstance(r.json()["error"], str) and r.json()["error"]
+    good = httpx.post(f"{srv.url}/v2/models/main/infer", json={"inputs": [GOOD]}, timeout=30)
+    assert good.status_code == 200 and good.json()["outputs"][0]["shape"] == [1, 10]
