@@ -63,6 +63,10 @@ def serve(
         env["DHAT_ARTIFACT"] = str(artifact.resolve())
     working_dir = str(Path(__file__).resolve().parent.parent)
     cfg = ServeConfig.from_env()
+    try:
+        cfg.warmup_sizes()  # a bad DHAT_WARMUP_BATCHES is named here, not as a worker's traceback
+    except ValueError as exc:
+        fail(str(exc))
     grace = int(max(1, cfg.grace_s))  # SIGTERM: stop accepting, answer what was accepted
     cmd = [sys.executable, "-m", "bentoml", "serve", "dhat_serve.service:DHAT", "--host", host, "--port", str(port),
            "--working-dir", working_dir, "--timeout-graceful-shutdown", str(grace),

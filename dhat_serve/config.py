@@ -30,13 +30,19 @@ class ServeConfig:
     # balancers in front (AWS ALB: 60 s), so the server never closes a connection just as a client reuses it
     # (uvicorn's 5 s default lost 1 request in ~5 bursts of 1,500 that way: a ReadError, not an answer).
     keep_alive_s: int = 75
-    # DHAT_DRAIN_DELAY_S: after SIGTERM, keep accepting connections this long before closing the listening
-    # sockets, so clients already connecting (or routed here before the endpoint is removed) are served.
-    drain_delay_s: float = 2.0
+    # DHAT_DRAIN_DELAY_S: after SIGTERM, readiness is 503 at once but the server keeps accepting and serving this
+    # long before it closes the listening sockets: Kubernetes removes a terminating pod from its endpoints
+    # asynchronously and kube-proxy / ingresses take a few seconds to follow (kserve/kserve#3360), so clients
+    # routed here meanwhile would otherwise be refused. 5 s covers that propagation on a healthy cluster (the
+    # usual preStop sleep is 5-15 s); the pod's terminationGracePeriodSeconds must exceed delay + DHAT_GRACE_S.
+    drain_delay_s: float = 5.0
     # DHAT_GRPC_PORT: the Open Inference Protocol over gRPC on this port in every worker (SO_REUSEPORT); 0 = off.
     # Off unless asked: a second open port is a second surface to secure and to route, and the default 8001 of
     # Triton would collide with a Triton on the same host. `dhat serve --grpc-port 8001` turns it on.
     grpc_port: int = 0
+    # DHAT_WARMUP_BATCHES: batch sizes every mode runs once at start-up, before readiness turns 200: "auto"
+    # (1 and DHAT_BATCH_SIZE, the sizes a lone request and a full batch use), a comma list, or "off".
+    warmup_batches: str = "auto"
     grpc_host: str = "0.0.0.0"  # DHAT_GRPC_HOST: `dhat serve` sets it to its --host; BentoML's own default is 0.0.0.0
 
     @classmethod
@@ -61,7 +67,23 @@ class ServeConfig:
             drain_delay_s=float(env.get("DHAT_DRAIN_DELAY_S", cls.drain_delay_s)),
             grpc_port=int(env.get("DHAT_GRPC_PORT", cls.grpc_port)),
             grpc_host=env.get("DHAT_GRPC_HOST", cls.grpc_host),
+            warmup_batches=env.get("DHAT_WARMUP_BATCHES", cls.warmup_batches),
         )
+
+    def warmup_sizes(self) -> tuple[int, ...]:
+        """The batch sizes of the start-up warm-up (``DHAT_WARMUP_BATCHES``), each in 1..``max_batch``."""
+        text = self.warmup_batches.strip().lower()
+        if text in ("off", "0", "none", ""):
+            return ()
+        if text == "auto":
+            return tuple(sorted({1, min(self.batch_size, self.max_batch)}))
+        try:
+            sizes = tuple(sorted({int(part) for part in text.split(",")}))
+        except ValueError:
+            raise ValueError(f"DHAT_WARMUP_BATCHES={self.warmup_batches!r}: use auto, off or batch sizes like 1,64") from None
+        if sizes[0] < 1 or sizes[-1] > self.max_batch:
+            raise ValueError(f"DHAT_WARMUP_BATCHES={self.warmup_batches!r}: sizes must be in 1..{self.max_batch}")
+        return sizes
 
     def ort_threads(self) -> int:
         """Intra-op threads per session: the machine's cores shared among the workers (at least 1)."""

@@ -5,8 +5,10 @@ no request cycle *yet*, including connections whose request bytes have arrived b
 (the event loop was busy with other requests): under load those clients see a reset. Measured before
 this module: 300 requests of 64 images, SIGTERM one second in, 77 to 300 of them reset.
 
-``Drain.install`` replaces the worker's SIGTERM handler with one that first closes the listening
-sockets (no new connections), then waits until no request has been in flight for ``quiet_s`` seconds
+``Drain.install`` replaces the worker's SIGTERM handler with one that at once turns readiness to 503
+(``ProcessState.draining``: the load balancer or Kubernetes stops routing here, which takes it seconds),
+keeps accepting and serving for ``delay_s`` (``DHAT_DRAIN_DELAY_S``) so clients routed here meanwhile are
+answered, then closes the listening sockets (no new connections), then waits until no request has been in flight for ``quiet_s`` seconds
 (at most ``grace_s``), so buffered requests are read and answered, and only then hands over to
 uvicorn's handler. Other listeners of the worker (the gRPC server) register a stop in ``on_close``:
 it is called with ``grace_s`` when the HTTP sockets close, and its RPCs in flight count like HTTP requests.
@@ -48,7 +50,7 @@ class Drain:
         def on_sigterm(sig: int, frame: Any) -> None:  # noqa: ANN401
             if self.draining:
                 return
-            self.draining = True
+            self.draining = self.state.draining = True  # readiness 503 from now on, before anything closes
             loop.call_soon_threadsafe(lambda: loop.create_task(self.drain(server, original, sig, frame)))
 
         signal.signal(signal.SIGTERM, on_sigterm)

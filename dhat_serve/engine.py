@@ -12,7 +12,9 @@ argmax differ (``Observer.heads``: ``dhat_heads_disagree_total``) and answers on
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -47,6 +49,21 @@ class Engine:
             log.info("mode %s: %s runs on %s (%d intra-op threads, spinning off)", mode,
                      runtime.manifest.modes[mode].file, ", ".join(providers), cfg.ort_threads())
         return cls(runtime, cfg, state)
+
+    async def warm_up(self, sizes: tuple[int, ...]) -> float:
+        """Run every request mode once per batch size in ``sizes`` (zeros, off the event loop), then mark the
+        worker warm, so readiness turns 200 only once the first real requests pay no session warm-up
+        (on CUDA, cuDNN's per-shape algorithm search). Returns the seconds it took, as the log says."""
+        start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        shape = self.runtime.manifest.input_shape
+        for mode in REQUEST_MODES:
+            for n in sizes:
+                await loop.run_in_executor(self.executor, self.runtime.run, mode, np.zeros((n, *shape), np.float32))
+        seconds = time.perf_counter() - start
+        log.info("warm-up: %d modes x batch sizes %s in %.2f s; ready", len(REQUEST_MODES), list(sizes), seconds)
+        self.state.warm = True
+        return seconds
 
     def run(self, request_mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
         """One ``session.run`` for a batch (on an executor thread); merged runs also count head disagreement."""

@@ -103,7 +103,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:  # noqa: N802, ANN401
-        return pb.ServerReadyResponse(ready=self.state.engine is not None)
+        return pb.ServerReadyResponse(ready=self.state.ready)
 
     async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:  # noqa: N802, ANN401
         return pb.ServerMetadataResponse(name="dhat", version=__version__, extensions=EXTENSIONS)
@@ -113,7 +113,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             check_model(self.state.require(), request.name, request.version)
         except Refusal as exc:
             await self._refuse(context, exc, "ModelReady")
-        return pb.ModelReadyResponse(ready=True)
+        return pb.ModelReadyResponse(ready=self.state.ready)
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:  # noqa: N802, ANN401
         try:

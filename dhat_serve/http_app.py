@@ -23,7 +23,10 @@ from dhat_serve.state import ProcessState
 
 
 def info_document(engine: Engine) -> dict[str, Any]:
-    """``GET /info``: what is served (modes, classes, input, hashes, parity, limits, providers)."""
+    """``GET /info``: what is served (modes, classes, input, hashes, parity, limits, providers).
+
+    No server paths: the artifact's name, version and hashes identify it, and a caller learns nothing
+    about the machine's file system."""
     manifest, cfg = engine.runtime.manifest, engine.cfg
     return {
         "name": manifest.name, "version": manifest.version, "precision": manifest.precision,
@@ -38,7 +41,6 @@ def info_document(engine: Engine) -> dict[str, Any]:
                    "max_image_pixels": cfg.max_image_pixels, "batch_size": cfg.batch_size,
                    "max_wait_ms": cfg.max_wait_ms, "queue_size": cfg.queue_size, "timeout_s": cfg.timeout_s,
                    "max_concurrency": cfg.max_concurrency},
-        "artifact_dir": str(engine.runtime.artifact_dir),
         "providers": engine.runtime.providers(),
     }
 

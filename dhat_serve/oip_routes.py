@@ -118,8 +118,8 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """``GET /v2/health/ready``: 200 once the engine is loaded, 503 before."""
-    ok = request.app.state.process.engine is not None
+    """``GET /v2/health/ready``: 200 once the engine is loaded and warm, 503 before and from SIGTERM on."""
+    ok = request.app.state.process.ready
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
@@ -130,9 +130,10 @@ async def metadata(request: Request) -> Response:
 
 
 async def model_ready(request: Request) -> Response:
-    """``GET /v2/models/{model}/ready``: every known model is ready once the engine is."""
+    """``GET /v2/models/{model}/ready``: every known model is ready when the server is (503 otherwise)."""
     resolve_model(engine_of(request), request)
-    return JSONResponse({"name": request.path_params["model"], "ready": True})
+    ok = request.app.state.process.ready
+    return JSONResponse({"name": request.path_params["model"], "ready": ok}, status_code=200 if ok else 503)
 
 
 async def config(request: Request) -> Response:

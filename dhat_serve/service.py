@@ -83,6 +83,7 @@ class DHAT:
         logfilter.install()
         self.engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, STATE)
         STATE.engine = self.engine
+        asyncio.get_running_loop().create_task(self.engine.warm_up(CONFIG.warmup_sizes()))  # then ready
         drain = Drain(STATE, CONFIG.grace_s, delay_s=CONFIG.drain_delay_s)
         drain.install()
         if CONFIG.grpc_port:
@@ -90,6 +91,10 @@ class DHAT:
         manifest = self.engine.runtime.manifest
         self.channels, self.size, _ = manifest.input_shape
         self.names = list(manifest.class_names)
+
+    async def __is_ready__(self) -> bool:
+        """BentoML's ``/readyz``: the worker's readiness (loaded, warm, not draining), as ``/v2/health/ready``."""
+        return STATE.ready
 
     @bentoml.api(route="/classify")
     async def classify(self, image: Path, ctx: bentoml.Context, mode: RequestMode = DEFAULT_REQUEST_MODE,

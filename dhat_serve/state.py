@@ -25,6 +25,14 @@ class ProcessState:
     observer: Observer = field(default_factory=Observer)
     engine: Engine | None = None
     in_flight: int = 0
+    warm: bool = False  # every mode has run its warm-up batches (``Engine.warm_up``)
+    draining: bool = False  # SIGTERM arrived: readiness says 503 at once, while requests are still served
+
+    @property
+    def ready(self) -> bool:
+        """What every readiness check answers (``/readyz``, ``/v2/health/ready``, gRPC ServerReady / ModelReady):
+        loaded and warm, and not shutting down. Liveness is not this: a draining server is alive."""
+        return self.engine is not None and self.warm and not self.draining
 
     def enter(self) -> None:
         """A request (any protocol) is now inside this worker: the batchers, the drain and the gauge see it."""

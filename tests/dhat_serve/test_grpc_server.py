@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -154,30 +155,50 @@ def test_metrics_count_every_protocol_and_head_disagreement(server, client):
     assert int(stats["inference_count"]) >= 7
 
 
-def test_sigterm_drains_grpc_requests(tmp_path, symmetric_artifact):
+def _answered(call) -> bool:
+    try:
+        return call()
+    except (InferenceServerException, httpx.HTTPError):
+        return False
+
+
+def test_sigterm_turns_readiness_503_at_once_serves_through_the_delay_then_drains(tmp_path, symmetric_artifact):
+    """A rolling update: readiness 503 within 1 s of SIGTERM (HTTP and gRPC), liveness 200, requests sent
+    during DHAT_DRAIN_DELAY_S answered, every accepted gRPC request answered, then no new ones, exit 0."""
     _, artifact = symmetric_artifact
-    srv = Server(artifact, tmp_path / "server.log", grpc=True, DHAT_PROVIDER="cpu", DHAT_DRAIN_DELAY_S="0.5",
+    srv = Server(artifact, tmp_path / "server.log", grpc=True, DHAT_PROVIDER="cpu", DHAT_DRAIN_DELAY_S="3",
                  DHAT_INTRA_OP_THREADS="1")
     try:
         srv.wait_ready()
         client = tgrpc.InferenceServerClient(url=srv.grpc_url)
-        x = _images(64)
-        results: list[str] = []
+        x, results = _images(64), []
 
         def call() -> None:
-            try:
-                results.append("ok" if _grpc_infer(client, "all", x).as_numpy("logits").shape == (64, 10) else "bad")
-            except InferenceServerException as exc:
-                results.append(str(exc.status()))
+            results.append(_answered(lambda: _grpc_infer(client, "all", x).as_numpy("logits").shape == (64, 10)))
 
         threads = [threading.Thread(target=call) for _ in range(40)]
         for t in threads:
             t.start()
         os.kill(srv.proc.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        while httpx.get(f"{srv.url}/v2/health/ready", timeout=5).status_code != 503:
+            assert time.monotonic() - signalled < 1.0, "readiness still 200 a second after SIGTERM"
+            time.sleep(0.05)
+        assert httpx.get(f"{srv.url}/readyz", timeout=5).status_code == 503
+        assert not client.is_server_ready() and not client.is_model_ready("main")
+        assert httpx.get(f"{srv.url}/v2/health/live", timeout=5).status_code == 200
+        # routed here before the endpoint was removed: still served during the delay, on both protocols
+        fresh = tgrpc.InferenceServerClient(url=srv.grpc_url)
+        assert _grpc_infer(fresh, "main", _images(1)).as_numpy("logits").shape == (1, 10)
+        r = httpx.post(f"{srv.url}/predict", json={"inputs": _images(1).tolist(), "mode": "main"}, timeout=10)
+        assert r.status_code == 200 and time.monotonic() - signalled < 3
         for t in threads:
             t.join(60)
-        srv.proc.wait(60)
-        assert results.count("ok") == 40, results
+        assert results == [True] * 40, results
+        time.sleep(max(0.0, signalled + 3.5 - time.monotonic()))
+        late = tgrpc.InferenceServerClient(url=srv.grpc_url)
+        assert not _answered(lambda: _grpc_infer(late, "main", _images(1), client_timeout=2) is not None)
+        assert srv.proc.wait(60) == 0
     finally:
         srv.stop()
 

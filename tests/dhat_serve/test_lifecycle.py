@@ -110,7 +110,8 @@ def test_a_request_past_its_deadline_gets_504(artifact, tmp_path):
 def test_sigterm_drains_every_request_sent_before_it(artifact, tmp_path, group):
     # 400 requests of 64 images each keep the server busy for seconds; SIGTERM 0.2 s after they were sent,
     # to the server's main process (docker stop, Kubernetes) or to its whole process group
-    srv = _start(artifact, tmp_path, DHAT_BATCH_SIZE="64", DHAT_QUEUE_SIZE="1000", DHAT_GRACE_S="60")
+    srv = _start(artifact, tmp_path, DHAT_BATCH_SIZE="64", DHAT_QUEUE_SIZE="1000", DHAT_GRACE_S="60",
+                 DHAT_DRAIN_DELAY_S="2")
     x = np.random.default_rng(1).random((64, 1, 8, 8), dtype=np.float32)
 
     async def scenario():

@@ -98,6 +98,7 @@ def test_info_lists_modes_classes_and_hashes(server):
     assert info["modes"] == ["main", "second", "merged", "all"] and info["input_shape"] == [None, 1, 8, 8]
     assert info["hashes"]["merged"] == manifest["modes"]["merged"]["sha256"]
     assert len(info["class_names"]) == 10
+    assert str(artifact) not in json.dumps(info) and "artifact_dir" not in info  # no server paths
 
 
 BAD_PREDICT = [

@@ -28,7 +28,9 @@ class Server:
         self.grpc_port = free_port() if grpc else 0
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
         self.log = log
-        full_env = {**os.environ, "DHAT_ARTIFACT": str(artifact), "PYTHONPATH": str(ROOT), **env}
+        # a short drain delay unless a test asks for one: every fixture's teardown is a SIGTERM
+        full_env = {**os.environ, "DHAT_ARTIFACT": str(artifact), "PYTHONPATH": str(ROOT), "DHAT_DRAIN_DELAY_S": "0.3",
+                    **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dhat_serve.cli", "serve", str(artifact), "--port", str(self.port),
              "--grpc-port", str(self.grpc_port)],

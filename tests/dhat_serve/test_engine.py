@@ -1,0 +1,64 @@
+"""The engine's warm-up: every mode runs its batch sizes before readiness turns 200 (a slow fake session)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import numpy as np
+from starlette.testclient import TestClient
+
+from dhat_serve.config import ServeConfig
+from dhat_serve.contract import REQUEST_MODES
+from dhat_serve.engine import Engine
+from dhat_serve.http_app import protocol_app
+from dhat_serve.state import ProcessState
+
+
+class SlowRuntime:
+    """Stands in for ``ModelRuntime``: 50 ms per run, and a record of what ran."""
+
+    manifest = SimpleNamespace(input_shape=(1, 4, 4))
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def run(self, mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
+        time.sleep(0.05)
+        self.calls.append((mode, len(images)))
+        return {"logits": np.zeros((len(images), 3), np.float32)}
+
+
+def test_readiness_is_503_until_the_warm_up_has_run_every_mode_and_batch_size():
+    runtime, state = SlowRuntime(), ProcessState()
+    engine = Engine(runtime, ServeConfig(), state)  # type: ignore[arg-type]
+    state.engine = engine
+    client = TestClient(protocol_app(state))
+    assert client.get("/v2/health/ready").status_code == 503  # loaded, not warm
+
+    async def scenario() -> tuple[bool, float]:
+        task = asyncio.create_task(engine.warm_up((1, 4)))
+        await asyncio.sleep(0.1)
+        return state.ready, await task
+
+    ready_midway, seconds = asyncio.run(scenario())
+    assert not ready_midway and seconds >= 8 * 0.05
+    assert sorted(runtime.calls) == sorted((m, n) for m in REQUEST_MODES for n in (1, 4))
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    state.draining = True  # SIGTERM: not ready, still alive
+    assert client.get("/v2/health/ready").status_code == 503
+    assert client.get("/v2/health/live").status_code == 200
+
+
+def test_warm_up_sizes_come_from_the_setting():
+    assert ServeConfig(batch_size=32).warmup_sizes() == (1, 32)
+    assert ServeConfig(warmup_batches="off").warmup_sizes() == ()
+    assert ServeConfig(warmup_batches="16, 2").warmup_sizes() == (2, 16)
+    for bad, message in (("x", "use auto, off or batch sizes"), ("0,999", "must be in 1..256")):
+        try:
+            ServeConfig(warmup_batches=bad).warmup_sizes()
+        except ValueError as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError(bad)
