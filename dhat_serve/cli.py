@@ -21,6 +21,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from dhat_serve.auth import ApiKeys
 from dhat_serve.config import PROVIDER_CHOICES, ServeConfig
 from dhat_serve.console import console, fail, setup_logging
 from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_MODES
@@ -46,6 +47,8 @@ def serve(
     provider: Annotated[str, typer.Option(help="auto (CUDA if a GPU is visible), cpu or cuda")] = "auto",
     grpc_port: Annotated[int, typer.Option(help="also serve the Open Inference Protocol over gRPC on this port "
                                                 "(0: off; default $DHAT_GRPC_PORT or off)")] = -1,
+    ssl_certfile: Annotated[Optional[Path], typer.Option(help="TLS certificate (PEM) for HTTP and gRPC")] = None,
+    ssl_keyfile: Annotated[Optional[Path], typer.Option(help="TLS private key (PEM) for HTTP and gRPC")] = None,
 ) -> None:
     """Serve an artifact with BentoML: HTTP (POST /classify, POST /predict, /v2 OIP, GET /info) and, if asked, gRPC."""
     if provider not in PROVIDER_CHOICES:
@@ -55,6 +58,7 @@ def serve(
     env = dict(os.environ, DHAT_PROVIDER=provider, DHAT_GRPC_HOST=host)
     if grpc_port >= 0:
         env["DHAT_GRPC_PORT"] = str(grpc_port)
+    tls = tls_args(ssl_certfile, ssl_keyfile, env)
     if artifact is not None:
         try:
             load_manifest(artifact)  # refuse a missing file or a hash mismatch before starting anything
@@ -62,20 +66,44 @@ def serve(
             fail(str(exc))
         env["DHAT_ARTIFACT"] = str(artifact.resolve())
     working_dir = str(Path(__file__).resolve().parent.parent)
-    cfg = ServeConfig.from_env()
-    try:
-        cfg.warmup_sizes()  # a bad DHAT_WARMUP_BATCHES is named here, not as a worker's traceback
-    except ValueError as exc:
-        fail(str(exc))
+    cfg = checked_settings(host)
     grace = int(max(1, cfg.grace_s))  # SIGTERM: stop accepting, answer what was accepted
     cmd = [sys.executable, "-m", "bentoml", "serve", "dhat_serve.service:DHAT", "--host", host, "--port", str(port),
            "--working-dir", working_dir, "--timeout-graceful-shutdown", str(grace),
-           "--timeout-keep-alive", str(cfg.keep_alive_s)]
+           "--timeout-keep-alive", str(cfg.keep_alive_s), *tls]
     grpc = int(env.get("DHAT_GRPC_PORT") or 0)
-    console.print(f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http://{host}:{port}"
+    console.print(f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http{'s' if tls else ''}://{host}:{port}"
                   + (f" and grpc://{host}:{grpc}" if grpc else ""))
     sys.stdout.flush()
     os.execvpe(sys.executable, cmd, env)
+
+
+def checked_settings(host: str) -> ServeConfig:
+    """``DHAT_*`` read and checked before any worker starts (a bad warm-up list or keys file is a message here,
+    not a worker's traceback); warns when a non-loopback interface is opened without API keys."""
+    cfg = ServeConfig.from_env()
+    try:
+        cfg.warmup_sizes()
+        keys = ApiKeys.from_config(cfg)
+    except ValueError as exc:
+        fail(str(exc))
+    if not keys.enabled and host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] listening on {host} without API keys: anyone who can reach the port "
+                      "can use it (set DHAT_API_KEYS_FILE)")
+    return cfg
+
+
+def tls_args(certfile: Path | None, keyfile: Path | None, env: dict[str, str]) -> list[str]:
+    """BentoML's ``--ssl-*`` arguments, and the same files in ``env`` for the gRPC server; both or neither."""
+    if (certfile is None) != (keyfile is None):
+        fail("--ssl-certfile and --ssl-keyfile go together: give both for TLS, or neither")
+    if certfile is None or keyfile is None:
+        return []
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if not path.is_file():
+            fail(f"{flag} {path}: no such file")
+    env["DHAT_SSL_CERTFILE"], env["DHAT_SSL_KEYFILE"] = str(certfile.resolve()), str(keyfile.resolve())
+    return ["--ssl-certfile", str(certfile.resolve()), "--ssl-keyfile", str(keyfile.resolve())]
 
 
 @app.command()

@@ -43,7 +43,13 @@ class ServeConfig:
     # DHAT_WARMUP_BATCHES: batch sizes every mode runs once at start-up, before readiness turns 200: "auto"
     # (1 and DHAT_BATCH_SIZE, the sizes a lone request and a full batch use), a comma list, or "off".
     warmup_batches: str = "auto"
-    grpc_host: str = "0.0.0.0"  # DHAT_GRPC_HOST: `dhat serve` sets it to its --host; BentoML's own default is 0.0.0.0
+    grpc_host: str = "0.0.0.0"
+    api_keys: str = ""  # DHAT_API_KEYS: comma-separated keys (prefer the file); none -> every route is open
+    api_keys_file: str | None = None  # DHAT_API_KEYS_FILE: one key per line, '#' comments
+    protect_metrics: bool = False  # DHAT_PROTECT_METRICS=1: /metrics needs a key too (health probes never do)
+    ssl_certfile: str | None = None  # DHAT_SSL_CERTFILE / DHAT_SSL_KEYFILE: TLS for HTTP (BentoML) and gRPC
+    ssl_keyfile: str | None = None
+    cors_origins: str = ""  # DHAT_CORS_ORIGINS: comma-separated browser origins allowed to call the API; none -> no CORS  # DHAT_GRPC_HOST: `dhat serve` sets it to its --host; BentoML's own default is 0.0.0.0
 
     @classmethod
     def from_env(cls) -> ServeConfig:
@@ -68,6 +74,12 @@ class ServeConfig:
             grpc_port=int(env.get("DHAT_GRPC_PORT", cls.grpc_port)),
             grpc_host=env.get("DHAT_GRPC_HOST", cls.grpc_host),
             warmup_batches=env.get("DHAT_WARMUP_BATCHES", cls.warmup_batches),
+            api_keys=env.get("DHAT_API_KEYS", ""),
+            api_keys_file=env.get("DHAT_API_KEYS_FILE") or None,
+            protect_metrics=env.get("DHAT_PROTECT_METRICS", "0").lower() in ("1", "true", "yes"),
+            ssl_certfile=env.get("DHAT_SSL_CERTFILE") or None,
+            ssl_keyfile=env.get("DHAT_SSL_KEYFILE") or None,
+            cors_origins=env.get("DHAT_CORS_ORIGINS", ""),
         )
 
     def warmup_sizes(self) -> tuple[int, ...]:

@@ -47,6 +47,15 @@ class BadRequest(Refusal):
     """Input the client got wrong (shape, range, type, format, parameters): HTTP 400."""
 
 
+class Unauthorized(Refusal):
+    """No API key or a wrong one, where ``DHAT_API_KEYS`` are set (``auth``): HTTP 401 + WWW-Authenticate."""
+
+    status, reason = 401, "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="dhat"'}
+
+
 class NotFound(Refusal):
     """An unknown model or version on the Open Inference Protocol: HTTP 404."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,6 +27,8 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
 from dhat_serve import __version__
+from dhat_serve.auth import OPEN_RPCS, ApiKeys
+from dhat_serve.config import ServeConfig
 from dhat_serve.contract import INPUT_NAME, REQUEST_MODES, request_output_names
 from dhat_serve.errors import BadRequest, Refusal, TooManyRequests, log_refusal
 from dhat_serve.observer import ANY_MODE, observed
@@ -37,7 +40,7 @@ from dhat_serve.validation import validate_array
 
 log = logging.getLogger("bentoml.dhat")
 
-GRPC_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
+GRPC_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED, 404: grpc.StatusCode.NOT_FOUND,
                413: grpc.StatusCode.RESOURCE_EXHAUSTED, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
                503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
 """The gRPC status of each refusal's HTTP status (the mapping KServe and Triton use)."""
@@ -175,22 +178,51 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return response
 
 
+class KeyInterceptor(grpc.aio.ServerInterceptor):
+    """API keys on gRPC (``auth``): ``authorization: Bearer KEY`` metadata, else UNAUTHENTICATED; health RPCs open."""
+
+    def __init__(self, keys: ApiKeys) -> None:
+        self.keys = keys
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:  # noqa: ANN401
+        if not self.keys.enabled or details.method in OPEN_RPCS:
+            return await continuation(details)
+        problem = self.keys.problem(dict(details.invocation_metadata or ()).get("authorization"))
+        if problem is None:
+            return await continuation(details)
+        message = f"{problem}: {details.method} needs an API key"
+        log.info("gRPC UNAUTHENTICATED: %s", message)  # the reason and the method, never the key
+
+        async def deny(request: bytes, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
 class GrpcServer:
     """One worker's ``grpc.aio`` server: started on the worker's event loop, stopped by the drain."""
 
-    def __init__(self, state: ProcessState, host: str, port: int, max_message_bytes: int, max_concurrency: int) -> None:
-        options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes)]
-        self.server = grpc.aio.server(options=options)
-        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(state, max_concurrency), self.server)
-        self.address = f"{host}:{port}"
-        if self.server.add_insecure_port(self.address) == 0:
+    def __init__(self, state: ProcessState, cfg: ServeConfig, keys: ApiKeys) -> None:
+        options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", cfg.max_request_bytes),
+                   ("grpc.max_send_message_length", cfg.max_request_bytes)]
+        self.server = grpc.aio.server(options=options, interceptors=[KeyInterceptor(keys)])
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(state, cfg.max_concurrency),
+                                                                    self.server)
+        self.address = f"{cfg.grpc_host}:{cfg.grpc_port}"
+        if cfg.ssl_certfile and cfg.ssl_keyfile:
+            pair = (Path(cfg.ssl_keyfile).read_bytes(), Path(cfg.ssl_certfile).read_bytes())
+            bound = self.server.add_secure_port(self.address, grpc.ssl_server_credentials([pair]))
+        else:
+            bound = self.server.add_insecure_port(self.address)
+        if bound == 0:
             raise OSError(f"cannot listen for gRPC on {self.address}")
+        self.tls = bool(cfg.ssl_certfile and cfg.ssl_keyfile)
 
     async def start(self) -> None:
         """Begin answering RPCs."""
         await self.server.start()
-        log.info("gRPC (Open Inference Protocol, inference.GRPCInferenceService) on %s", self.address)
+        log.info("gRPC (Open Inference Protocol, inference.GRPCInferenceService) on %s%s", self.address,
+                 " with TLS" if self.tls else "")
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new RPCs, let those in progress finish for up to ``grace_s`` seconds."""

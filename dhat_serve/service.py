@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+from starlette.middleware.cors import CORSMiddleware
 
 from dhat_serve import logfilter
 from dhat_serve.answers import check_top_k, classify_answer, predict_answer
+from dhat_serve.auth import ApiKeys, KeyCheck
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import DEFAULT_REQUEST_MODE, RequestMode
 from dhat_serve.drain import Drain
@@ -41,8 +43,10 @@ from dhat_serve.observer import Observer, Prometheus, observed
 from dhat_serve.state import ProcessState
 from dhat_serve.validation import decode_image, validate_tensor
 
+CORS_HEADERS = ["Authorization", "Content-Type", "Inference-Header-Content-Length"]
 CONFIG = ServeConfig.from_env()  # BentoML's decorator arguments (workers, timeout) need it at import time
 STATE = ProcessState(Observer(Prometheus()))  # this worker's state; the engine is set in DHAT.__init__
+KEYS = ApiKeys.from_config(CONFIG)  # optional API keys (auth.py), for HTTP and gRPC alike
 
 
 def resolve_artifact_dir(cfg: ServeConfig) -> Path:
@@ -69,7 +73,7 @@ def start_grpc(drain: Drain) -> None:
     """This worker's gRPC server (``grpc_server``) on its event loop; the drain stops it on SIGTERM."""
     from dhat_serve.grpc_server import GrpcServer  # grpcio is loaded only where gRPC is turned on
 
-    server = GrpcServer(STATE, CONFIG.grpc_host, CONFIG.grpc_port, CONFIG.max_request_bytes, CONFIG.max_concurrency)
+    server = GrpcServer(STATE, CONFIG, KEYS)
     asyncio.get_running_loop().create_task(server.start())
     drain.on_close.append(server.stop)
 
@@ -126,7 +130,12 @@ class DHAT:
         return await answer("predict", mode, work, ctx, STATE.observer)
 
 
-# Added first, so outermost: the guard caps and counts every request, .npy ones included.
+# Added first, so outermost: CORS answers browsers' preflights; the guard caps and counts every request (.npy ones
+# included) and reads its body, so the key check inside it can refuse without leaving unread bytes on the socket.
+if CONFIG.cors_origins:
+    DHAT.add_asgi_middleware(CORSMiddleware, allow_origins=[o.strip() for o in CONFIG.cors_origins.split(",") if o.strip()],
+                             allow_methods=["GET", "POST"], allow_headers=CORS_HEADERS, expose_headers=CORS_HEADERS)
 DHAT.add_asgi_middleware(RequestGuard, max_bytes=CONFIG.max_request_bytes, max_concurrency=CONFIG.max_concurrency,
                          state=STATE)
+DHAT.add_asgi_middleware(KeyCheck, keys=KEYS, protect_metrics=CONFIG.protect_metrics)
 DHAT.add_asgi_middleware(NpyPredict, state=STATE)  # POST /predict with a .npy body (see npy.py)

@@ -82,3 +82,12 @@ def test_serve_refuses_a_grpc_port_out_of_range_or_equal_to_the_http_port(tmp_pa
                           (["--port", "3100", "--grpc-port", "3100"], "other than --port 3100")):
         result = CliRunner().invoke(app, ["serve", str(tmp_path), *args])
         assert result.exit_code != 0 and message in result.output, result.output
+
+
+def test_serve_needs_both_tls_files_and_names_a_missing_one(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--ssl-certfile", str(cert)])
+    assert result.exit_code != 0 and "--ssl-certfile and --ssl-keyfile go together" in result.output
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--ssl-certfile", str(cert), "--ssl-keyfile", "/nope.pem"])
+    assert result.exit_code != 0 and "--ssl-keyfile /nope.pem: no such file" in result.output

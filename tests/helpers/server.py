@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,9 +23,12 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, artifact: Path, log: Path, grpc: bool = False, **env: str) -> None:
+    def __init__(self, artifact: Path, log: Path, grpc: bool = False, tls: tuple[Path, Path] | None = None,
+                 **env: str) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        # httpx: trust the test's own certificate
+        self.verify: bool | ssl.SSLContext = ssl.create_default_context(cafile=str(tls[0])) if tls else True
         self.grpc_port = free_port() if grpc else 0
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
         self.log = log
@@ -33,7 +37,8 @@ class Server:
                     **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dhat_serve.cli", "serve", str(artifact), "--port", str(self.port),
-             "--grpc-port", str(self.grpc_port)],
+             "--grpc-port", str(self.grpc_port),
+             *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else [])],
             cwd=ROOT, env=full_env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 120) -> None:
@@ -42,7 +47,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=2, verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -1,0 +1,119 @@
+"""API keys, TLS and CORS on the live server, HTTP and gRPC, spoken by stock clients."""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tritonclient.grpc as tgrpc
+import tritonclient.http as thttp
+from tritonclient.utils import InferenceServerException
+
+from dhat_serve.auth import ApiKeys
+from dhat_serve.config import ServeConfig
+from tests.helpers.server import Server
+
+KEY, ORIGIN = "k-7f3a9c2e51", "https://app.example"
+
+
+def test_keys_are_checked_in_constant_time_and_come_from_a_file(tmp_path):
+    path = tmp_path / "keys"
+    path.write_text("# team A\nalpha-key\n\n  beta-key  \n")
+    keys = ApiKeys.from_config(ServeConfig(api_keys="gamma", api_keys_file=str(path)))
+    assert keys.enabled and len(keys.keys) == 3
+    assert keys.problem("Bearer beta-key") is None and keys.problem("bearer gamma") is None
+    assert keys.problem(None).startswith("no API key")
+    assert "must be 'Bearer KEY'" in keys.problem("Basic alpha-key")
+    assert keys.problem("Bearer alpha") == "wrong API key"
+    assert not ApiKeys.from_config(ServeConfig()).enabled
+    with pytest.raises(ValueError, match="DHAT_API_KEYS_FILE=/nope: no such file"):
+        ApiKeys.from_config(ServeConfig(api_keys_file="/nope"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, symmetric_artifact):
+    _, artifact = symmetric_artifact
+    root = tmp_path_factory.mktemp("auth")
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    (root / "keys").write_text(f"# deploy key\n{KEY}\n")
+    srv = Server(artifact, root / "server.log", grpc=True, tls=(cert, key), DHAT_PROVIDER="cpu",
+                 DHAT_API_KEYS_FILE=str(root / "keys"), DHAT_CORS_ORIGINS=ORIGIN)
+    try:
+        srv.wait_ready()
+        yield srv, artifact, cert
+    finally:
+        srv.stop()
+
+
+def _body(n: int = 2) -> dict:
+    x = np.full((n, 1, 8, 8), 0.5, np.float32)
+    return {"inputs": [{"name": "images", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+
+
+def test_https_needs_a_key_for_inference_and_metadata_but_not_for_probes(server):
+    srv, _, cert = server
+    with httpx.Client(verify=srv.verify, timeout=30) as http:
+        for path in ("/v2/health/ready", "/v2/health/live", "/readyz", "/healthz", "/metrics"):
+            assert http.get(srv.url + path).status_code == 200, path
+        for headers, reason in (({}, "no API key"), ({"Authorization": "Bearer nope"}, "wrong API key"),
+                                ({"Authorization": KEY}, "must be 'Bearer KEY'")):
+            r = http.post(f"{srv.url}/v2/models/main/infer", json=_body(), headers=headers)
+            assert r.status_code == 401 and reason in r.json()["error"], r.text
+            assert r.headers["WWW-Authenticate"] == 'Bearer realm="dhat"'
+        assert http.get(f"{srv.url}/info").status_code == 401
+        assert http.get(f"{srv.url}/v2/models/merged").status_code == 401
+        auth = {"Authorization": f"Bearer {KEY}"}
+        r = http.post(f"{srv.url}/v2/models/main/infer", json=_body(), headers=auth)
+        assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [2, 10]
+        assert http.get(f"{srv.url}/info", headers=auth).json()["modes"] == ["main", "second", "merged", "all"]
+    client = thttp.InferenceServerClient(srv.url.removeprefix("https://"), ssl=True, ssl_options={"ca_certs": str(cert)})
+    inp = thttp.InferInput("images", [1, 1, 8, 8], "FP32")
+    inp.set_data_from_numpy(np.full((1, 1, 8, 8), 0.25, np.float32), binary_data=True)
+    assert client.infer("all", [inp], headers=auth).as_numpy("main_logits").shape == (1, 10)
+    with pytest.raises(InferenceServerException, match="no API key"):
+        client.infer("all", [inp])
+    with pytest.raises(httpx.ConnectError):  # the certificate is not trusted without the test's CA file
+        httpx.get(f"{srv.url}/v2/health/ready", timeout=10)
+
+
+def test_grpc_over_tls_needs_the_key_and_answers_the_raw_sessions_logits(server):
+    srv, artifact, cert = server
+    client = tgrpc.InferenceServerClient(url=srv.grpc_url, ssl=True, root_certificates=str(cert))
+    assert client.is_server_ready()  # health stays open
+    x = np.random.default_rng(3).random((3, 1, 8, 8), dtype=np.float32)
+    inp = tgrpc.InferInput("images", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    for headers in ({}, {"authorization": "Bearer wrong"}):
+        with pytest.raises(InferenceServerException) as info:
+            client.infer("merged", [inp], headers=headers)
+        assert info.value.status() == "StatusCode.UNAUTHENTICATED" and "API key" in info.value.message()
+    got = client.infer("merged", [inp], headers={"authorization": f"Bearer {KEY}"}).as_numpy("logits")
+    session = ort.InferenceSession(str(artifact / "merged.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(got, session.run(["logits"], {"images": x})[0], atol=1e-5)
+
+
+def test_cors_preflight_allows_the_configured_origin_only(server):
+    srv, _, cert = server
+    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    with httpx.Client(verify=srv.verify, timeout=30) as http:
+        ok = http.options(f"{srv.url}/v2/models/main/infer", headers={"Origin": ORIGIN, **ask})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ORIGIN
+        refused = http.options(f"{srv.url}/v2/models/main/infer", headers={"Origin": "https://evil.example", **ask})
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+        r = http.post(f"{srv.url}/v2/models/main/infer", json=_body(1),
+                      headers={"Origin": ORIGIN, "Authorization": f"Bearer {KEY}"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_the_key_never_reaches_the_log(server):
+    srv, _, cert = server
+    httpx.post(f"{srv.url}/v2/models/main/infer", json=_body(), headers={"Authorization": "Bearer almost-" + KEY},
+               verify=srv.verify, timeout=30)
+    log = srv.log.read_text()
+    assert KEY not in log and "wrong API key" in log
