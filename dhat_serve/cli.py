@@ -84,6 +84,7 @@ def checked_settings(host: str) -> ServeConfig:
     cfg = ServeConfig.from_env()
     try:
         cfg.warmup_sizes()
+        cfg.gpu_ids(0)
         keys = ApiKeys.from_config(cfg)
     except ValueError as exc:
         fail(str(exc))

@@ -44,6 +44,7 @@ class ServeConfig:
     # (1 and DHAT_BATCH_SIZE, the sizes a lone request and a full batch use), a comma list, or "off".
     warmup_batches: str = "auto"
     grpc_host: str = "0.0.0.0"
+    gpus: str = ""  # DHAT_GPUS: GPU ids the workers share, e.g. "0,1" (worker i takes the (i mod n)-th); empty -> all visible
     api_keys: str = ""  # DHAT_API_KEYS: comma-separated keys (prefer the file); none -> every route is open
     api_keys_file: str | None = None  # DHAT_API_KEYS_FILE: one key per line, '#' comments
     protect_metrics: bool = False  # DHAT_PROTECT_METRICS=1: /metrics needs a key too (health probes never do)
@@ -74,6 +75,7 @@ class ServeConfig:
             grpc_port=int(env.get("DHAT_GRPC_PORT", cls.grpc_port)),
             grpc_host=env.get("DHAT_GRPC_HOST", cls.grpc_host),
             warmup_batches=env.get("DHAT_WARMUP_BATCHES", cls.warmup_batches),
+            gpus=env.get("DHAT_GPUS", ""),
             api_keys=env.get("DHAT_API_KEYS", ""),
             api_keys_file=env.get("DHAT_API_KEYS_FILE") or None,
             protect_metrics=env.get("DHAT_PROTECT_METRICS", "0").lower() in ("1", "true", "yes"),
@@ -96,6 +98,15 @@ class ServeConfig:
         if sizes[0] < 1 or sizes[-1] > self.max_batch:
             raise ValueError(f"DHAT_WARMUP_BATCHES={self.warmup_batches!r}: sizes must be in 1..{self.max_batch}")
         return sizes
+
+    def gpu_ids(self, visible: int) -> tuple[int, ...]:
+        """``DHAT_GPUS`` as ids, or every one of the ``visible`` GPUs when it is empty."""
+        if not self.gpus.strip():
+            return tuple(range(visible))
+        try:
+            return tuple(int(part) for part in self.gpus.split(","))
+        except ValueError:
+            raise ValueError(f"DHAT_GPUS={self.gpus!r}: use GPU ids like 0,1") from None
 
     def ort_threads(self) -> int:
         """Intra-op threads per session: the machine's cores shared among the workers (at least 1)."""

@@ -25,7 +25,7 @@ from dhat_serve.batching import Batcher
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import (ALL, MAIN_LOGITS, MERGED, REQUEST_MODES, SECOND_LOGITS, request_graph,
                                   request_output_names)
-from dhat_serve.runtime import ModelRuntime
+from dhat_serve.runtime import ModelRuntime, gpu_count, worker_device
 from dhat_serve.state import ProcessState
 
 log = logging.getLogger("bentoml.dhat")  # under "bentoml" so BentoML's log configuration shows it
@@ -42,12 +42,15 @@ class Engine:
                          for mode in REQUEST_MODES}
 
     @classmethod
-    def load(cls, artifact_dir: Path, cfg: ServeConfig, state: ProcessState) -> Engine:
-        """Verify and open the artifact with serving thread settings, and log the provider of each session once."""
-        runtime = ModelRuntime.load(artifact_dir, cfg.provider, intra_op_threads=cfg.ort_threads())
+    def load(cls, artifact_dir: Path, cfg: ServeConfig, state: ProcessState, worker_index: int | None = None) -> Engine:
+        """Verify and open the artifact with serving thread settings on this worker's GPU (``worker_device``),
+        and log the provider and device of each session once."""
+        device_id = worker_device(worker_index, cfg.gpu_ids(gpu_count())) if cfg.provider != "cpu" else 0
+        runtime = ModelRuntime.load(artifact_dir, cfg.provider, device_id=device_id, intra_op_threads=cfg.ort_threads())
         for mode, providers in runtime.providers().items():
-            log.info("mode %s: %s runs on %s (%d intra-op threads, spinning off)", mode,
-                     runtime.manifest.modes[mode].file, ", ".join(providers), cfg.ort_threads())
+            where = f"device {device_id}" if providers and providers[0] == "CUDAExecutionProvider" else "the CPU"
+            log.info("worker %s, mode %s: %s runs on %s, %s (%d intra-op threads, spinning off)", worker_index or 1,
+                     mode, runtime.manifest.modes[mode].file, ", ".join(providers), where, cfg.ort_threads())
         return cls(runtime, cfg, state)
 
     async def warm_up(self, sizes: tuple[int, ...]) -> float:

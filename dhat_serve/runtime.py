@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,28 @@ def gpu_visible() -> bool:
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
     return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
+
+
+def gpu_count() -> int:
+    """GPUs this process sees: CUDA_VISIBLE_DEVICES' entries when set, else ``nvidia-smi -L``'s lines (0 without)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
+
+
+def worker_device(worker_index: int | None, gpus: tuple[int, ...]) -> int:
+    """The GPU of serving worker ``worker_index`` (1-based, BentoML's): worker i takes ``gpus[(i - 1) mod n]``,
+    so two workers on two GPUs get one each and four share them two by two; GPU 0 when there are none."""
+    if not gpus:
+        return 0
+    return gpus[((worker_index or 1) - 1) % len(gpus)]
 
 
 def choose_providers(preference: str = "auto") -> list[str]:

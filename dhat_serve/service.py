@@ -85,7 +85,7 @@ class DHAT:
 
     def __init__(self) -> None:
         logfilter.install()
-        self.engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, STATE)
+        self.engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, STATE, bentoml.server_context.worker_index)
         STATE.engine = self.engine
         asyncio.get_running_loop().create_task(self.engine.warm_up(CONFIG.warmup_sizes()))  # then ready
         drain = Drain(STATE, CONFIG.grace_s, delay_s=CONFIG.drain_delay_s)

@@ -31,3 +31,22 @@ def test_predict_in_chunks_equals_one_run(symmetric_artifact):
     assert list(chunked) == list(whole)
     for name in whole:
         np.testing.assert_allclose(chunked[name], whole[name], atol=1e-6)
+
+
+def test_each_worker_takes_a_gpu_in_turn(monkeypatch):
+    from dhat_serve.config import ServeConfig
+    from dhat_serve.runtime import gpu_count, worker_device
+
+    assert [worker_device(i, (0, 1)) for i in (1, 2, 3, 4)] == [0, 1, 0, 1]
+    assert worker_device(None, (3,)) == 3 and worker_device(2, ()) == 0
+    assert ServeConfig(gpus="2,3").gpu_ids(8) == (2, 3) and ServeConfig().gpu_ids(2) == (0, 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    assert gpu_count() == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert gpu_count() == 0
+    try:
+        ServeConfig(gpus="a").gpu_ids(1)
+    except ValueError as exc:
+        assert "DHAT_GPUS='a'" in str(exc)
+    else:
+        raise AssertionError("DHAT_GPUS=a accepted")

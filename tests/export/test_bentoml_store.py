@@ -1,8 +1,10 @@
-"""`dhat export --to-bentoml` puts the artifact in the BentoML model store, where the service finds it."""
+"""`dhat export --to-bentoml` puts the artifact in the BentoML model store, where the service and a built bento find it."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.helpers.checkpoints import TINY_CFG, make_checkpoint
@@ -26,6 +28,43 @@ def test_export_to_bentoml_then_the_service_resolves_dhat_latest(tmp_path):
     import json
 
     assert found.stdout.strip().endswith(json.loads((tmp_path / "art/manifest.json").read_text())["version"])
+    build_and_serve_the_bento(env)
+
+
+def build_and_serve_the_bento(env: dict[str, str]) -> None:
+    """``bentoml build`` of both bentofiles (GPU and CPU images; no Docker needed for the bento), then
+    ``bentoml serve`` of the built CPU bento answers ``/v2/health/ready`` with the store's artifact."""
+    import httpx
+
+    from tests.helpers.server import free_port
+
+    tags = []
+    for bentofile in ("bentofile.yaml", "bentofile.cpu.yaml"):
+        built = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", bentofile, "--output", "tag"], cwd=ROOT,
+                               env=env, capture_output=True, text=True, timeout=300)
+        assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+        tags.append(built.stdout.strip().splitlines()[-1].removeprefix("__tag__:"))
+    assert all(t.startswith("dhat:") for t in tags) and tags[0] != tags[1], tags
+    port = free_port()
+    serve_env = {**env, "DHAT_DRAIN_DELAY_S": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", tags[1], "--port", str(port)], cwd=env["BENTOML_HOME"],
+                            env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the built bento never became ready")
+        assert httpx.get(f"http://127.0.0.1:{port}/v2/models/merged", timeout=5).json()["name"] == "merged"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
 
 
 def test_without_any_artifact_the_service_says_how_to_provide_one(tmp_path):
