@@ -91,3 +91,28 @@ def test_serve_needs_both_tls_files_and_names_a_missing_one(tmp_path):
     assert result.exit_code != 0 and "--ssl-certfile and --ssl-keyfile go together" in result.output
     result = CliRunner().invoke(app, ["serve", str(tmp_path), "--ssl-certfile", str(cert), "--ssl-keyfile", "/nope.pem"])
     assert result.exit_code != 0 and "--ssl-keyfile /nope.pem: no such file" in result.output
+
+
+def test_serve_warns_when_it_opens_the_network_without_keys_and_passes_tls_on(tmp_path, monkeypatch, symmetric_artifact):
+    """`dhat serve` execs BentoML; the exec is captured here to read the command it would run."""
+    import os
+
+    _, artifact = symmetric_artifact
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("c")
+    key.write_text("k")
+    ran: dict = {}
+    monkeypatch.setattr(os, "execvpe", lambda exe, cmd, env: ran.update(cmd=cmd, env=env))
+    monkeypatch.delenv("DHAT_API_KEYS", raising=False)
+    monkeypatch.delenv("DHAT_API_KEYS_FILE", raising=False)
+    result = CliRunner().invoke(app, ["serve", str(artifact), "--host", "0.0.0.0", "--grpc-port", "8001",
+                                      "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)])
+    assert result.exit_code == 0, result.output
+    assert "without API keys" in result.output and "https://0.0.0.0" in result.output
+    assert ran["cmd"][-4:] == ["--ssl-certfile", str(cert.resolve()), "--ssl-keyfile", str(key.resolve())]
+    assert ran["env"]["DHAT_GRPC_PORT"] == "8001" and ran["env"]["DHAT_SSL_KEYFILE"] == str(key.resolve())
+    keys = tmp_path / "keys"
+    keys.write_text("a-key\n")
+    monkeypatch.setenv("DHAT_API_KEYS_FILE", str(keys))
+    result = CliRunner().invoke(app, ["serve", str(artifact), "--host", "0.0.0.0"])
+    assert result.exit_code == 0 and "without API keys" not in result.output
