@@ -73,7 +73,8 @@ def test_robust_training_beats_a_natural_network_and_robust_never_beats_clean(pi
     assert results["main"]["attacks"]["clean"]["graph"] > 0.9
     merged, main = results["merged"]["attacks"], results["main"]["attacks"]
     assert merged["clean"]["graph"] >= main["clean"]["graph"]
-    # the paper's claim; measured here 85.2 % vs 84.1 %: allow 1 point of platform float noise in training
+    # the paper's claim, loosely: measured here 84.44 % vs 84.44 % (merger 1/lambda = 2); allow 1 point of platform
+    # float noise in training (the paired interval on 270 images cannot tell the two apart either way)
     assert merged["pgd20"]["graph"] >= main["pgd20"]["graph"] - 0.01, (merged["pgd20"], main["pgd20"])
 
 
