@@ -15,7 +15,7 @@
 # cached, so the next level only attacks the new ones, and the largest level that finished before the
 # deadline is the one kept (reports/R/autoattack/report.json; each level's also as report-nN.json).
 # Results come back as $OUT/gpu.tgz (reports without their adversarial-example caches, metrics, walls) + logs.
-# ONLY=full-aa: the same on the full recipe's model from an earlier call's $NAME-model.tgz.
+# ONLY=full: only the full recipe (train, PGD-20, AutoAttack levels); ONLY=full-aa: AutoAttack alone on the full recipe's model from an earlier call's $NAME-model.tgz.
 # ONLY=cpu-aa BATCH=500 LEVELS="500 1000": only AutoAttack on the CPU recipe's artifact (a short second call).
 # For a dry run on a CPU: PY=.venv/bin/python DEVICE=cpu FULL=/tmp/tiny.yaml LEVELS="20 40" BENCH=0 ...
 set -u
@@ -64,6 +64,10 @@ pack() {  # reports and metrics; and the full recipe's trained model, so a later
 case "${ONLY:-}" in  # short later calls: AutoAttack alone on carried artifacts (extract $NAME-model.tgz into .gpu/work)
   cpu-aa) autoattack_levels $CPU 10 --dhat $CPU --baseline none; pack; exit ;;
   full-aa) autoattack_levels $NAME 10 --dhat $FULL --baseline none; pack; exit ;;
+  full)  # the GPU recipe alone: train, PGD-20 on 10,000 (paired), then AutoAttack in levels until the deadline
+    experiment full_train.log "$(left 300)" --dhat $FULL --baseline none --only train,export
+    experiment full_eval.log "$(left 200)" --dhat $FULL --baseline none --only eval --no-transfer
+    autoattack_levels $NAME 15 --dhat $FULL --baseline none; pack; exit ;;
 esac
 if [ "${BENCH:-1}" = 1 ]; then  # 1. alone on the machine, so its two figures are comparable
   timeout 150 $PY benchmarks/gpu_stage1_epoch.py --precision fp32,bf16 --images 6400 --device $DEVICE 2>&1 \
