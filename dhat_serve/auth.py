@@ -45,6 +45,7 @@ class ApiKeys:
 
     @property
     def enabled(self) -> bool:
+        """Whether any key is configured (no key: every route is open)."""
         return bool(self.keys)
 
     def problem(self, authorization: str | None) -> str | None:

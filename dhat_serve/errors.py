@@ -53,6 +53,7 @@ class Unauthorized(Refusal):
     status, reason = 401, "unauthorized"
 
     def headers(self) -> dict[str, str]:
+        """``WWW-Authenticate``: which scheme the client must use (RFC 9110 requires it on a 401)."""
         return {"WWW-Authenticate": 'Bearer realm="dhat"'}
 
 

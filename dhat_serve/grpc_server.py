@@ -103,15 +103,19 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         await context.abort(GRPC_STATUS.get(exc.status, grpc.StatusCode.INTERNAL), str(exc))
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:  # noqa: N802, ANN401
+        """The process answers (health: open without a key)."""
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:  # noqa: N802, ANN401
+        """``ProcessState.ready``: loaded, warm and not draining (health: open without a key)."""
         return pb.ServerReadyResponse(ready=self.state.ready)
 
     async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:  # noqa: N802, ANN401
+        """The server's name, version and protocol extensions, as ``GET /v2``."""
         return pb.ServerMetadataResponse(name="dhat", version=__version__, extensions=EXTENSIONS)
 
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:  # noqa: N802, ANN401
+        """Whether the model can be served now (NOT_FOUND for an unknown model or version)."""
         try:
             check_model(self.state.require(), request.name, request.version)
         except Refusal as exc:
@@ -119,6 +123,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=self.state.ready)
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:  # noqa: N802, ANN401
+        """The model's input and outputs, as ``GET /v2/models/{m}`` (``oip_routes.model_metadata``)."""
         try:
             engine = self.state.require()
             doc = model_metadata(engine, check_model(engine, request.name, request.version))
@@ -128,6 +133,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return json_format.ParseDict(doc, pb.ModelMetadataResponse())
 
     async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:  # noqa: N802, ANN401
+        """Triton's model configuration, parsed into Triton's own ``ModelConfig`` message."""
         try:
             engine = self.state.require()
             doc = model_config(engine, check_model(engine, request.name, request.version))
@@ -136,6 +142,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return json_format.ParseDict({"config": doc}, pb.ModelConfigResponse())
 
     async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:  # noqa: N802, ANN401
+        """Triton's statistics of one model, or of every model when no name is given."""
         try:
             engine = self.state.require()
             models = [check_model(engine, request.name, request.version)] if request.name else list(REQUEST_MODES)
@@ -145,6 +152,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802, ANN401
+        """One inference: counted as ``oip_grpc``, inside the worker's in-flight count (drain, batching)."""
         label = request.model_name if request.model_name in REQUEST_MODES else ANY_MODE
         if self.state.in_flight >= self.max_concurrency:
             self.state.observer.rejected(ANY_MODE, TooManyRequests.reason)
@@ -185,6 +193,7 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
         self.keys = keys
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:  # noqa: ANN401
+        """The RPC's own handler when its key is good (or none is needed), else one that aborts UNAUTHENTICATED."""
         if not self.keys.enabled or details.method in OPEN_RPCS:
             return await continuation(details)
         problem = self.keys.problem(dict(details.invocation_metadata or ()).get("authorization"))

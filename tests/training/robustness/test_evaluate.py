@@ -24,7 +24,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(tiny_run, tmp_path_factory):
     run, artifact = tiny_run
-    settings = EvalSettings(attacks=ATTACKS, n=12, batch_size=6, square_queries=50, curve=(0.0, 1.0, 2.0))
+    settings = EvalSettings(attacks=ATTACKS, n=6, batch_size=3, square_queries=50, curve=(0.0, 1.0, 2.0))
     return evaluate(artifact, run, settings, tmp_path_factory.mktemp("report"))
 
 
@@ -107,10 +107,10 @@ def test_every_accuracy_carries_a_95_percent_interval_and_merged_is_compared_pai
 
 def test_head_disagreement_table_and_where_the_attacks_ran(report):
     table = report["head_disagreement"]
-    assert 0 <= table["clean"]["rate"] <= 1 and table["clean"]["n"] == 12
+    assert 0 <= table["clean"]["rate"] <= 1 and table["clean"]["n"] == 6
     assert set(table["attacks"]) == set(ATTACKS) - {"clean"}
     row = table["attacks"]["pgd20"]["merged"]
-    assert row["adversarial"]["n"] == 12 and row["detection"]["n"] == row["fooled"]
+    assert row["adversarial"]["n"] == 6 and row["detection"]["n"] == row["fooled"]
     assert report["device"] == "cpu" and report["world_size"] == 1
     assert report["providers"]["merged"][0] == "CPUExecutionProvider"
 
