@@ -51,9 +51,8 @@ async def drive(url: str, body: bytes, headers: dict[str, str], concurrency: int
                 json_body: dict | None = None) -> dict[str, float]:
     """Closed-loop load: ``concurrency`` clients send back to back for ``seconds``; images/s and latency."""
     latencies: list[float] = []
-    stop = time.perf_counter() + seconds
 
-    async def client_loop(client: httpx.AsyncClient) -> None:
+    async def client_loop(client: httpx.AsyncClient, stop: float) -> None:
         while time.perf_counter() < stop:
             start = time.perf_counter()
             r = await (client.post(url, json=json_body) if json_body is not None else client.post(url, content=body, headers=headers))
@@ -67,7 +66,7 @@ async def drive(url: str, body: bytes, headers: dict[str, str], concurrency: int
         while time.perf_counter() < warm:
             await (client.post(url, json=json_body) if json_body is not None else client.post(url, content=body, headers=headers))
         start = time.perf_counter()
-        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+        await asyncio.gather(*(client_loop(client, start + seconds) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
     return {"images_per_s": len(latencies) * images / elapsed, "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * statistics.quantiles(latencies, n=100)[98], "requests": len(latencies)}

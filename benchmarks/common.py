@@ -39,7 +39,7 @@ def save(name: str, result: dict) -> Path:
 def random_artifact(arch: str, out: Path, in_channels: int = 3, size: int = 32, fp16: bool = False) -> Path:
     """A randomly initialised dual-head network of ``arch``, exported (weights do not change speed)."""
     from export.artifact import export_artifact
-    from training.checkpoints import save_checkpoint
+    from training.checkpoints import CheckpointMeta, save_checkpoint
     from training.models.registry import ModelConfig, create_model
 
     if (out / "manifest.json").is_file():
@@ -47,6 +47,6 @@ def random_artifact(arch: str, out: Path, in_channels: int = 3, size: int = 32, 
     cfg = ModelConfig(arch=arch, layout="symmetric", in_channels=in_channels, input_size=size)
     ckpt = out.parent / f"{out.name}-checkpoint"
     save_checkpoint(ckpt, create_model(cfg), cfg, {"main_head": True, "second_head": True, "merger": True},
-                    meta={"recipe": f"random-{arch}"})
+                    meta=CheckpointMeta(recipe=f"random-{arch}"))
     export_artifact(ckpt, out, fp16=fp16, parity_n=4)
     return out

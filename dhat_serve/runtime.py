@@ -73,13 +73,21 @@ def choose_providers(preference: str = "auto") -> list[str]:
     return [CPU]
 
 
+def cuda_options(device_id: int, exact_fp32: bool) -> dict[str, str]:
+    """The CUDA provider's options: its GPU and, for ``exact_fp32``, TF32 off (ORT's CUDA provider uses TF32
+    convolutions by default, which put an fp32 graph ~1e-3 from the fp32 PyTorch twin on an H100: fine for
+    serving, too far for the evaluation's 1e-4 twin check)."""
+    return {"device_id": str(device_id), **({"use_tf32": "0"} if exact_fp32 else {})}
+
+
 def open_sessions(graphs: dict[str, Path], provider: str = "auto", device_id: int = 0,
-                  intra_op_threads: int = 0) -> dict[str, ort.InferenceSession]:
+                  intra_op_threads: int = 0, exact_fp32: bool = False) -> dict[str, ort.InferenceSession]:
     """One ONNX Runtime session per ``{mode: graph path}`` on the chosen provider.
 
     ``device_id`` picks the GPU of the CUDA provider (one per process under torchrun);
     ``intra_op_threads`` > 0 sets serving threads with spinning off, so idle sessions do not burn the
-    cores that parse requests (ORT spins its threads after each run by default).
+    cores that parse requests (ORT spins its threads after each run by default); ``exact_fp32`` turns
+    the CUDA provider's TF32 off (``cuda_options``).
     """
     providers = choose_providers(provider)
     if CUDA in providers and hasattr(ort, "preload_dlls"):
@@ -92,7 +100,7 @@ def open_sessions(graphs: dict[str, Path], provider: str = "auto", device_id: in
     if intra_op_threads > 0:
         options.intra_op_num_threads = intra_op_threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    chosen = [(p, {"device_id": device_id}) if p == CUDA else p for p in providers]
+    chosen = [(p, cuda_options(device_id, exact_fp32)) if p == CUDA else p for p in providers]
     return {mode: ort.InferenceSession(str(path), sess_options=options, providers=chosen) for mode, path in graphs.items()}
 
 
@@ -132,9 +140,9 @@ class ModelRuntime(GraphSessions):
 
     @classmethod
     def load(cls, artifact_dir: str | Path, provider: str = "auto", device_id: int = 0,
-             intra_op_threads: int = 0) -> ModelRuntime:
+             intra_op_threads: int = 0, exact_fp32: bool = False) -> ModelRuntime:
         """Verify the artifact's hashes, then open one session per mode (see ``open_sessions``)."""
         artifact_dir = Path(artifact_dir)
         manifest = load_manifest(artifact_dir)  # verifies every hash before anything is loaded
         graphs = {mode: artifact_dir / manifest.modes[mode].file for mode in MODES}
-        return cls(open_sessions(graphs, provider, device_id, intra_op_threads), artifact_dir, manifest)
+        return cls(open_sessions(graphs, provider, device_id, intra_op_threads, exact_fp32), artifact_dir, manifest)

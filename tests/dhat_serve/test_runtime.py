@@ -50,3 +50,17 @@ def test_each_worker_takes_a_gpu_in_turn(monkeypatch):
         assert "DHAT_GPUS='a'" in str(exc)
     else:
         raise AssertionError("DHAT_GPUS=a accepted")
+
+
+def test_cuda_sessions_get_their_gpu_and_tf32_off_only_when_exact(monkeypatch, tmp_path):
+    """ORT's CUDA provider runs fp32 convolutions in TF32 by default; evaluation asks for exact fp32."""
+    import dhat_serve.runtime as runtime
+
+    seen: list = []
+    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(runtime.ort, "preload_dlls", lambda: None, raising=False)
+    monkeypatch.setattr(runtime.ort, "InferenceSession", lambda path, sess_options, providers: seen.append(providers))
+    runtime.open_sessions({"main": tmp_path / "main.onnx"}, provider="cuda", device_id=1)
+    runtime.open_sessions({"main": tmp_path / "main.onnx"}, provider="cuda", device_id=1, exact_fp32=True)
+    assert seen == [[("CUDAExecutionProvider", {"device_id": "1"}), "CPUExecutionProvider"],
+                    [("CUDAExecutionProvider", {"device_id": "1", "use_tf32": "0"}), "CPUExecutionProvider"]]

@@ -36,11 +36,12 @@ __all__ = ["EvalSettings", "EvaluationError", "evaluate"]
 
 
 def open_graphs(artifact_dir: Path, dist: DistContext) -> ModelRuntime:
-    """The artifact, verified once, on this rank's device (CUDA provider on ``cuda:N``, else CPU)."""
+    """The artifact, verified once, on this rank's device (CUDA provider on ``cuda:N`` in full fp32, TF32 off,
+    as the twin runs; else CPU)."""
     cuda = dist.device.type == "cuda"
     try:
         return ModelRuntime.load(artifact_dir, provider="cuda" if cuda else "cpu",
-                                 device_id=(dist.device.index or 0) if cuda else 0)
+                                 device_id=(dist.device.index or 0) if cuda else 0, exact_fp32=True)
     except ArtifactError as exc:
         raise EvaluationError(f"refusing a tampered or incomplete artifact: {exc}") from None
 
