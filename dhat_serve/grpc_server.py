@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
@@ -30,13 +30,16 @@ from dhat_serve import __version__
 from dhat_serve.auth import OPEN_RPCS, ApiKeys
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import INPUT_NAME, REQUEST_MODES, request_output_names
-from dhat_serve.errors import BadRequest, Refusal, TooManyRequests, log_refusal
+from dhat_serve.errors import BadRequest, Refusal, log_refusal
 from dhat_serve.observer import ANY_MODE, observed
 from dhat_serve.oip import DATATYPES, request_timeout
 from dhat_serve.oip_routes import (EXTENSIONS, check_model, model_config, model_metadata, model_statistics,
                                     oip_version)
 from dhat_serve.state import ProcessState
 from dhat_serve.validation import validate_array
+
+if TYPE_CHECKING:
+    from dhat_serve.engine import Engine
 
 log = logging.getLogger("bentoml.dhat")
 
@@ -114,50 +117,56 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         """The server's name, version and protocol extensions, as ``GET /v2``."""
         return pb.ServerMetadataResponse(name="dhat", version=__version__, extensions=EXTENSIONS)
 
+    async def _engine(self, context: Any, where: str) -> Engine:  # noqa: ANN401
+        """This worker's engine, or the call aborted with UNAVAILABLE while it is still loading."""
+        try:
+            return self.state.require()
+        except Refusal as exc:
+            await self._refuse(context, exc, where)
+        raise AssertionError("unreachable: abort raises")  # for type checkers
+
+    async def _model(self, context: Any, name: str, version: str, where: str) -> tuple[Engine, str]:  # noqa: ANN401
+        """The engine and the checked model an RPC addresses, or the call aborted with the refusal's status
+        (UNAVAILABLE while loading, NOT_FOUND for an unknown model or version)."""
+        engine = await self._engine(context, where)
+        try:
+            return engine, check_model(engine, name, version)
+        except Refusal as exc:
+            await self._refuse(context, exc, where)
+        raise AssertionError("unreachable: abort raises")  # for type checkers
+
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:  # noqa: N802, ANN401
         """Whether the model can be served now (NOT_FOUND for an unknown model or version)."""
-        try:
-            check_model(self.state.require(), request.name, request.version)
-        except Refusal as exc:
-            await self._refuse(context, exc, "ModelReady")
+        await self._model(context, request.name, request.version, "ModelReady")
         return pb.ModelReadyResponse(ready=self.state.ready)
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:  # noqa: N802, ANN401
         """The model's input and outputs, as ``GET /v2/models/{m}`` (``oip_routes.model_metadata``)."""
-        try:
-            engine = self.state.require()
-            doc = model_metadata(engine, check_model(engine, request.name, request.version))
-        except Refusal as exc:
-            await self._refuse(context, exc, "ModelMetadata")
+        doc = model_metadata(*await self._model(context, request.name, request.version, "ModelMetadata"))
         doc.pop("parameters")  # class names and input range: HTTP metadata and /info carry them
         return json_format.ParseDict(doc, pb.ModelMetadataResponse())
 
     async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:  # noqa: N802, ANN401
         """Triton's model configuration, parsed into Triton's own ``ModelConfig`` message."""
-        try:
-            engine = self.state.require()
-            doc = model_config(engine, check_model(engine, request.name, request.version))
-        except Refusal as exc:
-            await self._refuse(context, exc, "ModelConfig")
+        doc = model_config(*await self._model(context, request.name, request.version, "ModelConfig"))
         return json_format.ParseDict({"config": doc}, pb.ModelConfigResponse())
 
     async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:  # noqa: N802, ANN401
         """Triton's statistics of one model, or of every model when no name is given."""
-        try:
-            engine = self.state.require()
-            models = [check_model(engine, request.name, request.version)] if request.name else list(REQUEST_MODES)
-        except Refusal as exc:
-            await self._refuse(context, exc, "ModelStatistics")
+        if request.name:
+            engine, model = await self._model(context, request.name, request.version, "ModelStatistics")
+            models = [model]
+        else:
+            engine, models = await self._engine(context, "ModelStatistics"), list(REQUEST_MODES)
         stats = [model_statistics(engine, m) for m in models]
         return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802, ANN401
         """One inference: counted as ``oip_grpc``, inside the worker's in-flight count (drain, batching)."""
         label = request.model_name if request.model_name in REQUEST_MODES else ANY_MODE
-        if self.state.in_flight >= self.max_concurrency:
-            self.state.observer.rejected(ANY_MODE, TooManyRequests.reason)
-            await self._refuse(context, TooManyRequests(f"more than {self.max_concurrency} requests in flight; "
-                                                        "retry shortly"), "ModelInfer")
+        refusal = self.state.over_capacity(self.max_concurrency)
+        if refusal is not None:
+            await self._refuse(context, refusal, "ModelInfer")
         self.state.enter()
         try:
             return await observed(self.state.observer, "oip_grpc", label, lambda: self._infer(request, context))

@@ -15,8 +15,7 @@ from typing import Any, Callable
 
 from starlette.requests import Request
 
-from dhat_serve.errors import BadRequest, PayloadTooLarge, Refusal, TooManyRequests, send_refusal
-from dhat_serve.observer import ANY_MODE
+from dhat_serve.errors import BadRequest, PayloadTooLarge, Refusal, send_refusal
 from dhat_serve.state import ProcessState
 
 
@@ -82,13 +81,12 @@ class RequestGuard:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        if self.state.in_flight >= self.max_concurrency:
-            self.state.observer.rejected(ANY_MODE, TooManyRequests.reason)
+        refusal = self.state.over_capacity(self.max_concurrency)
+        if refusal is not None:
             # Read the (capped) body first: closing a socket with unread bytes makes the kernel send a reset,
             # which can destroy the 429 before the client reads it (seen: 1 request in 1,500 under overload).
             read = await self._discard_body(receive)
-            await send_refusal(send, TooManyRequests(f"more than {self.max_concurrency} requests in flight; retry shortly"),
-                               close=not read)
+            await send_refusal(send, refusal, close=not read)
             return
         self.state.enter()
         try:

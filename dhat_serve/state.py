@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dhat_serve.errors import Overloaded
-from dhat_serve.observer import Observer
+from dhat_serve.errors import Overloaded, TooManyRequests
+from dhat_serve.observer import ANY_MODE, Observer
 
 if TYPE_CHECKING:
     from dhat_serve.engine import Engine
@@ -33,6 +33,14 @@ class ProcessState:
         """What every readiness check answers (``/readyz``, ``/v2/health/ready``, gRPC ServerReady / ModelReady):
         loaded and warm, and not shutting down. Liveness is not this: a draining server is alive."""
         return self.engine is not None and self.warm and not self.draining
+
+    def over_capacity(self, max_concurrency: int) -> TooManyRequests | None:
+        """The refusal (429 / RESOURCE_EXHAUSTED) for a request that would be one too many in flight, counted as
+        rejected; None when it may enter. One rule for HTTP (``guard``) and gRPC (``grpc_server``)."""
+        if self.in_flight < max_concurrency:
+            return None
+        self.observer.rejected(ANY_MODE, TooManyRequests.reason)
+        return TooManyRequests(f"more than {max_concurrency} requests in flight; retry shortly")
 
     def enter(self) -> None:
         """A request (any protocol) is now inside this worker: the batchers, the drain and the gauge see it."""

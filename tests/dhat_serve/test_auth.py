@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from dhat_serve.auth import ApiKeys
 from dhat_serve.config import ServeConfig
-from tests.helpers.server import Server
+from tests.helpers.server import serving
 
 KEY, ORIGIN = "k-7f3a9c2e51", "https://app.example"
 
@@ -42,13 +42,9 @@ def server(tmp_path_factory, symmetric_artifact):
                     "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
                    check=True, capture_output=True)
     (root / "keys").write_text(f"# deploy key\n{KEY}\n")
-    srv = Server(artifact, root / "server.log", grpc=True, tls=(cert, key), DHAT_PROVIDER="cpu",
-                 DHAT_API_KEYS_FILE=str(root / "keys"), DHAT_CORS_ORIGINS=ORIGIN)
-    try:
-        srv.wait_ready()
+    with serving(artifact, root / "server.log", grpc=True, tls=(cert, key), DHAT_PROVIDER="cpu",
+                 DHAT_API_KEYS_FILE=str(root / "keys"), DHAT_CORS_ORIGINS=ORIGIN) as srv:
         yield srv, artifact, cert
-    finally:
-        srv.stop()
 
 
 def _body(n: int = 2) -> dict:

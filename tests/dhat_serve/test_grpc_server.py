@@ -11,44 +11,28 @@ import time
 
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
 from google.protobuf import json_format
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers.server import Server
-
-MODELS = ("main", "second", "merged", "all")
+from tests.helpers.oip import MODELS, raw_outputs
+from tests.helpers.oip import images as _images
+from tests.helpers.server import Server, serving
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, symmetric_artifact):
     _, artifact = symmetric_artifact
-    srv = Server(artifact, tmp_path_factory.mktemp("grpc") / "server.log", grpc=True, DHAT_PROVIDER="cpu",
-                 DHAT_MAX_BATCH="16", DHAT_MAX_REQUEST_BYTES="200000")
-    try:
-        srv.wait_ready()
+    with serving(artifact, tmp_path_factory.mktemp("grpc") / "server.log", grpc=True, DHAT_PROVIDER="cpu",
+                 DHAT_MAX_BATCH="16", DHAT_MAX_REQUEST_BYTES="200000") as srv:
         yield srv, artifact
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def client(server):
     return tgrpc.InferenceServerClient(url=server[0].grpc_url)
-
-
-def _images(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, 1, 8, 8), dtype=np.float32)
-
-
-def _raw(artifact, model: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    graph = "merged" if model == "all" else model
-    session = ort.InferenceSession(str(artifact / f"{graph}.onnx"), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()] if model == "all" else ["logits"]
-    return dict(zip(names, session.run(names, {"images": x})))
 
 
 def _grpc_infer(client, model: str, x: np.ndarray, **kwargs):
@@ -67,7 +51,7 @@ def _error(call) -> InferenceServerException:
 def test_grpc_and_http_clients_get_the_raw_sessions_logits(server, client, model):
     srv, artifact = server
     x = _images(3, seed=len(model))
-    raw = _raw(artifact, model, x)
+    raw = raw_outputs(artifact, model, x)
     via_grpc = _grpc_infer(client, model, x)
     http = thttp.InferenceServerClient(url=srv.url.removeprefix("http://"))
     inp = thttp.InferInput("images", list(x.shape), "FP32")

@@ -16,18 +16,14 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.helpers.server import Server
+from tests.helpers.server import Server, serving
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, symmetric_artifact):
     _, artifact = symmetric_artifact
-    srv = Server(artifact, tmp_path_factory.mktemp("fuzz") / "server.log", DHAT_PROVIDER="cpu")
-    try:
-        srv.wait_ready()
+    with serving(artifact, tmp_path_factory.mktemp("fuzz") / "server.log", DHAT_PROVIDER="cpu") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def schemathesis(schema_url: str, *args: str) -> str:

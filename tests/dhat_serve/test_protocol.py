@@ -6,43 +6,27 @@ import json
 
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers.server import Server
-
-MODELS = ("main", "second", "merged", "all")
+from tests.helpers.oip import MODELS, raw_outputs
+from tests.helpers.oip import images as _images
+from tests.helpers.server import serving
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, symmetric_artifact):
     root = tmp_path_factory.mktemp("oip")
     _, artifact = symmetric_artifact  # one export for the whole session (the server only reads it)
-    srv = Server(artifact, root / "server.log", DHAT_PROVIDER="cpu", DHAT_MAX_BATCH="16")
-    try:
-        srv.wait_ready()
+    with serving(artifact, root / "server.log", DHAT_PROVIDER="cpu", DHAT_MAX_BATCH="16") as srv:
         yield srv, artifact
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def client(server):
     srv, _ = server
     return triton.InferenceServerClient(url=srv.url.removeprefix("http://"))
-
-
-def _raw(artifact, model: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    graph = "merged" if model == "all" else model
-    session = ort.InferenceSession(str(artifact / f"{graph}.onnx"), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()] if model == "all" else ["logits"]
-    return dict(zip(names, session.run(names, {"images": x})))
-
-
-def _images(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, 1, 8, 8), dtype=np.float32)
 
 
 def test_liveness_readiness_and_metadata(client, server):
@@ -69,7 +53,7 @@ def test_tritonclient_infer_equals_the_raw_session(client, server, model, binary
     x = _images(3, seed=len(model))
     inp = triton.InferInput("images", list(x.shape), "FP32")
     inp.set_data_from_numpy(x, binary_data=binary)
-    expected = _raw(artifact, model, x)
+    expected = raw_outputs(artifact, model, x)
     outputs = [triton.InferRequestedOutput(name, binary_data=binary) for name in expected]
     result = client.infer(model, [inp], outputs=outputs, request_id="r1")
     assert result.get_response()["model_name"] == model and result.get_response()["id"] == "r1"
@@ -85,7 +69,7 @@ def test_versioned_infer_and_unknown_model_or_version(client, server):
     inp.set_data_from_numpy(x, binary_data=True)
     got = client.infer("main", [inp], model_version=version)
     assert got.get_response()["model_version"] == str(int(version, 16))
-    np.testing.assert_allclose(got.as_numpy("logits"), _raw(artifact, "main", x)["logits"], atol=1e-5)
+    np.testing.assert_allclose(got.as_numpy("logits"), raw_outputs(artifact, "main", x)["logits"], atol=1e-5)
     with pytest.raises(InferenceServerException, match="unknown model 'both'; models: main, second, merged, all"):
         client.infer("both", [inp])
     with pytest.raises(InferenceServerException, match="has no version '7'"):
@@ -160,7 +144,7 @@ def test_predict_takes_an_npy_body_and_answers_npy(server):
     np.save(buf, x)
     r = httpx.post(f"{srv.url}/predict?mode=second", content=buf.getvalue(), headers={"content-type": "application/x-npy"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-npy"
-    np.testing.assert_allclose(np.load(io.BytesIO(r.content)), _raw(artifact, "second", x)["logits"], atol=1e-5)
+    np.testing.assert_allclose(np.load(io.BytesIO(r.content)), raw_outputs(artifact, "second", x)["logits"], atol=1e-5)
     bad = httpx.post(f"{srv.url}/predict", content=b"not npy", headers={"content-type": "application/x-npy"})
     assert bad.status_code == 400 and "not a .npy array" in bad.json()["error"]
 

@@ -13,7 +13,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from tests.helpers.server import Server
+from tests.helpers.oip import images as _images
+from tests.helpers.server import serving
 
 LIMITS = {"DHAT_MAX_BATCH": "32", "DHAT_MAX_REQUEST_BYTES": "300000", "DHAT_MAX_IMAGE_PIXELS": "20000",
           "DHAT_PROVIDER": "cpu"}
@@ -23,22 +24,14 @@ LIMITS = {"DHAT_MAX_BATCH": "32", "DHAT_MAX_REQUEST_BYTES": "300000", "DHAT_MAX_
 def server(tmp_path_factory, symmetric_artifact):
     root = tmp_path_factory.mktemp("serve")
     _, artifact = symmetric_artifact  # one export for the whole session (the server only reads it)
-    srv = Server(artifact, root / "server.log", **LIMITS)
-    try:
-        srv.wait_ready()
+    with serving(artifact, root / "server.log", **LIMITS) as srv:
         yield srv, artifact
-    finally:
-        srv.stop()
 
 
 def _png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _images(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, 1, 8, 8), dtype=np.float32)
 
 
 def _direct(artifact, mode: str, x: np.ndarray) -> np.ndarray:

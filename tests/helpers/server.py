@@ -9,6 +9,8 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -66,3 +68,15 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@contextmanager
+def serving(artifact: Path, log: Path, **kwargs: object) -> Iterator[Server]:
+    """A ready ``Server(artifact, log, **kwargs)`` for the block, SIGTERMed after it whatever happens
+    (what every module-scoped server fixture does)."""
+    srv = Server(artifact, log, **kwargs)  # type: ignore[arg-type]
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
