@@ -88,8 +88,9 @@ def main() -> None:
                     "batch": BATCH, "raw_before": {m: raw_images_per_s(runtime, m, x, args.seconds) for m in MODES}}
     print(json.dumps(result), flush=True)
     log = args.out / "gpu_service.log"
+    pythonpath = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))  # carried wheels first
     srv = Server(args.artifact, log, grpc=True, DHAT_PROVIDER="cuda", DHAT_WORKERS=str(args.workers),
-                 DHAT_MAX_REQUEST_BYTES=str(64 * 1024 * 1024), PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])))
+                 DHAT_MAX_REQUEST_BYTES=str(64 * 1024 * 1024), PYTHONPATH=pythonpath)
     try:
         srv.wait_ready(timeout=300)
         time.sleep(10)  # the other workers finish their warm-up
