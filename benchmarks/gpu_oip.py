@@ -6,9 +6,9 @@ artifact (weights do not change speed) is served by ``dhat serve`` with ``DHAT_P
 got. Each mode is then driven, closed-loop with ``--concurrency`` clients, by 64-image binary requests
 over OIP HTTP (``Inference-Header-Content-Length``, what ``tritonclient.http`` sends with binary data)
 and over gRPC (a stock ``tritonclient.grpc.aio`` client, ``raw_input_contents``). The raw session
-(``ModelRuntime`` on CUDA, host<->device copies included, as the service pays them) is timed at batch 64
-before and after the service in the same run, and the ratio uses their mean, so a GPU shared with other
-work disturbs both sides alike.
+(``ModelRuntime`` on CUDA, host<->device copies included, as the service pays them; ``gpu_ort.images_per_s``)
+is timed at batch 64 before and after the service in the same run, and the ratio uses their mean, so a GPU
+shared with other work disturbs both sides alike.
 
 Usage: python benchmarks/gpu_oip.py ARTIFACT_DIR OUT_DIR [--workers 2] [--concurrency 4] [--seconds 5]
 """
@@ -29,22 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.bench_oip import drive, oip_body  # noqa: E402
+from benchmarks.gpu_ort import images_per_s  # noqa: E402
 from dhat_serve.contract import INPUT_NAME, MODES  # noqa: E402
 from dhat_serve.runtime import ModelRuntime  # noqa: E402
 from tests.helpers.server import Server  # noqa: E402
 
 BATCH = 64
-
-
-def raw_images_per_s(runtime: ModelRuntime, mode: str, x: np.ndarray, seconds: float) -> float:
-    """Back-to-back ``runtime.run`` at the batch of ``x`` (N, C, H, W): images/s."""
-    for _ in range(3):
-        runtime.run(mode, x)
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        runtime.run(mode, x)
-        n += len(x)
-    return n / (time.perf_counter() - start)
 
 
 async def grpc_drive(url: str, mode: str, x: np.ndarray, concurrency: int, seconds: float) -> dict[str, float]:
@@ -85,7 +75,7 @@ def main() -> None:
     runtime = ModelRuntime.load(args.artifact, provider="cuda")
     x = np.random.default_rng(0).random((BATCH, *runtime.manifest.input_shape), dtype=np.float32)
     result: dict = {"raw_providers": runtime.providers(), "workers": args.workers, "concurrency": args.concurrency,
-                    "batch": BATCH, "raw_before": {m: raw_images_per_s(runtime, m, x, args.seconds) for m in MODES}}
+                    "batch": BATCH, "raw_before": {m: images_per_s(runtime, m, BATCH, args.seconds) for m in MODES}}
     print(json.dumps(result), flush=True)
     log = args.out / "gpu_service.log"
     pythonpath = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))  # carried wheels first
@@ -102,11 +92,11 @@ def main() -> None:
             print(json.dumps({mode: [result[f"http_{mode}"], result[f"grpc_{mode}"]]}), flush=True)
     finally:
         srv.stop()
-    result["raw_after"] = {m: raw_images_per_s(runtime, m, x, args.seconds) for m in MODES}
+    result["raw_after"] = {m: images_per_s(runtime, m, BATCH, args.seconds) for m in MODES}
     for mode in MODES:
         raw = (result["raw_before"][mode] + result["raw_after"][mode]) / 2
         result[f"ratio_{mode}"] = {p: result[f"{p}_{mode}"]["images_per_s"] / raw for p in ("http", "grpc")}
-    result["worker_sessions"] = [line.split("dhat_serve.engine")[-1].strip() for line in log.read_text().splitlines()
+    result["worker_sessions"] = [line.strip() for line in log.read_text().splitlines()
                                  if re.search(r"worker \d+, mode \w+: .* runs on", line)]
     (args.out / "gpu_oip.json").write_text(json.dumps(result, indent=1))
     print("RESULT " + json.dumps(result))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dhat_serve.config import ServeConfig
+from dhat_serve.config import ServeConfig, comma_list
 from dhat_serve.errors import Unauthorized, send_refusal
 
 OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/v2/health/live", "/v2/health/ready")
@@ -34,7 +34,7 @@ class ApiKeys:
     @classmethod
     def from_config(cls, cfg: ServeConfig) -> ApiKeys:
         """``DHAT_API_KEYS`` plus the lines of ``DHAT_API_KEYS_FILE``; a missing file is an error naming it."""
-        keys = [k.strip() for k in cfg.api_keys.split(",") if k.strip()]
+        keys = list(comma_list(cfg.api_keys))
         if cfg.api_keys_file:
             path = Path(cfg.api_keys_file)
             if not path.is_file():

@@ -103,8 +103,9 @@ def tls_args(certfile: Path | None, keyfile: Path | None, env: dict[str, str]) -
     for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
         if not path.is_file():
             fail(f"{flag} {path}: no such file")
-    env["DHAT_SSL_CERTFILE"], env["DHAT_SSL_KEYFILE"] = str(certfile.resolve()), str(keyfile.resolve())
-    return ["--ssl-certfile", str(certfile.resolve()), "--ssl-keyfile", str(keyfile.resolve())]
+    cert, key = str(certfile.resolve()), str(keyfile.resolve())
+    env["DHAT_SSL_CERTFILE"], env["DHAT_SSL_KEYFILE"] = cert, key
+    return ["--ssl-certfile", cert, "--ssl-keyfile", key]
 
 
 @app.command()

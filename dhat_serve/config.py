@@ -9,6 +9,11 @@ PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 """What ``--provider`` / ``DHAT_PROVIDER`` accept: auto (CUDA when a GPU is visible), cpu or cuda."""
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """The non-empty, stripped items of a comma-separated setting (``DHAT_API_KEYS``, ``DHAT_CORS_ORIGINS``)."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """``DHAT_*`` environment variables with safe defaults (caps on what one request may cost)."""
@@ -43,14 +48,14 @@ class ServeConfig:
     # DHAT_WARMUP_BATCHES: batch sizes every mode runs once at start-up, before readiness turns 200: "auto"
     # (1 and DHAT_BATCH_SIZE, the sizes a lone request and a full batch use), a comma list, or "off".
     warmup_batches: str = "auto"
-    grpc_host: str = "0.0.0.0"
+    grpc_host: str = "0.0.0.0"  # DHAT_GRPC_HOST: `dhat serve` sets it to its --host; BentoML's own default is 0.0.0.0
     gpus: str = ""  # DHAT_GPUS: GPU ids the workers share, e.g. "0,1" (worker i takes the (i mod n)-th); empty -> all visible
     api_keys: str = ""  # DHAT_API_KEYS: comma-separated keys (prefer the file); none -> every route is open
     api_keys_file: str | None = None  # DHAT_API_KEYS_FILE: one key per line, '#' comments
     protect_metrics: bool = False  # DHAT_PROTECT_METRICS=1: /metrics needs a key too (health probes never do)
     ssl_certfile: str | None = None  # DHAT_SSL_CERTFILE / DHAT_SSL_KEYFILE: TLS for HTTP (BentoML) and gRPC
     ssl_keyfile: str | None = None
-    cors_origins: str = ""  # DHAT_CORS_ORIGINS: comma-separated browser origins allowed to call the API; none -> no CORS  # DHAT_GRPC_HOST: `dhat serve` sets it to its --host; BentoML's own default is 0.0.0.0
+    cors_origins: str = ""  # DHAT_CORS_ORIGINS: comma-separated browser origins allowed to call the API; none -> no CORS
 
     @classmethod
     def from_env(cls) -> ServeConfig:

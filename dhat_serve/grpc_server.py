@@ -30,7 +30,7 @@ from dhat_serve import __version__
 from dhat_serve.auth import OPEN_RPCS, ApiKeys
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import INPUT_NAME, REQUEST_MODES, request_output_names
-from dhat_serve.errors import BadRequest, Refusal, log_refusal
+from dhat_serve.errors import BadRequest, Refusal, Unauthorized, log_refusal
 from dhat_serve.observer import ANY_MODE, observed
 from dhat_serve.oip import DATATYPES, request_timeout
 from dhat_serve.oip_routes import (EXTENSIONS, check_model, model_config, model_metadata, model_statistics,
@@ -95,15 +95,17 @@ def requested_outputs(request: pb.ModelInferRequest, model: str) -> list[str]:
     return asked or list(names)
 
 
+async def refuse(context: grpc.aio.ServicerContext, exc: Refusal, where: str) -> None:
+    """End the call with the refusal's gRPC status (``GRPC_STATUS``) and message, logged once as every refusal is."""
+    log_refusal(exc, f"gRPC {where}")
+    await context.abort(GRPC_STATUS.get(exc.status, grpc.StatusCode.INTERNAL), str(exc))
+
+
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     """The OIP/Triton gRPC service over one worker's ``ProcessState``."""
 
     def __init__(self, state: ProcessState, max_concurrency: int) -> None:
         self.state, self.max_concurrency = state, max_concurrency
-
-    async def _refuse(self, context: grpc.aio.ServicerContext, exc: Refusal, where: str) -> None:
-        log_refusal(exc, f"gRPC {where}")
-        await context.abort(GRPC_STATUS.get(exc.status, grpc.StatusCode.INTERNAL), str(exc))
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:  # noqa: N802, ANN401
         """The process answers (health: open without a key)."""
@@ -122,7 +124,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         try:
             return self.state.require()
         except Refusal as exc:
-            await self._refuse(context, exc, where)
+            await refuse(context, exc, where)
         raise AssertionError("unreachable: abort raises")  # for type checkers
 
     async def _model(self, context: Any, name: str, version: str, where: str) -> tuple[Engine, str]:  # noqa: ANN401
@@ -132,7 +134,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         try:
             return engine, check_model(engine, name, version)
         except Refusal as exc:
-            await self._refuse(context, exc, where)
+            await refuse(context, exc, where)
         raise AssertionError("unreachable: abort raises")  # for type checkers
 
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:  # noqa: N802, ANN401
@@ -166,12 +168,12 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         label = request.model_name if request.model_name in REQUEST_MODES else ANY_MODE
         refusal = self.state.over_capacity(self.max_concurrency)
         if refusal is not None:
-            await self._refuse(context, refusal, "ModelInfer")
+            await refuse(context, refusal, "ModelInfer")
         self.state.enter()
         try:
             return await observed(self.state.observer, "oip_grpc", label, lambda: self._infer(request, context))
         except Refusal as exc:
-            await self._refuse(context, exc, "ModelInfer")
+            await refuse(context, exc, "ModelInfer")
         finally:
             self.state.leave()
         raise AssertionError("unreachable: abort raises")  # for type checkers
@@ -208,11 +210,10 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
         problem = self.keys.problem(dict(details.invocation_metadata or ()).get("authorization"))
         if problem is None:
             return await continuation(details)
-        message = f"{problem}: {details.method} needs an API key"
-        log.info("gRPC UNAUTHENTICATED: %s", message)  # the reason and the method, never the key
+        refusal = Unauthorized(f"{problem}: {details.method} needs an API key")  # the reason, never the key
 
         async def deny(request: bytes, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+            await refuse(context, refusal, details.method)
 
         return grpc.unary_unary_rpc_method_handler(deny)
 
@@ -227,14 +228,14 @@ class GrpcServer:
         service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(state, cfg.max_concurrency),
                                                                     self.server)
         self.address = f"{cfg.grpc_host}:{cfg.grpc_port}"
-        if cfg.ssl_certfile and cfg.ssl_keyfile:
+        self.tls = bool(cfg.ssl_certfile and cfg.ssl_keyfile)
+        if self.tls:
             pair = (Path(cfg.ssl_keyfile).read_bytes(), Path(cfg.ssl_certfile).read_bytes())
             bound = self.server.add_secure_port(self.address, grpc.ssl_server_credentials([pair]))
         else:
             bound = self.server.add_insecure_port(self.address)
         if bound == 0:
             raise OSError(f"cannot listen for gRPC on {self.address}")
-        self.tls = bool(cfg.ssl_certfile and cfg.ssl_keyfile)
 
     async def start(self) -> None:
         """Begin answering RPCs."""

@@ -30,7 +30,7 @@ from starlette.middleware.cors import CORSMiddleware
 from dhat_serve import logfilter
 from dhat_serve.answers import check_top_k, classify_answer, predict_answer
 from dhat_serve.auth import ApiKeys, KeyCheck
-from dhat_serve.config import ServeConfig
+from dhat_serve.config import ServeConfig, comma_list
 from dhat_serve.contract import DEFAULT_REQUEST_MODE, RequestMode
 from dhat_serve.drain import Drain
 from dhat_serve.engine import Engine
@@ -133,7 +133,7 @@ class DHAT:
 # Added first, so outermost: CORS answers browsers' preflights; the guard caps and counts every request (.npy ones
 # included) and reads its body, so the key check inside it can refuse without leaving unread bytes on the socket.
 if CONFIG.cors_origins:
-    DHAT.add_asgi_middleware(CORSMiddleware, allow_origins=[o.strip() for o in CONFIG.cors_origins.split(",") if o.strip()],
+    DHAT.add_asgi_middleware(CORSMiddleware, allow_origins=list(comma_list(CONFIG.cors_origins)),
                              allow_methods=["GET", "POST"], allow_headers=CORS_HEADERS, expose_headers=CORS_HEADERS)
 DHAT.add_asgi_middleware(RequestGuard, max_bytes=CONFIG.max_request_bytes, max_concurrency=CONFIG.max_concurrency,
                          state=STATE)

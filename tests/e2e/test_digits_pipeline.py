@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -27,7 +26,7 @@ from training.datasets.digits import load_digits_splits
 from training.models.dual_head import ModeView
 from training.robustness.suite import pgd_config
 from tests.helpers.cli import dhat
-from tests.helpers.server import Server, free_port
+from tests.helpers.server import Server, free_port, wait_until_ready
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,14 +120,7 @@ def test_a_runtime_only_install_serves_the_artifact_without_torch(pipeline, tmp_
                                 cwd=tmp_path, env=clean_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200, (tmp_path / "runtime-server.log").read_text()[-3000:]
+        wait_until_ready(f"{url}/readyz", proc, tmp_path / "runtime-server.log")
         x = load_digits_splits(16).test.tensors[0][:4].numpy()
         r = httpx.post(f"{url}/predict", json={"inputs": x.tolist(), "mode": "merged"}, timeout=30)
         assert r.status_code == 200, r.text

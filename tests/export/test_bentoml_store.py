@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.helpers.checkpoints import TINY_CFG, make_checkpoint
@@ -36,7 +35,7 @@ def build_and_serve_the_bento(env: dict[str, str]) -> None:
     ``bentoml serve`` of the built CPU bento answers ``/v2/health/ready`` with the store's artifact."""
     import httpx
 
-    from tests.helpers.server import free_port
+    from tests.helpers.server import free_port, wait_until_ready
 
     tags = []
     for bentofile in ("bentofile.yaml", "bentofile.cpu.yaml"):
@@ -47,20 +46,13 @@ def build_and_serve_the_bento(env: dict[str, str]) -> None:
     assert all(t.startswith("dhat:") for t in tags) and tags[0] != tags[1], tags
     port = free_port()
     serve_env = {**env, "DHAT_DRAIN_DELAY_S": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", tags[1], "--port", str(port)], cwd=env["BENTOML_HOME"],
-                            env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log = Path(env["BENTOML_HOME"]) / "bento-serve.log"
+    with open(log, "w") as out:  # a file, not a pipe nobody reads while the server runs
+        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", tags[1], "--port", str(port)],
+                                cwd=env["BENTOML_HOME"], env=serve_env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError("the built bento never became ready")
+        wait_until_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc, log)
         assert httpx.get(f"http://127.0.0.1:{port}/v2/models/merged", timeout=5).json()["name"] == "merged"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -24,6 +24,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120,
+                     verify: bool | ssl.SSLContext = True) -> None:
+    """Poll readiness ``url`` until it answers 200; a server that exits first, or is not ready within
+    ``timeout`` seconds, fails with the end of its ``log``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2, verify=verify).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"server not ready after {timeout}s: {log.read_text()[-3000:]}")
+
+
 class Server:
     def __init__(self, artifact: Path, log: Path, grpc: bool = False, tls: tuple[Path, Path] | None = None,
                  **env: str) -> None:
@@ -44,17 +61,7 @@ class Server:
             cwd=ROOT, env=full_env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2, verify=self.verify).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"server not ready after {timeout}s: {self.log.read_text()[-3000:]}")
+        wait_until_ready(f"{self.url}/readyz", self.proc, self.log, timeout, self.verify)
 
     def stop(self) -> None:
         """SIGTERM the server's process group and wait; SIGKILL what is left after 30 s."""
