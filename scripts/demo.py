@@ -135,7 +135,8 @@ def table(latency: dict[str, float], aa_n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--serve-only", action="store_true", help="build what is missing, then serve in the foreground")
-    parser.add_argument("--aa-n", type=int, default=25, help="test images for AutoAttack on merged (25 took 6.6 min for all three modes on 2 cores)")
+    parser.add_argument("--aa-n", type=int, default=10, help="test images for AutoAttack on merged (on 2 cores 25 took 168 s, "
+                        "and the whole `make demo` 14.5 min of its 15-minute budget; 10 keeps a margin)")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args()
     (ROOT / "reports").mkdir(exist_ok=True)

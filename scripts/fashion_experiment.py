@@ -61,7 +61,7 @@ def evaluate(recipe_name: str, root: Path, modes: tuple[str, ...], attack: str, 
     n = args.aa_n if attack == "autoattack" else args.n
     settings = EvalSettings(modes=modes, attacks=("clean", attack), n=n, batch_size=args.batch_size, device=args.device,
                             transfer=attack == "pgd20" and len(modes) > 1 and not args.no_transfer, curve=(),
-                            data_dir=args.data_dir)
+                            data_dir=args.data_dir, attack_precision=args.attack_precision)
     start = time.time()
     report = run_eval(root / "artifacts" / name, root / "runs" / name, settings, out)
     if report is not None:
@@ -142,6 +142,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="clean and PGD-20 on the first N (default: all 10,000)")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if visible)")
     parser.add_argument("--batch-size", type=int, default=500, help="images per attack chunk")
+    parser.add_argument("--attack-precision", default="fp32", choices=("fp32", "tf32"),
+                        help="tf32: craft on CUDA with TF32 convolutions (faster); scores stay fp32")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {', '.join(PHASES)}")
     parser.add_argument("--no-transfer", action="store_true",
                         help="skip the transfer matrix (slow where ONNX Runtime has only its CPU provider)")

@@ -17,6 +17,7 @@
 # Results come back as $OUT/gpu.tgz (reports without their adversarial-example caches, metrics, walls) + logs.
 # ONLY=full: only the full recipe (train, PGD-20, AutoAttack levels); ONLY=full-aa: AutoAttack alone on the full recipe's model from an earlier call's $NAME-model.tgz.
 # ONLY=cpu-aa BATCH=500 LEVELS="500 1000": only AutoAttack on the CPU recipe's artifact (a short second call).
+# PREC=tf32: craft every attack with TF32 convolutions (`dhat eval --attack-precision tf32`; scores stay fp32).
 # For a dry run on a CPU: PY=.venv/bin/python DEVICE=cpu FULL=/tmp/tiny.yaml LEVELS="20 40" BENCH=0 ...
 set -u
 cd "$(dirname "$0")/.."
@@ -32,7 +33,8 @@ left() { echo $(( DEADLINE - $(date +%s) - ${1:-0} )); }  # seconds to the deadl
 
 experiment() {  # experiment LOG LIMIT ARGS...: one bounded call of scripts/fashion_experiment.py
   local log=$1 limit=$2; shift 2
-  timeout "$limit" $PY scripts/fashion_experiment.py --root $R --data-dir $D --device $DEVICE --batch-size ${BATCH:-1000} "$@" \
+  timeout "$limit" $PY scripts/fashion_experiment.py --root $R --data-dir $D --device $DEVICE --batch-size ${BATCH:-1000} \
+    --attack-precision ${PREC:-fp32} "$@" \
     2>&1 | grep -v -E "it/s\]|s/it\]|^\[torch.onnx\]" >> $OUT/$log
   echo "$(date +%T) $log $*: rc=${PIPESTATUS[0]}"
 }

@@ -197,6 +197,8 @@ def eval_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", help="report directory (default reports/ARTIFACT_NAME in the "
                                                 "current folder, outside the artifact: a re-export keeps the report and its cache)")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")] = None,
+    attack_precision: Annotated[str, typer.Option("--attack-precision", help="fp32, or tf32: on CUDA craft the examples "
+                                                  "with TF32 convolutions (faster); checks and scores stay fp32")] = "fp32",
 ) -> None:
     """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
 
@@ -216,7 +218,7 @@ def eval_cmd(
                                 attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), eps=budget, n=n,
                                 batch_size=batch_size, seed=seed, square_queries=square_queries,
                                 transfer=not no_transfer, curve=() if no_curve else EvalSettings.curve, data_dir=data_dir,
-                                device=device)
+                                device=device, attack_precision=attack_precision)
     except ValueError as exc:  # RecipeError is a ValueError
         fail(str(exc))
     if not run.is_dir():

@@ -55,3 +55,19 @@ def test_stage1_from_reuses_a_matching_stage_one_and_refuses_another(tmp_path, t
                                        str(tmp_path / "third"), "--stage1-from", str(first)])
     assert refused.exit_code == 2 and "stage1.beta: 6.0 there, 3.0 here" in refused.output
     assert not (tmp_path / "third").exists()
+
+
+@pytest.mark.parametrize("flag, expected", [([], "fp32"), (["--attack-precision", "tf32"], "tf32")])
+def test_eval_attack_precision_reaches_the_settings(flag, expected, tmp_path, monkeypatch):
+    import training.robustness.evaluate
+
+    seen = {}
+    monkeypatch.setattr(training.robustness.evaluate, "evaluate", lambda art, run, settings, out: seen.update(s=settings))
+    result = CliRunner().invoke(app, ["eval", str(tmp_path), "--run", str(tmp_path), *flag])
+    assert result.exit_code == 0, result.output
+    assert seen["s"].attack_precision == expected
+
+
+def test_eval_refuses_an_unknown_attack_precision_naming_the_flag(tmp_path):
+    result = CliRunner().invoke(app, ["eval", str(tmp_path), "--run", str(tmp_path), "--attack-precision", "bf16"])
+    assert result.exit_code == 2 and "--attack-precision 'bf16': use fp32 or tf32" in result.output, result.output

@@ -9,6 +9,8 @@ cache key holds the graph's sha256, so a reused ``--out`` never scores another a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +46,31 @@ class Job:
         return list(range(0, len(self.y), self.settings.batch_size))
 
     def key(self, mode: str, name: str, eps: float, start: int) -> str:
-        """Cache file stem of one chunk: mode, attack, eps, seed, position, size and the graph's sha256."""
+        """Cache file stem of one chunk: mode, attack, eps, seed, position, size, the graph's sha256 and, for
+        examples crafted in TF32 on CUDA, ``_tf32`` (other examples than fp32's: a reused ``--out`` keeps both)."""
         size = min(self.settings.batch_size, len(self.y) - start)
         safe = name.replace("/", "_").replace("@", "-step")
         sha = self.rt.manifest.modes[mode].sha256[:16]
-        return f"{mode}_{safe}_eps{eps:.6f}_seed{self.settings.seed}_{start}_{size}_{sha}"
+        precision = "_tf32" if self.tf32() else ""
+        return f"{mode}_{safe}_eps{eps:.6f}_seed{self.settings.seed}_{start}_{size}_{sha}{precision}"
+
+    def tf32(self) -> bool:
+        """Whether phase 1 crafts in TF32: asked for, and on CUDA (the flag means nothing to a CPU)."""
+        return self.settings.attack_precision == "tf32" and self.dist.device.type == "cuda"
+
+
+@contextmanager
+def crafting_precision(job: Job) -> Iterator[None]:
+    """TF32 convolutions and matmuls while phase 1 crafts, when asked for; exact fp32 again afterwards, for the
+    twin's scores in phase 2 (``evaluate`` turns TF32 off for the whole run: TF32 logits differ by ~1e-3)."""
+    if not job.tf32():
+        yield
+        return
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def craft(job: Job, mode: str, name: str, eps: float) -> None:
@@ -88,10 +110,11 @@ def curve_eps(job: Job) -> list[float]:
 
 def craft_all(job: Job) -> None:
     """Phase 1 for every mode: the asked attacks, the transfer attack and the curve points."""
-    for mode in job.settings.modes:
-        for name in job.settings.attacks:
-            craft(job, mode, name, job.eps)
-        if job.settings.transfer:
-            craft(job, mode, TRANSFER_ATTACK, job.eps)
-        for e in curve_eps(job):
-            craft(job, mode, CURVE_ATTACK, e)
+    with crafting_precision(job):
+        for mode in job.settings.modes:
+            for name in job.settings.attacks:
+                craft(job, mode, name, job.eps)
+            if job.settings.transfer:
+                craft(job, mode, TRANSFER_ATTACK, job.eps)
+            for e in curve_eps(job):
+                craft(job, mode, CURVE_ATTACK, e)

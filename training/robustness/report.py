@@ -45,6 +45,7 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         "pgd_step": "2.5 * eps / steps unless the attack names one (pgdK@STEP), uniform random start",
         "square_queries": job.settings.square_queries,
         "device": str(job.dist.device), "world_size": job.dist.world_size, "providers": job.rt.providers(),
+        "attack_precision": "tf32" if job.tf32() else "fp32",
         "results": results, "comparisons": comparisons(correct, job.settings.seed),
         "correct": {mode: {name: pack_correct(v) for name, v in row.items()} for mode, row in correct.items()},
         "transfer": transfer, "transfer_ci95": transfer_ci,
@@ -72,6 +73,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{' split' if report['data'].get('split', 'test') == 'test' else ''}, "
         f"n = {report['data']['n']}, L-inf eps = {report['eps']:.4g}, seed {report['seed']}; "
         f"PGD step {report['pgd_step']}. Attacks ran on {report.get('device', 'cpu')} "
+        f"{'in TF32, scored in fp32, ' if report.get('attack_precision') == 'tf32' else ''}"
         f"({report.get('world_size', 1)} process(es)); graphs on {_providers(report)}. "
         "Brackets: 95 % Wilson intervals.",
         "",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dhat_serve.contract import MODES, parse_mode
+
+ATTACK_PRECISIONS = ("fp32", "tf32")
 from training.robustness.suite import SQUARE_QUERIES, parse_attack
 
 
@@ -17,6 +19,9 @@ class EvalSettings:
     """What ``dhat eval`` was asked for; checked here, where the CLI's values enter.
 
     ``n`` None is the whole test split; ``device`` None is CUDA when torch sees one, else CPU.
+    ``attack_precision`` "tf32" lets CUDA craft the adversarial examples with TF32 convolutions and matmuls
+    (PyTorch's own default for cuDNN convolutions, several times faster on Ampere and later); the twin check and
+    every score stay exact fp32, so only how the examples were found changes, never how they are counted.
     """
 
     modes: tuple[str, ...] = MODES
@@ -30,6 +35,7 @@ class EvalSettings:
     curve: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # multiples of eps for robustness.png
     data_dir: str | None = None
     device: str | None = None
+    attack_precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for m in self.modes:
@@ -42,3 +48,5 @@ class EvalSettings:
             raise ValueError(f"--n and --batch-size must be >= 1, got {self.n}, {self.batch_size}")
         if self.device is not None and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"--device {self.device!r}: use cpu, cuda or cuda:N")
+        if self.attack_precision not in ATTACK_PRECISIONS:
+            raise ValueError(f"--attack-precision {self.attack_precision!r}: use {' or '.join(ATTACK_PRECISIONS)}")

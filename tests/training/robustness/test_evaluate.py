@@ -111,7 +111,7 @@ def test_head_disagreement_table_and_where_the_attacks_ran(report):
     assert set(table["attacks"]) == set(ATTACKS) - {"clean"}
     row = table["attacks"]["pgd20"]["merged"]
     assert row["adversarial"]["n"] == 6 and row["detection"]["n"] == row["fooled"]
-    assert report["device"] == "cpu" and report["world_size"] == 1
+    assert report["device"] == "cpu" and report["world_size"] == 1 and report["attack_precision"] == "fp32"
     assert report["providers"]["merged"][0] == "CPUExecutionProvider"
 
 
