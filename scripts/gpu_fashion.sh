@@ -15,7 +15,9 @@
 # cached, so the next level only attacks the new ones, and the largest level that finished before the
 # deadline is the one kept (reports/R/autoattack/report.json; each level's also as report-nN.json).
 # Results come back as $OUT/gpu.tgz (reports without their adversarial-example caches, metrics, walls) + logs.
-# ONLY=full: only the full recipe (train, PGD-20, AutoAttack levels); ONLY=full-aa: AutoAttack alone on the full recipe's model from an earlier call's $NAME-model.tgz.
+# ONLY=full: only the full recipe (train, PGD-20, AutoAttack levels); ONLY=full-aa: a later call on the same warm
+# machine (or with an earlier call's $NAME-model.tgz extracted into .gpu/work) finishes what is left: the PGD-20
+# chunks a deadline cut, then the AutoAttack levels (cached chunks of BATCH images are reused, so keep BATCH).
 # ONLY=cpu-aa BATCH=500 LEVELS="500 1000": only AutoAttack on the CPU recipe's artifact (a short second call).
 # PREC=tf32: craft every attack with TF32 convolutions (`dhat eval --attack-precision tf32`; scores stay fp32).
 # For a dry run on a CPU: PY=.venv/bin/python DEVICE=cpu FULL=/tmp/tiny.yaml LEVELS="20 40" BENCH=0 ...
@@ -33,6 +35,7 @@ left() { echo $(( DEADLINE - $(date +%s) - ${1:-0} )); }  # seconds to the deadl
 
 experiment() {  # experiment LOG LIMIT ARGS...: one bounded call of scripts/fashion_experiment.py
   local log=$1 limit=$2; shift 2
+  [ "$limit" -gt 0 ] || { echo "$(date +%T) $log $*: skipped, the deadline has passed"; return; }  # timeout 0 = none
   timeout "$limit" $PY scripts/fashion_experiment.py --root $R --data-dir $D --device $DEVICE --batch-size ${BATCH:-1000} \
     --attack-precision ${PREC:-fp32} "$@" \
     2>&1 | grep -v -E "it/s\]|s/it\]|^\[torch.onnx\]" >> $OUT/$log
@@ -65,12 +68,14 @@ pack() {  # reports and metrics; and the full recipe's trained model, so a later
 }
 case "${ONLY:-}" in  # short later calls: AutoAttack alone on carried artifacts (extract $NAME-model.tgz into .gpu/work)
   cpu-aa) autoattack_levels $CPU 10 --dhat $CPU --baseline none; pack; exit ;;
-  full-aa) autoattack_levels $NAME 10 --dhat $FULL --baseline none; pack; exit ;;
+  full-aa)
+    experiment full_eval.log "$(left 120)" --dhat $FULL --baseline none --only eval --no-transfer  # no-op when done
+    autoattack_levels $NAME 10 --dhat $FULL --baseline none; pack; exit ;;
   full)  # the GPU recipe alone: train, PGD-20 on 10,000 (paired), then AutoAttack in levels until the deadline
     # (one after the other: run 3 put them side by side and AutoAttack did not finish 500 images in 320 s,
     # where alone it attacks 100 in about 40 s per mode)
     experiment full_train.log "$(left 300)" --dhat $FULL --baseline none --only train,export
-    experiment full_eval.log "$(left 200)" --dhat $FULL --baseline none --only eval --no-transfer
+    experiment full_eval.log "$(left 150)" --dhat $FULL --baseline none --only eval --no-transfer
     autoattack_levels $NAME 15 --dhat $FULL --baseline none > $OUT/levels_full.log; pack; exit ;;
 esac
 if [ "${BENCH:-1}" = 1 ]; then  # 1. alone on the machine, so its two figures are comparable
