@@ -61,9 +61,10 @@ def offline(artifact: Path, x: np.ndarray) -> float:
     return float(np.mean(main.argmax(1) != second.argmax(1)))
 
 
-def cached_pgd(cache: Path, n: int) -> torch.Tensor | None:
-    """The PGD-20 examples ``dhat eval`` crafted against ``merged`` (its ``cache/``), in test order, if all n are there."""
-    files = sorted(cache.glob("merged_pgd20_eps*_seed0_*.safetensors"), key=lambda f: int(f.stem.split("_")[4]))
+def cached_pgd(cache: Path, n: int, sha: str) -> torch.Tensor | None:
+    """The fp32 PGD-20 examples ``dhat eval`` crafted against this ``merged`` graph (sha256 ``sha``; its
+    ``cache/``), in test order, if all n are there (TF32 chunks end in ``_tf32``, another graph's in its sha)."""
+    files = sorted(cache.glob(f"merged_pgd20_eps*_seed0_*_{sha[:16]}.safetensors"), key=lambda f: int(f.stem.split("_")[4]))
     if not files:
         return None
     x_adv = torch.cat([load_file(str(f))["x_adv"] for f in files])
@@ -79,9 +80,10 @@ def main() -> None:
     args = parser.parse_args()
     recipe, splits = RunDir(args.run).load_data()
     x, y = first_n(splits.test, len(splits.test))
-    net, _ = load_twin(args.run, load_manifest(args.artifact))
+    manifest = load_manifest(args.artifact)
+    net, _ = load_twin(args.run, manifest)
     eps = recipe.validation.attack.eps
-    adv = cached_pgd(args.cache, len(x)) if args.cache else None
+    adv = cached_pgd(args.cache, len(x), manifest.modes["merged"].sha256) if args.cache else None
     if adv is None:
         adv = run_attack("pgd20", ModeView(net.eval(), "merged").eval(), None, "merged", x, y,
                          AttackContext(eps=eps, seed=0, device=torch.device("cpu")))
