@@ -135,6 +135,8 @@ def summary(root: Path, dhat: str, baseline: str | None) -> None:
 
 
 def main() -> None:
+    from training.robustness.settings import ATTACK_PRECISIONS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dhat", default="fashion-mnist-cpu", help="the DH-AT recipe, or none (the baseline alone)")
     parser.add_argument("--baseline", default="fashion-mnist-cpu-trades", help="single-head baseline recipe, or none")
@@ -142,7 +144,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="clean and PGD-20 on the first N (default: all 10,000)")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if visible)")
     parser.add_argument("--batch-size", type=int, default=500, help="images per attack chunk")
-    parser.add_argument("--attack-precision", default="fp32", choices=("fp32", "tf32"),
+    parser.add_argument("--attack-precision", default="fp32", choices=ATTACK_PRECISIONS,
                         help="tf32: craft on CUDA with TF32 convolutions (faster); scores stay fp32")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {', '.join(PHASES)}")
     parser.add_argument("--no-transfer", action="store_true",

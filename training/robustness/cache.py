@@ -61,16 +61,18 @@ class Job:
 
 @contextmanager
 def crafting_precision(job: Job) -> Iterator[None]:
-    """TF32 convolutions and matmuls while phase 1 crafts, when asked for; exact fp32 again afterwards, for the
-    twin's scores in phase 2 (``evaluate`` turns TF32 off for the whole run: TF32 logits differ by ~1e-3)."""
+    """TF32 convolutions and matmuls while phase 1 crafts, when asked for; the caller's settings again afterwards,
+    i.e. exact fp32 for the twin's scores in phase 2 (``evaluate`` turns TF32 off for the whole run: TF32 logits
+    differ by ~1e-3)."""
     if not job.tf32():
         yield
         return
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def craft(job: Job, mode: str, name: str, eps: float) -> None:
