@@ -5,18 +5,16 @@ the environment and out of ``ps``) and/or ``DHAT_API_KEYS`` (comma-separated). W
 every route is open, as before. With keys, every inference and metadata route needs one; health
 checks stay open (a load balancer or kubelet has no key) and so does ``/metrics`` unless
 ``DHAT_PROTECT_METRICS=1``. A key is compared in constant time against every configured key, and a
-refused attempt is one log line naming the route and the reason, never the key.
+refused attempt is one log line naming the route and the reason, never the key. HTTP checks keys in
+``http.keycheck``, gRPC in ``oip.grpc_service.KeyInterceptor``; both ask ``ApiKeys.problem``.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from dhat_serve.config import ServeConfig, comma_list
-from dhat_serve.errors import Unauthorized, send_refusal
 
 OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/v2/health/live", "/v2/health/ready")
 """Routes that answer without a key: what probes call."""
@@ -60,23 +58,3 @@ class ApiKeys:
         for key in self.keys:
             matched |= hmac.compare_digest(given, key)
         return None if matched else "wrong API key"
-
-
-class KeyCheck:
-    """ASGI middleware: refuses (401 + ``WWW-Authenticate``) a request without a valid key, except probes."""
-
-    def __init__(self, app: Callable, keys: ApiKeys, protect_metrics: bool) -> None:
-        self.app, self.keys = app, keys
-        self.open = OPEN_PATHS if protect_metrics else (*OPEN_PATHS, "/metrics")
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or not self.keys.enabled or scope.get("path") in self.open \
-                or scope.get("method") == "OPTIONS":  # CORS preflights carry no credentials
-            await self.app(scope, receive, send)
-            return
-        header = dict(scope.get("headers") or []).get(b"authorization")
-        problem = self.keys.problem(header.decode("latin-1") if header is not None else None)
-        if problem is None:
-            await self.app(scope, receive, send)
-            return
-        await send_refusal(send, Unauthorized(f"{problem}: {scope.get('path')} needs an API key"), close=False)

@@ -8,8 +8,10 @@ so parsing and answering continue meanwhile), and splits the outputs back to the
 
 Load is shed, never queued forever: a full queue refuses at once (``errors.Overloaded("queue_full")``,
 HTTP 503 with Retry-After) and a request past its deadline ``Overloaded("deadline")`` (HTTP 504); a
-request that times out while queued is skipped, so it never costs a model run. Every event goes to the
-process's ``Observer`` (statistics endpoint and Prometheus).
+request that times out while queued is skipped, so it never costs a model run. A failed run fails its
+requests with ``errors.InferenceFailed`` (HTTP 500, counted as ``model_error``); a worker task that dies
+fails every request still waiting instead of leaving them to their deadline. Every event goes to the
+``Observer`` the batcher is given; ``in_flight`` (a callable) tells it how many requests are in the server.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dhat_serve.errors import Overloaded
+from dhat_serve.errors import InferenceFailed, Overloaded
 from dhat_serve.observer import BatchStats, Observer
-from dhat_serve.state import ProcessState
 
 log = logging.getLogger("bentoml.dhat")
 
@@ -42,22 +43,59 @@ class Pending:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+class BatchedRequests:
+    """Requests merged into one (N, C, H, W) batch, and the split of the batch's outputs back to each of them."""
+
+    def __init__(self, items: list[Pending]) -> None:
+        self.items = items
+        self.images = items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
+
+    def fail(self, exc: BaseException) -> None:
+        """Every request of the batch that still waits gets ``exc``."""
+        for item in self.items:
+            if not item.future.done():
+                item.future.set_exception(exc)
+
+    def answer(self, outputs: Mapping[str, np.ndarray]) -> None:
+        """Each request gets its own rows of every (N, ...) output, in the order the batch was merged."""
+        offset = 0
+        for item in self.items:
+            n = len(item.images)
+            if not item.future.done():
+                item.future.set_result({name: out[offset : offset + n] for name, out in outputs.items()})
+            offset += n
+
+
 class Batcher:
     """A bounded queue of requests for one mode and the worker that batches them into ``run`` calls."""
 
     def __init__(self, name: str, run: RunFn, executor: Executor, max_batch: int, max_wait_s: float, queue_size: int,
-                 state: ProcessState | None = None) -> None:
+                 observer: Observer | None = None, in_flight: Callable[[], int] | None = None) -> None:
         self.name, self.run, self.executor = name, run, executor
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self.queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=queue_size)
-        self.state = state  # requests in flight (none beyond this batch -> no reason to wait) and the observer
-        self.observer = state.observer if state is not None else Observer()
+        self.observer = observer if observer is not None else Observer()
+        self.in_flight = in_flight  # requests in the server (none beyond this batch -> no reason to wait)
         self._carry: Pending | None = None
         self._worker: asyncio.Task | None = None
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
+            self._worker.add_done_callback(self._on_worker_exit)
+
+    def _on_worker_exit(self, task: asyncio.Task) -> None:
+        """The worker ended (cancelled, or a bug raised): fail what waits now; the next ``submit`` starts a new one."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("mode %s: the batching worker died: %r", self.name, exc)
+        failure = InferenceFailed(f"mode {self.name}: the batching worker stopped ({exc!r}); retry")
+        waiting = [self._carry] if self._carry is not None else []
+        self._carry = None
+        while not self.queue.empty():
+            waiting.append(self.queue.get_nowait())
+        if waiting:
+            BatchedRequests(waiting).fail(failure)
 
     @property
     def stats(self) -> BatchStats:
@@ -97,7 +135,7 @@ class Batcher:
         batch, count = [first], len(first.images)
         deadline = time.perf_counter() + self.max_wait_s
         while count < self.max_batch:
-            if self.queue.empty() and self.state is not None and self.state.in_flight <= len(batch):
+            if self.queue.empty() and self.in_flight is not None and self.in_flight() <= len(batch):
                 break  # nobody else is in the server: waiting max_wait_s would only add latency
             remaining = deadline - time.perf_counter()
             try:
@@ -116,24 +154,17 @@ class Batcher:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect()
+            batch = BatchedRequests(await self._collect())
             self.observer.depth(self.name, self.queue.qsize())
             start = time.perf_counter()
-            for item in batch:
+            for item in batch.items:
                 self.observer.queued(self.name, start - item.enqueued)
-            images = batch[0].images if len(batch) == 1 else np.concatenate([b.images for b in batch])
             try:
-                outputs = await loop.run_in_executor(self.executor, self.run, images)
+                outputs = await loop.run_in_executor(self.executor, self.run, batch.images)
             except Exception as exc:  # noqa: BLE001 - a failed run fails its requests, not the worker
-                log.error("mode %s: session.run failed on %d images: %s", self.name, len(images), exc)
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                log.error("mode %s: session.run failed on %d images: %s", self.name, len(batch.images), exc)
+                batch.fail(InferenceFailed(f"mode {self.name}: the model run failed on a batch of "
+                                           f"{len(batch.images)} images ({type(exc).__name__})"))
                 continue
-            self.observer.ran(self.name, len(images), time.perf_counter() - start, len(batch))
-            offset = 0
-            for item in batch:
-                n = len(item.images)
-                if not item.future.done():
-                    item.future.set_result({name: out[offset : offset + n] for name, out in outputs.items()})
-                offset += n
+            self.observer.ran(self.name, len(batch.images), time.perf_counter() - start, len(batch.items))
+            batch.answer(outputs)

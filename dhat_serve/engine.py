@@ -1,7 +1,7 @@
 """The engine: the artifact's sessions and one batcher per request mode, in the process that parses requests.
 
-Every protocol (``/classify``, ``/predict`` JSON and ``.npy``, the Open Inference Protocol over HTTP and
-gRPC) calls ``Engine.infer(request_mode, images)`` and gets ``{output name: (N, classes)}``, exactly what
+The data plane (``dataplane.DataPlane``, which every protocol calls) calls ``Engine.infer(request_mode,
+images)`` and gets ``{output name: (N, classes)}``, exactly what
 ``ModelRuntime.run`` returns for that mode (``contract.REQUEST_OUTPUTS``); nothing is re-keyed on the
 way out and nothing crosses a process boundary between the socket and ``session.run``.
 
@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from dhat_serve.config import ServeConfig
 from dhat_serve.contract import (ALL, MAIN_LOGITS, MERGED, REQUEST_MODES, SECOND_LOGITS, request_graph,
                                   request_output_names)
 from dhat_serve.runtime import ModelRuntime, gpu_count, worker_device
-from dhat_serve.state import ProcessState
+from dhat_serve.observer import Observer
 
 log = logging.getLogger("bentoml.dhat")  # under "bentoml" so BentoML's log configuration shows it
 
@@ -34,15 +35,17 @@ log = logging.getLogger("bentoml.dhat")  # under "bentoml" so BentoML's log conf
 class Engine:
     """Sessions plus per-request-mode batchers; ``infer`` is the only way a request reaches ONNX Runtime."""
 
-    def __init__(self, runtime: ModelRuntime, cfg: ServeConfig, state: ProcessState) -> None:
-        self.runtime, self.cfg, self.state = runtime, cfg, state
+    def __init__(self, runtime: ModelRuntime, cfg: ServeConfig, observer: Observer,
+                 in_flight: Callable[[], int] | None = None) -> None:
+        self.runtime, self.cfg, self.observer = runtime, cfg, observer
         self.executor = ThreadPoolExecutor(max_workers=len(REQUEST_MODES), thread_name_prefix="ort")
         self.batchers = {mode: Batcher(mode, partial(self.run, mode), self.executor, cfg.batch_size,
-                                       cfg.max_wait_ms / 1000, cfg.queue_size, state)
+                                       cfg.max_wait_ms / 1000, cfg.queue_size, observer, in_flight)
                          for mode in REQUEST_MODES}
 
     @classmethod
-    def load(cls, artifact_dir: Path, cfg: ServeConfig, state: ProcessState, worker_index: int | None = None) -> Engine:
+    def load(cls, artifact_dir: Path, cfg: ServeConfig, observer: Observer, in_flight: Callable[[], int] | None = None,
+             worker_index: int | None = None) -> Engine:
         """Verify and open the artifact with serving thread settings on this worker's GPU (``worker_device``),
         and log the provider and device of each session once."""
         device_id = worker_device(worker_index, cfg.gpu_ids(gpu_count())) if cfg.provider != "cpu" else 0
@@ -51,11 +54,11 @@ class Engine:
             where = f"device {device_id}" if providers and providers[0] == "CUDAExecutionProvider" else "the CPU"
             log.info("worker %s, mode %s: %s runs on %s, %s (%d intra-op threads, spinning off)", worker_index or 1,
                      mode, runtime.manifest.modes[mode].file, ", ".join(providers), where, cfg.ort_threads())
-        return cls(runtime, cfg, state)
+        return cls(runtime, cfg, observer, in_flight)
 
     async def warm_up(self, sizes: tuple[int, ...]) -> float:
-        """Run every request mode once per batch size in ``sizes`` (zeros, off the event loop), then mark the
-        worker warm, so readiness turns 200 only once the first real requests pay no session warm-up
+        """Run every request mode once per batch size in ``sizes`` (zeros, off the event loop); the caller marks the
+        worker warm after it, so readiness turns 200 only once the first real requests pay no session warm-up
         (on CUDA, cuDNN's per-shape algorithm search). Returns the seconds it took, as the log says."""
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -65,7 +68,6 @@ class Engine:
                 await loop.run_in_executor(self.executor, self.runtime.run, mode, np.zeros((n, *shape), np.float32))
         seconds = time.perf_counter() - start
         log.info("warm-up: %d modes x batch sizes %s in %.2f s; ready", len(REQUEST_MODES), list(sizes), seconds)
-        self.state.warm = True
         return seconds
 
     def run(self, request_mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -74,7 +76,7 @@ class Engine:
             return self.runtime.run(request_mode, images)
         outputs = self.runtime.run(ALL, images)
         disagree = int(np.count_nonzero(outputs[MAIN_LOGITS].argmax(1) != outputs[SECOND_LOGITS].argmax(1)))
-        self.state.observer.heads(request_mode, len(images), disagree)
+        self.observer.heads(request_mode, len(images), disagree)
         return {name: outputs[name] for name in request_output_names(request_mode)}
 
     async def infer(self, request_mode: str, images: np.ndarray, timeout_s: float | None = None) -> dict[str, np.ndarray]:

@@ -1,23 +1,20 @@
-"""Every refusal the service makes, and the one place each protocol turns a refusal into an answer.
+"""Every refusal the service makes, and the one table that says how each is answered on HTTP and gRPC.
 
 A refusal is a typed exception that carries its HTTP status, its reason (the label the metrics count
-it under) and its headers (``Retry-After`` on 429 and 503). Validation, the protocols, the guard and
-the batchers only *raise*; the functions at the bottom of this module answer, one per way an answer
-leaves the server:
-
-- ``json_response``: a Starlette ``JSONResponse`` (the Open Inference Protocol routes, ``/info``, ``.npy``);
-- ``send_refusal``: raw ASGI messages (the request guard, before any app has run);
-- ``bentoml_reply``: a typed BentoML API (``/classify``, JSON ``/predict``) through its ``Context``.
+it under) and its headers (``Retry-After`` on 429 and 503); ``GRPC_CODES`` gives the gRPC status of each
+HTTP status (the mapping KServe and Triton use). Validation, the data plane, the guard and the batchers
+only *raise*. ``refusal_response`` is the one HTTP encoding (a Starlette response, also sent as raw
+ASGI by the guard and the key check); ``bentoml_reply`` writes the same status, headers and body
+through a typed BentoML API's ``Context``; the gRPC service aborts with ``Refusal.grpc_code``.
 
 Every answer has the body ``{"error": message}`` (the Open Inference Protocol's error shape) and is
-logged as one line without a traceback: INFO for a client error, WARNING for overload.
+logged as one line without a traceback: INFO for a client error, WARNING for overload, ERROR for a
+failed model run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -41,6 +38,17 @@ class Refusal(Exception):
     def body(self) -> dict[str, str]:
         """The JSON body every protocol sends: ``{"error": message}``."""
         return {"error": str(self)}
+
+
+    @property
+    def grpc_code(self) -> str:
+        """The name of the ``grpc.StatusCode`` this refusal ends a call with (``GRPC_CODES``)."""
+        return GRPC_CODES.get(self.status, "INTERNAL")
+
+
+GRPC_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED",
+              429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+"""The gRPC status (``grpc.StatusCode`` name) of each refusal's HTTP status; names, so this module needs no grpcio."""
 
 
 class BadRequest(Refusal):
@@ -75,6 +83,12 @@ class TooManyRequests(Refusal):
     status, reason = 429, "max_concurrency"
 
 
+class InferenceFailed(Refusal):
+    """``session.run`` raised on a batch: HTTP 500 / INTERNAL, counted as ``model_error`` (the server's fault)."""
+
+    status, reason = 500, "model_error"
+
+
 OVERLOAD_STATUS = {"queue_full": 503, "starting": 503, "deadline": 504}
 """Why a request may be shed after it was accepted, and the status each reason answers with."""
 
@@ -91,28 +105,19 @@ class Overloaded(Refusal):
 
 
 def log_refusal(exc: Refusal, where: str = "") -> None:
-    """One line per refusal: INFO for a client's mistake, WARNING when the server sheds load."""
-    (log.warning if exc.status in (429,) or exc.status >= 500 else log.info)(
-        "HTTP %d%s: %s", exc.status, f" {where}" if where else "", exc)
+    """One line per refusal: INFO for a client's mistake, WARNING when the server sheds load, ERROR on a failed run."""
+    level = logging.ERROR if exc.status == 500 else logging.WARNING if exc.status == 429 or exc.status > 500 \
+        else logging.INFO
+    log.log(level, "HTTP %d%s: %s", exc.status, f" {where}" if where else "", exc)
 
 
-def json_response(exc: Refusal, where: str = "") -> JSONResponse:
-    """The refusal as a Starlette response: status, ``{"error": ...}`` and its headers."""
+def refusal_response(exc: Refusal, where: str = "", close: bool = False) -> JSONResponse:
+    """The refusal as HTTP: status, ``{"error": ...}`` and its headers; ``close`` ends the connection (a caller
+    that did not read the request body, so a client reusing the connection would write behind unread bytes).
+    A Starlette response is itself an ASGI app, so middleware sends it with ``await response(scope, receive, send)``."""
     log_refusal(exc, where)
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
-
-
-async def send_refusal(send: Callable[[dict[str, Any]], Awaitable[None]], exc: Refusal, close: bool = True) -> None:
-    """The refusal as raw ASGI messages; ``close`` ends the connection (the request body was not read,
-    so a client reusing the connection would write its next request behind the unread body)."""
-    log_refusal(exc)
-    body = json.dumps(exc.body()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    headers = {**exc.headers(), **({"Connection": "close"} if close else {})}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 def bentoml_reply(exc: Refusal, ctx: Any, where: str = "") -> dict[str, str]:  # noqa: ANN401 - a bentoml.Context

@@ -102,7 +102,7 @@ def serve_and_query() -> dict[str, float]:
             r = httpx.post(f"{url}/classify", files={"image": ("d.png", png, "image/png")}, data={"mode": mode}, timeout=30)
             latency[mode] = 1000 * (time.perf_counter() - start)
             body = r.json()
-            shown = body.get("label", body.get("results", {}).get(MERGED, {}).get("label"))
+            shown = body["modes"][MERGED]["label"] if mode == ALL else body.get("label")  # `all` answers per mode
             extra = f", heads agree: {body['heads_agree']}" if mode == ALL else f", confidence {body['confidence']:.3f}"
             print(f"POST /classify mode={mode}: HTTP {r.status_code}, label {shown} (true {label}){extra}, "
                   f"{latency[mode]:.1f} ms")

@@ -74,12 +74,12 @@ def datasets(as_json: Annotated[bool, typer.Option("--json", help="print JSON in
 
 def recipes(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
     """List the built-in recipes, the paper's table row each reproduces and the numbers it reports there."""
-    from training.paper import PAPER, evaluation_command
+    from training.paper import evaluation_command, paper_rows
     from training.recipes import describe_recipes
 
     rows = describe_recipes()
     for r in rows:
-        paper = PAPER.get(r["name"])
+        paper = paper_rows().get(r["name"])
         r["paper"] = None if paper is None else {
             "table": paper.table, "rows": paper.rows, "attacks": list(paper.attacks),
             "reported": {mode: paper.numbers(mode) for mode in paper.reported}}

@@ -10,6 +10,7 @@ are 2.5 * eps / K (§IV), Table II's are 1/255 (§V: "the step size of PGD ... i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,13 +54,16 @@ def load_paper(path: Path = TABLES_FILE) -> dict[str, PaperRow]:
     return rows
 
 
-PAPER: dict[str, PaperRow] = load_paper()
-"""Recipe name -> its row of the paper; the digits recipes are ours and have none."""
+@functools.cache
+def paper_rows() -> dict[str, PaperRow]:
+    """Recipe name -> its row of the paper, read once on first use (never at import); the digits recipes
+    are ours and have none."""
+    return load_paper()
 
 
 def evaluation_command(recipe: str) -> str:
     """The ``dhat eval`` line that measures the paper's columns for ``recipe`` (whole test split)."""
-    row = PAPER.get(recipe)
+    row = paper_rows().get(recipe)
     attacks = ",".join(row.attacks) if row else "clean,pgd20,autoattack"
     # + Square (black-box, 5,000 queries as AutoAttack runs it): the gradient-masking check beside transfer
     return f"dhat eval artifacts/{recipe} --run runs/{recipe} --attacks {attacks},square"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dhat_serve.batching import Batcher
-from dhat_serve.errors import Overloaded
+from dhat_serve.errors import InferenceFailed, Overloaded
 
 
 def _batcher(run, **kw) -> Batcher:  # noqa: ANN001
@@ -111,7 +111,7 @@ def test_a_failed_run_fails_its_requests_and_the_worker_goes_on():
 
     async def scenario():
         b = _batcher(run, max_batch=1)
-        with pytest.raises(RuntimeError, match="boom"):
+        with pytest.raises(InferenceFailed, match="the model run failed on a batch of 1 images \\(RuntimeError\\)"):
             await b.submit(np.zeros((1, 1, 1, 1), np.float32), 5)
         return await b.submit(np.ones((1, 1, 1, 1), np.float32), 5)
 
@@ -120,26 +120,45 @@ def test_a_failed_run_fails_its_requests_and_the_worker_goes_on():
 
 def test_one_observer_counts_what_the_batchers_and_the_guard_report():
     from dhat_serve.observer import Observer
-    from dhat_serve.state import ProcessState
 
-    state = ProcessState(Observer())
+    observer = Observer()
 
     async def scenario():
-        b = Batcher("second", lambda x: {"logits": x}, ThreadPoolExecutor(1), 8, 0.01, 4, state)
+        b = Batcher("second", lambda x: {"logits": x}, ThreadPoolExecutor(1), 8, 0.01, 4, observer, lambda: 3)
         await asyncio.gather(*(b.submit(np.zeros((2, 1, 1, 1), np.float32), 5) for _ in range(3)))
         return b
 
     b = asyncio.run(scenario())
-    stats = state.observer.to_dict("second")
+    stats = observer.to_dict("second")
     assert stats["request_count"] == 3 and stats["inference_count"] == 6 and stats["execution_count"] == b.stats.runs
-    assert b.stats is state.observer.of("second")  # the batcher's view is the observer's numbers
-    state.observer.rejected("any", "max_concurrency")
-    assert state.observer.to_dict("any")["rejected"] == {"max_concurrency": 1}
+    assert b.stats is observer.of("second")  # the batcher's view is the observer's numbers
+    observer.rejected("any", "max_concurrency")
+    assert observer.to_dict("any")["rejected"] == {"max_concurrency": 1}
 
 
-def test_a_missing_engine_is_a_503_starting():
-    from dhat_serve.state import ProcessState
+def test_a_missing_service_is_a_503_starting():
+    from dhat_serve.service import current_plane
 
     with pytest.raises(Overloaded, match="still loading") as exc:
-        ProcessState().require()
+        current_plane()
     assert exc.value.status == 503 and exc.value.reason == "starting"
+
+
+def test_a_worker_that_dies_fails_every_waiting_request_at_once():
+    """A bug in the batching loop must not leave requests to their deadline: they fail with a 500 at once."""
+
+    async def scenario():
+        b = _batcher(lambda x: {"logits": x}, max_wait_s=0.5)
+
+        async def broken():
+            raise RuntimeError("bug in the loop")
+
+        b._collect = broken  # the worker raises before it takes anything from the queue
+        start = time.perf_counter()
+        results = await asyncio.gather(*(b.submit(np.zeros((1, 1, 1, 1), np.float32), 30) for _ in range(3)),
+                                       return_exceptions=True)
+        return results, time.perf_counter() - start
+
+    results, seconds = asyncio.run(scenario())
+    assert all(isinstance(r, InferenceFailed) and "batching worker stopped" in str(r) for r in results), results
+    assert seconds < 5 and results[0].status == 500

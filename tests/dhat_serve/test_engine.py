@@ -11,8 +11,11 @@ from starlette.testclient import TestClient
 
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import REQUEST_MODES
+from dhat_serve.dataplane import DataPlane
 from dhat_serve.engine import Engine
-from dhat_serve.http_app import protocol_app
+from dhat_serve.http.app import protocol_app
+from dhat_serve.observer import Observer
+from dhat_serve.service import warm
 from dhat_serve.state import ProcessState
 
 
@@ -31,16 +34,19 @@ class SlowRuntime:
 
 
 def test_readiness_is_503_until_the_warm_up_has_run_every_mode_and_batch_size():
-    runtime, state = SlowRuntime(), ProcessState()
-    engine = Engine(runtime, ServeConfig(), state)  # type: ignore[arg-type]
-    state.engine = engine
-    client = TestClient(protocol_app(state))
+    runtime, state, observer = SlowRuntime(), ProcessState(), Observer()
+    engine = Engine(runtime, ServeConfig(), observer)  # type: ignore[arg-type]
+    plane = DataPlane(engine, state, observer, 8)
+    client = TestClient(protocol_app(lambda: plane))
     assert client.get("/v2/health/ready").status_code == 503  # loaded, not warm
 
     async def scenario() -> tuple[bool, float]:
-        task = asyncio.create_task(engine.warm_up((1, 4)))
+        task = asyncio.create_task(warm(engine, state, (1, 4)))
         await asyncio.sleep(0.1)
-        return state.ready, await task
+        ready_midway = state.ready
+        start = time.perf_counter()
+        await task
+        return ready_midway, time.perf_counter() - start + 0.1
 
     ready_midway, seconds = asyncio.run(scenario())
     assert not ready_midway and seconds >= 8 * 0.05

@@ -95,7 +95,6 @@ def test_info_lists_modes_classes_and_hashes(server):
 
 
 BAD_PREDICT = [
-    ({"inputs": [[[[0.5] * 8] * 8]], "mode": "both"}, r"Input should be 'main', 'second', 'merged' or 'all'"),
     ({"inputs": [[[0.5] * 8] * 8]}, r"inputs must have shape \(N, 1, 8, 8\); got \(1, 8, 8\)"),
     ({"inputs": [[[["a"] * 8] * 8]]}, r"inputs must be numbers"),
     ({"inputs": [[[[2.0] * 8] * 8]]}, r"inputs must be in \[0, 1\]"),
@@ -130,7 +129,6 @@ def test_bad_uploads_get_a_400_with_a_message(server):
         ({"image": ("x.txt", b"hello, not an image", "text/plain")}, {}, "not an image"),
         ({"image": ("x.png", good[: len(good) // 2], "image/png")}, {}, "truncated or corrupt"),
         ({"image": ("x.png", big, "image/png")}, {}, "200x200 = 40000 pixels, over the limit of 20000"),
-        ({"image": ("x.png", good, "image/png")}, {"mode": "best"}, "Input should be 'main'"),
         ({"image": ("x.png", good, "image/png")}, {"top_k": "11"}, "top_k must be between 1 and 10"),
         ({"image": ("x.png", b"", "image/png")}, {}, "empty"),
     ]

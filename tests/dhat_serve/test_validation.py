@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dhat_serve.answers import batch_result, describe, softmax
+from dhat_serve.http.answers import batch_result, describe, softmax
 from dhat_serve.errors import BadRequest as InputError
 from dhat_serve.validation import decode_image, validate_tensor
 

@@ -5,9 +5,12 @@ extension (``extension_binary_data.md``). A request body is a JSON header, optio
 tensor bytes: then the ``Inference-Header-Content-Length`` header gives the JSON's length and each input
 with ``parameters.binary_data_size`` takes that many bytes, in input order. Outputs are JSON ``data``
 lists, or raw bytes after the JSON when the request asks (``binary_data`` per output, or
-``binary_data_output`` for all). Every malformed request is an ``errors.BadRequest`` with a message;
-the tensor itself passes ``validation.validate_array``, the check ``/predict`` uses, so one bad tensor
-gets one answer on every protocol.
+``binary_data_output`` for all). Every malformed request is an ``errors.BadRequest`` with a message.
+
+``decode_tensor`` is the one OIP tensor decoder, for HTTP (JSON ``data`` or binary bytes) and gRPC
+(typed ``fp32_contents`` or ``raw_input_contents``) alike; the data plane then passes the images through
+``validation.validate_array``, the check ``/predict`` uses, so one bad tensor gets one answer everywhere.
+Which outputs a model has is the data plane's check too: the codec only reads the names asked for.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from dhat_serve.errors import BadRequest
-from dhat_serve.validation import validate_array
 
 HEADER_LENGTH = "inference-header-content-length"
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT8": np.int8, "INT16": np.int16,
@@ -28,13 +30,15 @@ DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT8":
 
 
 @dataclass(frozen=True)
-class InferRequest:
-    """A parsed ``infer`` request: the images (N, C, H, W) float32, which outputs, and how to send them."""
+class OipBody:
+    """A parsed ``infer`` body: the images tensor (not yet checked against the model), the outputs asked for
+    (None: all of the model's) and how to send each, the request's id and its own deadline."""
 
     id: str | None
     images: np.ndarray
-    outputs: tuple[str, ...]
+    outputs: tuple[str, ...] | None
     binary: dict[str, bool]
+    binary_default: bool
     timeout_s: float | None = None  # the request's own deadline (Triton's ``timeout`` parameter), if it set one
 
 
@@ -92,44 +96,53 @@ def _flag(params: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _tensor(spec: dict[str, Any], rest: bytes, offset: int) -> tuple[np.ndarray, int]:
-    """One input tensor from JSON ``data`` or from the binary part at ``offset``; returns (array, new offset)."""
-    dtype_name = spec.get("datatype")
-    if not isinstance(dtype_name, str) or dtype_name not in DATATYPES:
-        raise BadRequest(f"input {spec.get('name')!r}: datatype {dtype_name!r} is not supported; send FP32")
-    shape = spec.get("shape")
+def decode_tensor(name: object, datatype: object, shape: object, data: object = None,
+                  raw: bytes | None = None) -> np.ndarray:
+    """One OIP tensor from its typed / JSON ``data`` or its ``raw`` bytes, as an array of ``shape``.
+
+    HTTP and gRPC both call it, so a wrong datatype, shape or length gets one message on both."""
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise BadRequest(f"input {name!r}: datatype {datatype!r} is not supported; send FP32")
+    if datatype != "FP32":
+        raise BadRequest(f"input {name!r} must be FP32, got {datatype!r}")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise BadRequest(f"input {spec.get('name')!r}: shape must be a list of non-negative integers, got {shape!r}")
+        raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers, got {shape!r}")
     count = math.prod(shape)
-    size = _parameters(spec, f"input {spec.get('name')!r}:").get("binary_data_size")
-    if size is not None:
-        expected = count * np.dtype(DATATYPES[dtype_name]).itemsize
-        if type(size) is not int or size != expected:
-            raise BadRequest(f"input {spec['name']!r}: binary_data_size {size!r} but shape {shape} of {dtype_name} "
-                           f"needs {expected} bytes")
-        if offset + size > len(rest):
-            raise BadRequest(f"input {spec['name']!r}: the body holds {len(rest) - offset} bytes of tensor data, "
-                           f"{size} announced")
-        array = np.frombuffer(rest, dtype=DATATYPES[dtype_name], count=count, offset=offset).reshape(shape)
-        return array, offset + size
-    data = spec.get("data")
+    if raw is not None:
+        if len(raw) != count * 4:
+            raise BadRequest(f"input {name!r}: shape {shape} of FP32 needs {count * 4} bytes, the request holds "
+                             f"{len(raw)}")
+        return np.frombuffer(raw, dtype=np.float32).reshape(shape)
     if data is None:
-        raise BadRequest(f"input {spec.get('name')!r} has neither \"data\" nor parameters.binary_data_size")
+        raise BadRequest(f"input {name!r} has neither \"data\" nor parameters.binary_data_size")
     try:
-        array = np.asarray(data, dtype=DATATYPES[dtype_name])
+        array = np.asarray(data, dtype=np.float32)
     except (ValueError, TypeError, RecursionError):
-        raise BadRequest(f"input {spec.get('name')!r}: \"data\" is not a (nested) list of {dtype_name} numbers") from None
+        raise BadRequest(f"input {name!r}: \"data\" is not a (nested) list of FP32 numbers") from None
     if array.size != count:
-        raise BadRequest(f"input {spec.get('name')!r}: shape {shape} needs {count} values, \"data\" has {array.size}")
-    return array.reshape(shape), offset
+        raise BadRequest(f"input {name!r}: shape {shape} needs {count} values, \"data\" has {array.size}")
+    return array.reshape(shape)
 
 
-def parse_infer(body: bytes, header_length: str | None, input_name: str, image_shape: tuple[int, int, int],
-                output_names: tuple[str, ...], max_batch: int, binary_default: bool = False) -> InferRequest:
-    """Check an ``infer`` body against the model: one FP32 input ``input_name`` of shape (N, C, H, W) in [0, 1].
+def _binary_part(spec: dict[str, Any], rest: bytes, offset: int) -> tuple[bytes | None, int]:
+    """An HTTP input's bytes after the JSON header (``binary_data_size``), or None for JSON ``data``."""
+    size = _parameters(spec, f"input {spec.get('name')!r}:").get("binary_data_size")
+    if size is None:
+        return None, offset
+    if type(size) is not int or size < 0:
+        raise BadRequest(f"input {spec.get('name')!r}: binary_data_size {size!r} must be a byte count")
+    shape = spec.get("shape")
+    if isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape) and size != math.prod(shape) * 4:
+        raise BadRequest(f"input {spec.get('name')!r}: binary_data_size {size!r} but shape {shape} of "
+                         f"{spec.get('datatype')} needs {math.prod(shape) * 4} bytes")
+    if offset + size > len(rest):
+        raise BadRequest(f"input {spec.get('name')!r}: the body holds {len(rest) - offset} bytes of tensor data, "
+                         f"{size} announced")
+    return rest[offset : offset + size], offset + size
 
-    ``image_shape`` is the artifact's (C, H, W); ``output_names`` what the requested model answers.
-    """
+
+def parse_infer(body: bytes, header_length: str | None, input_name: str, binary_default: bool = False) -> OipBody:
+    """An ``infer`` body (JSON header, then binary tensors): one input ``input_name``, the outputs asked for."""
     doc, rest = _json_header(body, header_length)
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
@@ -138,52 +151,49 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str, image_s
     for spec in inputs:
         if not isinstance(spec, dict):
             raise BadRequest("each input must be a JSON object with name, shape, datatype")
-        array, offset = _tensor(spec, rest, offset)
+        raw, offset = _binary_part(spec, rest, offset)
+        array = decode_tensor(spec.get("name"), spec.get("datatype"), spec.get("shape"), spec.get("data"), raw)
         if spec.get("name") != input_name:
             raise BadRequest(f"unknown input {spec.get('name')!r}; this model has one input {input_name!r}")
         images = array
     if offset != len(rest):
         raise BadRequest(f"the body has {len(rest) - offset} bytes of tensor data that no input announced")
-    if len(inputs) != 1:
+    if len(inputs) != 1 or images is None:
         raise BadRequest(f"this model takes exactly one input {input_name!r}, got {len(inputs)}")
-    assert images is not None
-    if images.dtype != np.float32:
-        raise BadRequest(f"input {input_name!r} must be FP32, got {inputs[0]['datatype']}")
-    images = validate_array(images, image_shape, max_batch)
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest(f"\"id\" must be a string, got {type(request_id).__name__}")
-    timeout_s = request_timeout(_parameters(doc, "the request's"))
-    return InferRequest(request_id, images, *_outputs(doc, output_names, binary_default), timeout_s)
+    params = _parameters(doc, "the request's")
+    default = _flag(params, "binary_data_output", binary_default)
+    outputs, binary = _outputs(doc, default)
+    return OipBody(request_id, images, outputs, binary, default, request_timeout(params))
 
 
-def _outputs(doc: dict[str, Any], names: tuple[str, ...], binary_default: bool) -> tuple[tuple[str, ...], dict[str, bool]]:
-    default = _flag(_parameters(doc, "the request's"), "binary_data_output", binary_default)
+def _outputs(doc: dict[str, Any], default: bool) -> tuple[tuple[str, ...] | None, dict[str, bool]]:
+    """The output names asked for (None: every output) and each one's binary flag; the names are the data plane's check."""
     asked = doc.get("outputs")
     if asked is None:
-        return names, {n: default for n in names}
+        return None, {}
     if not isinstance(asked, list):
         raise BadRequest("\"outputs\" must be a list of {\"name\": ...} objects")
     chosen, binary = [], {}
     for spec in asked:
         name = spec.get("name") if isinstance(spec, dict) else None
-        if not isinstance(name, str) or name not in names:
-            raise BadRequest(f"unknown output {name!r}; this model's outputs: {', '.join(names)}")
-        if name in binary:
-            raise BadRequest(f"output {name!r} is asked for twice")  # as Triton answers
+        if not isinstance(name, str):
+            raise BadRequest(f"unknown output {name!r}; an output is named by a string")
         chosen.append(name)
         binary[name] = _flag(_parameters(spec, f"output {name!r}:"), "binary_data", default)
     return tuple(chosen), binary
 
 
 def encode_infer(model: str, version: str, request_id: str | None, outputs: dict[str, np.ndarray],
-                 binary: dict[str, bool]) -> tuple[bytes, int | None]:
+                 binary: dict[str, bool], binary_default: bool = False) -> tuple[bytes, int | None]:
     """The response body and, when any output is binary, the JSON header's length (for the HTTP header)."""
     entries, blobs = [], []
     for name, array in outputs.items():
         array = np.ascontiguousarray(array, dtype=np.float32)
         entry: dict[str, Any] = {"name": name, "datatype": "FP32", "shape": list(array.shape)}
-        if binary.get(name):
+        if binary.get(name, binary_default):
             raw = array.tobytes()
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)

@@ -1,12 +1,11 @@
 """The request guard: ASGI middleware in front of every route, protocol-blind.
 
 Per worker process, before any app parses a request:
-- more than ``max_concurrency`` requests in flight: 429 with Retry-After, at once;
 - a body over ``max_bytes``: 413 (bodies are buffered up to the limit, so a chunked upload is capped too);
 - a malformed multipart body: 400 (BentoML would answer it with a 500).
 
-It counts requests in flight into the process's ``ProcessState`` (the batchers and the drain read the
-count) and answers refusals through ``errors.send_refusal``. It knows no route and rewrites no path.
+Admission (429 past ``DHAT_MAX_CONCURRENCY``) is not here: it is the data plane's, for every protocol.
+Refusals are answered with ``errors.refusal_response``. It knows no route and rewrites no path.
 """
 
 from __future__ import annotations
@@ -15,30 +14,16 @@ from typing import Any, Callable
 
 from starlette.requests import Request
 
-from dhat_serve.errors import BadRequest, PayloadTooLarge, Refusal, send_refusal
-from dhat_serve.state import ProcessState
+from dhat_serve.errors import BadRequest, PayloadTooLarge, Refusal, refusal_response
 
 
 class RequestGuard:
-    """Cap concurrency (429), body size (413) and refuse multipart bodies that do not parse (400)."""
+    """Cap the body size (413) and refuse multipart bodies that do not parse (400)."""
 
-    def __init__(self, app: Callable, max_bytes: int, max_concurrency: int, state: ProcessState) -> None:
-        self.app, self.max_bytes, self.max_concurrency, self.state = app, max_bytes, max_concurrency, state
+    def __init__(self, app: Callable, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
 
-    async def _discard_body(self, receive: Callable) -> bool:
-        """Read and drop the request body; False if the client left or it is over ``max_bytes`` (then close)."""
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return False
-            total += len(message.get("body", b""))
-            if total > self.max_bytes:
-                return False
-            if not message.get("more_body", False):
-                return True
-
-    async def _read_body(self, receive: Callable, send: Callable) -> bytes | None:
+    async def _read_body(self, scope: dict[str, Any], receive: Callable, send: Callable) -> bytes | None:
         chunks, total = [], 0
         while True:
             message = await receive()
@@ -47,8 +32,9 @@ class RequestGuard:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self.max_bytes:
-                await send_refusal(send, PayloadTooLarge(f"request body of more than {total} bytes is over the limit "
-                                                         f"of {self.max_bytes} bytes"))
+                refusal = PayloadTooLarge(f"request body of more than {total} bytes is over the limit of "
+                                          f"{self.max_bytes} bytes")
+                await refusal_response(refusal, close=True)(scope, receive, send)
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -81,31 +67,17 @@ class RequestGuard:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        refusal = self.state.over_capacity(self.max_concurrency)
-        if refusal is not None:
-            # Read the (capped) body first: closing a socket with unread bytes makes the kernel send a reset,
-            # which can destroy the 429 before the client reads it (seen: 1 request in 1,500 under overload).
-            read = await self._discard_body(receive)
-            await send_refusal(send, refusal, close=not read)
-            return
-        self.state.enter()
-        try:
-            await self._guarded(scope, receive, send)
-        finally:
-            self.state.leave()
-
-    async def _guarded(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await send_refusal(send, PayloadTooLarge(f"request body of {int(length)} bytes is over the limit of "
-                                                     f"{self.max_bytes} bytes"))
+            refusal = PayloadTooLarge(f"request body of {int(length)} bytes is over the limit of {self.max_bytes} bytes")
+            await refusal_response(refusal, close=True)(scope, receive, send)  # the body stays unread: close
             return
-        body = await self._read_body(receive, send)
+        body = await self._read_body(scope, receive, send)
         if body is None:
             return
         problem = await self._multipart_error(scope, body)
         if problem:
-            await send_refusal(send, problem, close=False)
+            await refusal_response(problem)(scope, receive, send)
             return
         replayed = False
 

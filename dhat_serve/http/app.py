@@ -1,13 +1,14 @@
 """The Starlette app the service mounts beside BentoML's typed APIs: the Open Inference Protocol and ``/info``.
 
 BentoML's own routes (``/classify``, ``/predict``, ``/healthz``, ``/readyz``, ``/metrics``, ``/docs``) are
-matched first; this app serves ``/v2/...`` (``oip_routes``) and ``GET /info``. Its handlers are plain
-functions that read the engine from ``app.state.process`` (the worker's ``ProcessState``) and raise
-refusals; ``on_refusal`` is the one place this app turns a refusal into an answer.
+matched first; this app serves ``/v2/...`` (``oip.rest``) and ``GET /info``. Its handlers are plain
+functions that read the worker's data plane from ``app.state.plane`` (a callable the service passes in)
+and raise refusals; ``on_refusal`` is the one place this app turns a refusal into an answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,17 +17,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_MODES, request_output_names
-from dhat_serve.engine import Engine
-from dhat_serve.errors import Refusal, json_response
-from dhat_serve.oip_routes import engine_of, oip_routes
-from dhat_serve.state import ProcessState
+from dhat_serve.dataplane import DataPlane
+from dhat_serve.errors import Refusal, refusal_response
+from dhat_serve.oip.rest import oip_routes, plane_of
 
 
-def info_document(engine: Engine) -> dict[str, Any]:
+def info_document(plane: DataPlane) -> dict[str, Any]:
     """``GET /info``: what is served (modes, classes, input, hashes, parity, limits, providers).
 
     No server paths: the artifact's name, version and hashes identify it, and a caller learns nothing
     about the machine's file system."""
+    engine = plane.engine
     manifest, cfg = engine.runtime.manifest, engine.cfg
     return {
         "name": manifest.name, "version": manifest.version, "precision": manifest.precision,
@@ -47,17 +48,17 @@ def info_document(engine: Engine) -> dict[str, Any]:
 
 async def info(request: Request) -> Response:
     """``GET /info``."""
-    return JSONResponse(info_document(engine_of(request)))
+    return JSONResponse(info_document(plane_of(request)))
 
 
 async def on_refusal(request: Request, exc: Exception) -> Response:
     """Every refusal a handler of this app raises, answered as ``{"error": ...}`` with its status and headers."""
     assert isinstance(exc, Refusal)
-    return json_response(exc, request.url.path)
+    return refusal_response(exc, request.url.path)
 
 
-def protocol_app(state: ProcessState) -> Starlette:
-    """The app the service mounts at ``/``, reading this worker's ``state``."""
+def protocol_app(plane: Callable[[], DataPlane]) -> Starlette:
+    """The app the service mounts at ``/``; ``plane`` returns this worker's data plane (or raises ``starting``)."""
     app = Starlette(routes=[*oip_routes(), Route("/info", info)], exception_handlers={Refusal: on_refusal})
-    app.state.process = state
+    app.state.plane = plane
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dhat_serve.answers import check_top_k, classify_answer, predict_answer
+from dhat_serve.http.answers import check_top_k, classify_answer, predict_answer
 from dhat_serve.errors import BadRequest
 
 ARTIFACT = {"name": "t", "version": "v"}

@@ -108,8 +108,8 @@ def test_unavailable_while_the_engine_loads():
     import grpc
     from tritonclient.grpc import service_pb2 as pb
 
-    from dhat_serve.grpc_server import InferenceServicer
-    from dhat_serve.state import ProcessState
+    from dhat_serve.oip.grpc_service import InferenceServicer
+    from dhat_serve.service import current_plane
 
     class Context:
         def time_remaining(self):
@@ -119,10 +119,10 @@ def test_unavailable_while_the_engine_loads():
             self.code, self.message = code, message
             raise RuntimeError("aborted")
 
-    ctx, state = Context(), ProcessState()
+    ctx = Context()
     with pytest.raises(RuntimeError, match="aborted"):
-        asyncio.run(InferenceServicer(state, 8).ModelInfer(pb.ModelInferRequest(model_name="main"), ctx))
-    assert ctx.code == grpc.StatusCode.UNAVAILABLE and "loading" in ctx.message and state.in_flight == 0
+        asyncio.run(InferenceServicer(current_plane).ModelInfer(pb.ModelInferRequest(model_name="main"), ctx))
+    assert ctx.code == grpc.StatusCode.UNAVAILABLE and "loading" in ctx.message
 
 
 def test_metrics_count_every_protocol_and_head_disagreement(server, client):
@@ -190,7 +190,7 @@ def test_sigterm_turns_readiness_503_at_once_serves_through_the_delay_then_drain
 @pytest.mark.parametrize("mutate, message", [
     (lambda r: setattr(r.inputs[0], "name", "x"), "exactly one input 'images', got ['x']"),
     (lambda r: setattr(r.inputs[0], "datatype", "INT8"), "must be FP32, got 'INT8'"),
-    (lambda r: setattr(r.inputs[0], "datatype", "NOPE"), "(unknown)"),
+    (lambda r: setattr(r.inputs[0], "datatype", "NOPE"), "datatype 'NOPE' is not supported"),
     (lambda r: r.inputs[0].shape.__setitem__(0, -2), "non-negative"),
     (lambda r: r.inputs[0].shape.__setitem__(0, 10 ** 15), "needs"),
     (lambda r: r.raw_input_contents.append(b"\0" * 8), "2 entries for 1 input"),
@@ -202,13 +202,13 @@ def test_hostile_grpc_tensors_are_invalid_argument_with_a_message(mutate, messag
     from tritonclient.grpc import service_pb2 as pb
 
     from dhat_serve.errors import BadRequest
-    from dhat_serve.grpc_server import request_images
+    from dhat_serve.oip.grpc_service import request_tensor
 
     request = pb.ModelInferRequest(model_name="main")
     request.inputs.add(name="images", datatype="FP32", shape=[1, 1, 2, 2])
     request.raw_input_contents.append(np.full((1, 1, 2, 2), 0.5, np.float32).tobytes())
-    assert request_images(request, (1, 2, 2), 4).shape == (1, 1, 2, 2)
+    assert request_tensor(request).shape == (1, 1, 2, 2)
     mutate(request)
     with pytest.raises(BadRequest) as info:
-        request_images(request, (1, 2, 2), 4)
+        request_tensor(request)
     assert message in str(info.value)

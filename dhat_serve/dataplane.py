@@ -1,0 +1,156 @@
+"""The data plane: the one request path every protocol calls (decode at the edge -> ``DataPlane.infer`` -> encode).
+
+OIP over HTTP and gRPC, ``/classify``, JSON ``/predict`` and ``.npy`` ``/predict`` each decode a request
+into one ``InferRequest`` and encode the ``InferResult`` they get back; nothing else on the way is theirs.
+``infer`` does, in this order and only here (kserve's ``protocol/dataplane.py`` and MLServer's
+``handlers/dataplane.py`` have the same shape):
+
+1. admission: more than ``max_concurrency`` requests in flight -> ``TooManyRequests`` (429 /
+   RESOURCE_EXHAUSTED); else the request counts in flight until it is answered (the batchers and the
+   drain read that count);
+2. observation: one ``observer.observed`` call per request, so its outcome and latency are counted under
+   its endpoint and mode whatever happens below (a refusal, or a failed model run: ``model_error``);
+3. the model check: an unknown mode is the same ``NotFound`` with the same message on every protocol;
+4. decoding against the model: the request's ``decode`` turns its bytes into an array, after the model
+   check (an unknown model costs no decoding), and ``validation.validate_array`` checks it here, once, for
+   every protocol (batch size, type, shape, finiteness, range);
+5. the engine call (the mode's batcher -> ``ModelRuntime.run``) and the output selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dhat_serve.contract import REQUEST_MODES, request_output_names
+from dhat_serve.engine import Engine
+from dhat_serve.errors import BadRequest, NotFound, TooManyRequests
+from dhat_serve.observer import ANY_MODE, Observer, observed
+from dhat_serve.state import ProcessState
+from dhat_serve.validation import validate_array
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a request's tensor must fit: the artifact's (C, H, W) and the most images one request may carry."""
+
+    shape: tuple[int, int, int]
+    max_batch: int
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A request's decoded parts: its tensor (checked by the data plane to be (N, C, H, W) in [0, 1]), the outputs asked for (None: every
+    output of the model) and the request's own deadline in seconds (None: the server's)."""
+
+    images: np.ndarray
+    outputs: tuple[str, ...] | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """One inference as every protocol hands it over: where it came from (``observer.PROTOCOLS``), the model
+    (request mode) and version as the client named them, and how to decode its body against the model."""
+
+    endpoint: str
+    model: str
+    decode: Callable[[InputSpec], Decoded]
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """The answer before encoding: the checked model, ``{output name: (N, classes)}`` in the order asked for,
+    and the artifact's name and version."""
+
+    model: str
+    outputs: dict[str, np.ndarray]
+    artifact: dict[str, str] = field(default_factory=dict)
+
+
+def oip_version(version: str) -> str:
+    """The models' version on the protocol: the artifact version's hex digits as a decimal integer.
+
+    Triton's tools need integer versions (``perf_analyzer`` picks "the latest" with ``stoll``, and stops
+    on ``e478126bfceb``); the decimal form names the same artifact, and both forms are accepted in paths."""
+    try:
+        return str(int(version, 16))
+    except ValueError:
+        return version
+
+
+def select_outputs(model: str, asked: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The outputs to answer: every output of ``model`` when none is named, else the named ones, each known
+    and named once (as Triton answers)."""
+    names = request_output_names(model)
+    if asked is None or not asked:
+        return names
+    seen: set[str] = set()
+    for name in asked:
+        if name not in names:
+            raise BadRequest(f"unknown output {name!r}; this model's outputs: {', '.join(names)}")
+        if name in seen:
+            raise BadRequest(f"output {name!r} is asked for twice")
+        seen.add(name)
+    return asked
+
+
+class DataPlane:
+    """This worker's engine, state and observer, and the one ``infer`` every protocol calls."""
+
+    def __init__(self, engine: Engine, state: ProcessState, observer: Observer, max_concurrency: int) -> None:
+        self.engine, self.state, self.observer, self.max_concurrency = engine, state, observer, max_concurrency
+
+    def check_model(self, model: str, version: str | None = None) -> str:
+        """``model`` if it is a request mode and ``version`` is empty or this artifact's (either form); else 404.
+        Metadata, readiness, statistics and inference check a model here, on HTTP and gRPC."""
+        if model not in REQUEST_MODES:
+            raise NotFound(f"unknown model {model!r}; models: {', '.join(REQUEST_MODES)} (the request modes)")
+        artifact = self.engine.runtime.manifest.version
+        if version not in (None, "", oip_version(artifact), artifact):
+            raise NotFound(f"model {model!r} has no version {version!r}; version: {oip_version(artifact)} "
+                           f"(artifact {artifact})")
+        return model
+
+    def input_spec(self) -> InputSpec:
+        """The artifact's input shape and ``DHAT_MAX_BATCH``, what every decoder checks a tensor against."""
+        return InputSpec(self.engine.runtime.manifest.input_shape, self.engine.cfg.max_batch)
+
+    def artifact(self) -> dict[str, str]:
+        """The served artifact's name and version, as every answer carries it."""
+        manifest = self.engine.runtime.manifest
+        return {"name": manifest.name, "version": manifest.version}
+
+    @contextmanager
+    def _admitted(self) -> Iterator[None]:
+        """The one admission rule: refuse the request one too many in flight, else count it until it leaves."""
+        if self.state.in_flight >= self.max_concurrency:
+            self.observer.rejected(ANY_MODE, TooManyRequests.reason)
+            raise TooManyRequests(f"more than {self.max_concurrency} requests in flight; retry shortly")
+        self.state.in_flight += 1
+        self.observer.in_flight(self.state.in_flight)
+        try:
+            yield
+        finally:
+            self.state.in_flight -= 1
+            self.observer.in_flight(self.state.in_flight)
+
+    async def infer(self, request: InferRequest) -> InferResult:
+        """Admit, observe, check the model, decode, run and select (see the module docstring); raises a
+        ``Refusal`` for the protocol to encode."""
+        label = request.model if request.model in REQUEST_MODES else ANY_MODE
+        return await observed(self.observer, request.endpoint, label, lambda: self._admitted_infer(request))
+
+    async def _admitted_infer(self, request: InferRequest) -> InferResult:
+        with self._admitted():
+            model = self.check_model(request.model, request.version)
+            spec = self.input_spec()
+            decoded = request.decode(spec)
+            images = validate_array(decoded.images, spec.shape, spec.max_batch)
+            names = select_outputs(model, decoded.outputs)
+            outputs = await self.engine.infer(model, images, decoded.timeout_s)
+            return InferResult(model, {name: outputs[name] for name in names}, self.artifact())

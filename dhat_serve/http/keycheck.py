@@ -1,0 +1,31 @@
+"""The API-key check of every HTTP route but the probes (``auth.ApiKeys``: what is configured and how it is compared)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dhat_serve.auth import OPEN_PATHS, ApiKeys
+from dhat_serve.config import ServeConfig
+from dhat_serve.errors import Unauthorized, refusal_response
+
+
+class KeyCheck:
+    """ASGI middleware: refuses (401 + ``WWW-Authenticate``) a request without a valid key, except probes."""
+
+    def __init__(self, app: Callable, cfg: ServeConfig) -> None:
+        # Starlette builds middleware in the worker when its app starts, not at import: the keys file is read here
+        self.app, self.keys = app, ApiKeys.from_config(cfg)
+        self.open = OPEN_PATHS if cfg.protect_metrics else (*OPEN_PATHS, "/metrics")
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or not self.keys.enabled or scope.get("path") in self.open \
+                or scope.get("method") == "OPTIONS":  # CORS preflights carry no credentials
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization")
+        problem = self.keys.problem(header.decode("latin-1") if header is not None else None)
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        await refusal_response(Unauthorized(f"{problem}: {scope.get('path')} needs an API key"))(scope, receive, send)

@@ -1,0 +1,115 @@
+"""The Open Inference Protocol v2 routes (KServe v2 / Triton HTTP), as plain handlers over the data plane.
+
+Each handler takes the worker's ``DataPlane`` from the app (``plane_of``: a 503 ``starting`` while the
+worker is loading), describes models through ``oip.models`` and only raises refusals; the app's one
+exception handler answers them (``errors.refusal_response``). ``infer`` decodes the body (``oip.codec``)
+into an ``InferRequest``, calls ``DataPlane.infer`` and encodes its ``InferResult``.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dhat_serve import __version__
+from dhat_serve.contract import INPUT_NAME, REQUEST_MODES
+from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, InputSpec, oip_version
+from dhat_serve.oip.codec import HEADER_LENGTH, OipBody, encode_infer, parse_infer
+from dhat_serve.oip.models import EXTENSIONS, model_config, model_metadata, model_statistics
+from dhat_serve.oip.openapi import openapi_document
+
+
+def plane_of(request: Request) -> DataPlane:
+    """The worker's data plane (the app's ``state.plane`` callable), or a 503 ``starting`` refusal while it loads."""
+    return request.app.state.plane()
+
+
+def path_model(plane: DataPlane, request: Request) -> str:
+    """The model (request mode) named in the path, its version checked by the data plane; 404 names the valid ones."""
+    return plane.check_model(request.path_params["model"], request.path_params.get("version"))
+
+
+async def server_metadata(request: Request) -> Response:
+    """``GET /v2``: the server's name, version and the protocol extensions it speaks."""
+    plane_of(request)
+    return JSONResponse({"name": "dhat", "version": __version__, "extensions": EXTENSIONS})
+
+
+async def openapi(request: Request) -> Response:
+    """``GET /v2/openapi.json``: the OpenAPI description of these routes (``oip.openapi``)."""
+    return JSONResponse(openapi_document())
+
+
+async def live(request: Request) -> Response:
+    """``GET /v2/health/live``: the process answers."""
+    return JSONResponse({"live": True})
+
+
+async def ready(request: Request) -> Response:
+    """``GET /v2/health/ready``: 200 once the engine is loaded and warm, 503 before and from SIGTERM on."""
+    ok = plane_of(request).state.ready
+    return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+
+async def metadata(request: Request) -> Response:
+    """``GET /v2/models/{model}[/versions/{v}]``."""
+    plane = plane_of(request)
+    return JSONResponse(model_metadata(plane, path_model(plane, request)))
+
+
+async def model_ready(request: Request) -> Response:
+    """``GET /v2/models/{model}/ready``: every known model is ready when the server is (503 otherwise)."""
+    plane = plane_of(request)
+    path_model(plane, request)
+    ok = plane.state.ready
+    return JSONResponse({"name": request.path_params["model"], "ready": ok}, status_code=200 if ok else 503)
+
+
+async def config(request: Request) -> Response:
+    """``GET /v2/models/{model}/config``: Triton's model configuration extension."""
+    plane = plane_of(request)
+    return JSONResponse(model_config(plane, path_model(plane, request)))
+
+
+async def statistics(request: Request) -> Response:
+    """``GET /v2/models/{model}/stats``: Triton's statistics schema, from the process's observer."""
+    plane = plane_of(request)
+    return JSONResponse({"model_stats": [model_statistics(plane, path_model(plane, request))]})
+
+
+async def all_statistics(request: Request) -> Response:
+    """``GET /v2/models/stats``: every model's statistics."""
+    plane = plane_of(request)
+    return JSONResponse({"model_stats": [model_statistics(plane, model) for model in REQUEST_MODES]})
+
+
+async def infer(request: Request) -> Response:
+    """``POST /v2/models/{model}/infer``: JSON or binary tensors in, the model's outputs out (counted as ``oip_http``)."""
+    plane = plane_of(request)
+    body, header_length = await request.body(), request.headers.get(HEADER_LENGTH)
+    parsed: list[OipBody] = []
+
+    def decode(spec: InputSpec) -> Decoded:
+        parsed.append(parse_infer(body, header_length, INPUT_NAME))
+        return Decoded(parsed[0].images, parsed[0].outputs, parsed[0].timeout_s)
+
+    result = await plane.infer(InferRequest("oip_http", request.path_params["model"], decode,
+                                            request.path_params.get("version")))
+    head = parsed[0]
+    payload, json_length = encode_infer(result.model, oip_version(result.artifact["version"]), head.id, result.outputs,
+                                        head.binary, head.binary_default)
+    if json_length is None:
+        return Response(payload, media_type="application/json")
+    return Response(payload, media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(json_length)})
+
+
+def oip_routes() -> list[Route]:
+    """Every OIP route, unversioned and versioned."""
+    table = [Route("/v2", server_metadata), Route("/v2/health/live", live), Route("/v2/health/ready", ready),
+             Route("/v2/models/stats", all_statistics), Route("/v2/openapi.json", openapi)]
+    for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+        table += [Route(base, metadata), Route(base + "/ready", model_ready), Route(base + "/stats", statistics),
+                  Route(base + "/config", config), Route(base + "/infer", infer, methods=["POST"])]
+    return table
