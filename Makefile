@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo serve bench fuzz clean
+.PHONY: install test test-all demo serve bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,11 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The fast tier: every unit and integration test and one tiny end-to-end pass (tests/e2e/test_tiny_pipeline.py).
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -m "not slow" --durations=10
 
-test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not e2e"
+# The full tier (what .ci/run runs): the fast tier plus the tests marked slow.
+test-all: $(STAMP)
+	$(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) build *.egg-info

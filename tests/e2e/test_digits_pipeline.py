@@ -28,7 +28,7 @@ from training.robustness.suite import pgd_config
 from tests.helpers.cli import dhat
 from tests.helpers.server import Server, free_port, wait_until_ready
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -19,7 +19,7 @@ from tests.helpers.data_files import CLASSES, write_folder
 from tests.helpers.server import Server
 from training.data import DEBIAN_FASHION_MNIST
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FOLDER_RECIPE = """
 name: folder

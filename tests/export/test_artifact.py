@@ -37,6 +37,7 @@ def test_symmetric_export_matches_torch_at_batch_1_and_7(symmetric_artifact):
     _check_graphs_match_torch(ckpt, artifact, 1, 8)
 
 
+@pytest.mark.slow
 def test_asymmetric_export_matches_torch(tmp_path):
     cfg = ModelConfig(arch="resnet34-w8", layout="asymmetric", in_channels=3, input_size=8)
     ckpt = make_checkpoint(tmp_path / "ckpt", cfg)

@@ -11,6 +11,7 @@ from tests.helpers.checkpoints import TINY_CFG, make_checkpoint
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_export_to_bentoml_then_the_service_resolves_dhat_latest(tmp_path):
     ckpt = make_checkpoint(tmp_path / "ckpt", TINY_CFG)
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "PYTHONPATH": str(ROOT)}

@@ -79,6 +79,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow
 def test_kill_and_resume_ends_with_the_same_weights(tmp_path, tiny_overrides):
     args = ["train", "digits", "--stage", "1", "--device", "cpu", *tiny_overrides, "stage1.epochs=4", "data.batch_size=16"]
     subprocess.run(_dhat(*args, "--out", str(tmp_path / "straight")), check=True, env=_env(), capture_output=True)
@@ -104,6 +105,7 @@ def test_kill_and_resume_ends_with_the_same_weights(tmp_path, tiny_overrides):
     assert epochs == [1, 2, 3, 4]  # 1-based, as --plan, the logs and the paper count
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu_writes_a_checkpoint(tmp_path, tiny_overrides):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "dhat_serve.cli", "train", "digits", "--stage", "1", "--device", "cpu", "--out", str(tmp_path / "ddp"),

@@ -74,6 +74,7 @@ def test_a_decompression_bomb_header_is_a_4xx_with_a_message(artifact, tmp_path,
         srv.stop()
 
 
+@pytest.mark.slow
 def test_overload_is_only_200_429_503_and_the_server_recovers(artifact, tmp_path):
     srv = _start(artifact, tmp_path, DHAT_QUEUE_SIZE="2", DHAT_MAX_CONCURRENCY="24", DHAT_BATCH_SIZE="4")
     try:
@@ -107,6 +108,7 @@ def test_a_request_past_its_deadline_gets_504(artifact, tmp_path):
 
 
 @pytest.mark.parametrize("group", [False, True])
+@pytest.mark.slow
 def test_sigterm_drains_every_request_sent_before_it(artifact, tmp_path, group):
     # 400 requests of 64 images each keep the server busy for seconds; SIGTERM 0.2 s after they were sent,
     # to the server's main process (docker stop, Kubernetes) or to its whole process group

@@ -146,6 +146,7 @@ def _answered(call) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_sigterm_turns_readiness_503_at_once_serves_through_the_delay_then_drains(tmp_path, symmetric_artifact):
     """A rolling update: readiness 503 within 1 s of SIGTERM (HTTP and gRPC), liveness 200, requests sent
     during DHAT_DRAIN_DELAY_S answered, every accepted gRPC request answered, then no new ones, exit 0."""

@@ -19,6 +19,9 @@ import pytest
 from tests.helpers.server import Server, serving
 
 
+pytestmark = pytest.mark.slow  # fuzzing: the full tier
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, symmetric_artifact):
     _, artifact = symmetric_artifact

@@ -159,6 +159,7 @@ def _torchrun_eval(nproc: int, run, artifact, out):
     return json.loads((out / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_two_process_sharded_run_equals_a_one_process_run(tiny_run, tmp_path):
     run, artifact = tiny_run
     one = _torchrun_eval(1, run, artifact, tmp_path / "one")
