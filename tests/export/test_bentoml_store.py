@@ -1,5 +1,6 @@
 """`dhat export --to-bentoml` puts the artifact in the BentoML model store, where the service and a built bento find it."""
 
+import pytest
 import os
 import signal
 import subprocess
