@@ -70,3 +70,31 @@ def test_functions_stay_under_60_lines_and_modules_under_300():
                 long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: "
                                       f"{node.end_lineno - node.lineno + 1} lines")
     assert not long_functions and not long_modules, "\n".join(long_functions + long_modules)
+
+
+RUNTIME_PUBLIC = {"dhat_serve", "dhat_serve.contract", "dhat_serve.manifest", "dhat_serve.runtime",
+                  "dhat_serve.console"}
+"""What ``training`` and ``export`` may import of the runtime: the package's version, the modes and graph
+contract, the manifest, the ONNX Runtime sessions, and the console every ``dhat`` command prints with.
+The service, its data plane and its protocols are the runtime's own."""
+
+
+def test_training_and_export_import_only_the_runtimes_public_modules():
+    found = []
+    for package in ("training", "export"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                found += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
+                          if n and n.split(".")[0] == "dhat_serve" and n not in RUNTIME_PUBLIC]
+    assert not found, "training/export reach into the runtime's internals:\n" + "\n".join(found)
+
+
+def test_the_runtime_has_one_admission_check_one_observed_call_and_one_refusal_table():
+    sources = {p: p.read_text() for p in sorted((ROOT / "dhat_serve").rglob("*.py"))}
+    count = lambda needle: sum(text.count(needle) for text in sources.values())  # noqa: E731
+    assert count("raise TooManyRequests(") == 1  # the data plane's admission
+    assert count("await observed(") == 1  # DataPlane.infer: one observation per request
+    assert count("GRPC_CODES = ") == 1 and count("StatusCode.INVALID_ARGUMENT") == 0  # the table lives in errors
+    assert count("unreachable") == 0
