@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.server import Server
+from tests.helpers.server import Server, serving
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -62,16 +62,21 @@ async def _burst(url: str, n: int, concurrency: int, x: np.ndarray) -> list[tupl
     return results
 
 
+@pytest.fixture(scope="module")
+def small_image_server(artifact, tmp_path_factory):
+    """One server for every bomb size (a server start is the expensive part, not the request)."""
+    with serving(artifact, tmp_path_factory.mktemp("bomb") / "server.log", DHAT_PROVIDER="cpu",
+                 DHAT_MAX_IMAGE_PIXELS="20000") as srv:
+        yield srv
+
+
 @pytest.mark.parametrize("size", [(30000, 30000), (100000, 100000), (5000, 5000)])
-def test_a_decompression_bomb_header_is_a_4xx_with_a_message(artifact, tmp_path, size):
-    srv = _start(artifact, tmp_path, DHAT_MAX_IMAGE_PIXELS="20000")
-    try:
-        r = httpx.post(f"{srv.url}/classify", files={"image": ("bomb.png", _png_claiming(*size), "image/png")}, timeout=30)
-        assert r.status_code in (400, 413), r.text
-        assert "pixels" in r.text
-        assert "Traceback" not in srv.log.read_text()
-    finally:
-        srv.stop()
+def test_a_decompression_bomb_header_is_a_4xx_with_a_message(small_image_server, size):
+    srv = small_image_server
+    r = httpx.post(f"{srv.url}/classify", files={"image": ("bomb.png", _png_claiming(*size), "image/png")}, timeout=30)
+    assert r.status_code in (400, 413), r.text
+    assert "pixels" in r.text
+    assert "Traceback" not in srv.log.read_text()
 
 
 @pytest.mark.slow
