@@ -17,6 +17,7 @@ fails every request still waiting instead of leaving them to their deadline. Eve
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -48,7 +49,12 @@ class BatchedRequests:
 
     def __init__(self, items: list[Pending]) -> None:
         self.items = items
-        self.images = items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
+
+    @functools.cached_property
+    def images(self) -> np.ndarray:
+        """The requests' images as one (N, C, H, W) batch (merged once, and only when a run needs it)."""
+        items = self.items
+        return items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
 
     def fail(self, exc: BaseException) -> None:
         """Every request of the batch that still waits gets ``exc``."""

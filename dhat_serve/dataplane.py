@@ -87,7 +87,7 @@ def select_outputs(model: str, asked: tuple[str, ...] | None) -> tuple[str, ...]
     """The outputs to answer: every output of ``model`` when none is named, else the named ones, each known
     and named once (as Triton answers)."""
     names = request_output_names(model)
-    if asked is None or not asked:
+    if not asked:
         return names
     seen: set[str] = set()
     for name in asked:
@@ -120,11 +120,6 @@ class DataPlane:
         """The artifact's input shape and ``DHAT_MAX_BATCH``, what every decoder checks a tensor against."""
         return InputSpec(self.engine.runtime.manifest.input_shape, self.engine.cfg.max_batch)
 
-    def artifact(self) -> dict[str, str]:
-        """The served artifact's name and version, as every answer carries it."""
-        manifest = self.engine.runtime.manifest
-        return {"name": manifest.name, "version": manifest.version}
-
     @contextmanager
     def _admitted(self) -> Iterator[None]:
         """The one admission rule: refuse the request one too many in flight, else count it until it leaves."""
@@ -153,4 +148,4 @@ class DataPlane:
             images = validate_array(decoded.images, spec.shape, spec.max_batch)
             names = select_outputs(model, decoded.outputs)
             outputs = await self.engine.infer(model, images, decoded.timeout_s)
-            return InferResult(model, {name: outputs[name] for name in names}, self.artifact())
+            return InferResult(model, {name: outputs[name] for name in names}, self.engine.artifact())

@@ -43,7 +43,7 @@ from dhat_serve.http.npy import NpyPredict
 from dhat_serve.manifest import ArtifactError
 from dhat_serve.observer import Observer, Prometheus
 from dhat_serve.state import ProcessState
-from dhat_serve.validation import decode_image, validate_tensor
+from dhat_serve.validation import decode_image, json_array
 
 CORS_HEADERS = ["Authorization", "Content-Type", "Inference-Header-Content-Length"]
 # Read at import on purpose: BentoML's decorator takes the worker count and the timeout when the class is
@@ -140,7 +140,7 @@ class DHAT:
         """
 
         def decode(spec: InputSpec) -> Decoded:
-            return Decoded(validate_tensor(inputs, spec.shape, spec.max_batch))
+            return Decoded(json_array(inputs, spec.shape, spec.max_batch))  # validate_array: the data plane's
 
         return await self._answer(ctx, InferRequest("predict", mode, decode),
                                   lambda r: predict_answer(r.model, r.outputs, r.artifact))

@@ -1,7 +1,7 @@
 """Request inputs: one image decoded, one tensor checked, as plain functions tests call without a server.
 
 ``validate_array`` is the one check every tensor passes, whichever protocol brought it: JSON
-``/predict`` (through ``validate_tensor``), a ``.npy`` body and the Open Inference Protocol's ``infer``.
+``/predict`` (after ``json_array``), a ``.npy`` body and the Open Inference Protocol's ``infer``.
 So the same bad tensor gets the same 400 and the same message everywhere. Everything a client can get
 wrong raises ``errors.BadRequest``; nothing here trusts the client: sizes are checked before decoding.
 """
@@ -54,17 +54,22 @@ def check_batch_size(n: int, max_batch: int) -> None:
         raise BadRequest(f"batch of {n} images is over the limit of {max_batch}")
 
 
-def validate_tensor(inputs: Any, shape: Sequence[int], max_batch: int) -> np.ndarray:
-    """A JSON nested list -> (N, C, H, W) float32 in [0, 1], or a BadRequest naming the problem."""
+def json_array(inputs: Any, shape: Sequence[int], max_batch: int) -> np.ndarray:
+    """A JSON nested list -> an array, refusing a non-list, a batch size out of range (before ``np.asarray``: a
+    huge list costs nothing to refuse) and a ragged list; the rest is ``validate_array``'s, which the data plane runs."""
     expected = f"(N, {', '.join(map(str, shape))})"
     if not isinstance(inputs, list):
         raise BadRequest(f"inputs must be a nested list of shape {expected}, got {type(inputs).__name__}")
-    check_batch_size(len(inputs), max_batch)  # before np.asarray: a huge list costs nothing to refuse
+    check_batch_size(len(inputs), max_batch)
     try:
-        arr = np.asarray(inputs)
+        return np.asarray(inputs)
     except (ValueError, TypeError):
         raise BadRequest(f"inputs is ragged; every image must have shape ({', '.join(map(str, shape))})") from None
-    return validate_array(arr, shape, max_batch)
+
+
+def validate_tensor(inputs: Any, shape: Sequence[int], max_batch: int) -> np.ndarray:
+    """A JSON nested list -> (N, C, H, W) float32 in [0, 1], or a BadRequest naming the problem."""
+    return validate_array(json_array(inputs, shape, max_batch), shape, max_batch)
 
 
 def validate_array(arr: np.ndarray, shape: Sequence[int], max_batch: int) -> np.ndarray:

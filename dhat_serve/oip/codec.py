@@ -125,16 +125,13 @@ def decode_tensor(name: object, datatype: object, shape: object, data: object = 
 
 
 def _binary_part(spec: dict[str, Any], rest: bytes, offset: int) -> tuple[bytes | None, int]:
-    """An HTTP input's bytes after the JSON header (``binary_data_size``), or None for JSON ``data``."""
+    """An HTTP input's bytes after the JSON header (``binary_data_size``), or None for JSON ``data``; whether they
+    fit the shape is ``decode_tensor``'s check, for HTTP and gRPC alike."""
     size = _parameters(spec, f"input {spec.get('name')!r}:").get("binary_data_size")
     if size is None:
         return None, offset
     if type(size) is not int or size < 0:
         raise BadRequest(f"input {spec.get('name')!r}: binary_data_size {size!r} must be a byte count")
-    shape = spec.get("shape")
-    if isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape) and size != math.prod(shape) * 4:
-        raise BadRequest(f"input {spec.get('name')!r}: binary_data_size {size!r} but shape {shape} of "
-                         f"{spec.get('datatype')} needs {math.prod(shape) * 4} bytes")
     if offset + size > len(rest):
         raise BadRequest(f"input {spec.get('name')!r}: the body holds {len(rest) - offset} bytes of tensor data, "
                          f"{size} announced")
