@@ -88,15 +88,16 @@ async def infer(request: Request) -> Response:
     """``POST /v2/models/{model}/infer``: JSON or binary tensors in, the model's outputs out (counted as ``oip_http``)."""
     plane = plane_of(request)
     body, header_length = await request.body(), request.headers.get(HEADER_LENGTH)
-    parsed: list[OipBody] = []
+    head: OipBody | None = None  # the parsed body: its id and binary flags are needed again to encode
 
     def decode(spec: InputSpec) -> Decoded:
-        parsed.append(parse_infer(body, header_length, INPUT_NAME))
-        return Decoded(parsed[0].images, parsed[0].outputs, parsed[0].timeout_s)
+        nonlocal head
+        head = parse_infer(body, header_length, INPUT_NAME)
+        return Decoded(head.images, head.outputs, head.timeout_s)
 
     result = await plane.infer(InferRequest("oip_http", request.path_params["model"], decode,
                                             request.path_params.get("version")))
-    head = parsed[0]
+    assert head is not None  # infer returned, so decode ran
     payload, json_length = encode_infer(result.model, oip_version(result.artifact["version"]), head.id, result.outputs,
                                         head.binary, head.binary_default)
     if json_length is None:
