@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from contextlib import closing
 
 import httpx
 import numpy as np
@@ -68,28 +69,31 @@ def test_https_needs_a_key_for_inference_and_metadata_but_not_for_probes(server)
         r = http.post(f"{srv.url}/v2/models/main/infer", json=_body(), headers=auth)
         assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [2, 10]
         assert http.get(f"{srv.url}/info", headers=auth).json()["modes"] == ["main", "second", "merged", "all"]
-    client = thttp.InferenceServerClient(srv.url.removeprefix("https://"), ssl=True, ssl_options={"ca_certs": str(cert)})
-    inp = thttp.InferInput("images", [1, 1, 8, 8], "FP32")
-    inp.set_data_from_numpy(np.full((1, 1, 8, 8), 0.25, np.float32), binary_data=True)
-    assert client.infer("all", [inp], headers=auth).as_numpy("main_logits").shape == (1, 10)
-    with pytest.raises(InferenceServerException, match="no API key"):
-        client.infer("all", [inp])
+    # Closed explicitly: a keep-alive connection left to the garbage collector holds the server's graceful
+    # shutdown open until the helper's 30 s SIGKILL.
+    with closing(thttp.InferenceServerClient(srv.url.removeprefix("https://"), ssl=True,
+                                             ssl_options={"ca_certs": str(cert)})) as client:
+        inp = thttp.InferInput("images", [1, 1, 8, 8], "FP32")
+        inp.set_data_from_numpy(np.full((1, 1, 8, 8), 0.25, np.float32), binary_data=True)
+        assert client.infer("all", [inp], headers=auth).as_numpy("main_logits").shape == (1, 10)
+        with pytest.raises(InferenceServerException, match="no API key"):
+            client.infer("all", [inp])
     with pytest.raises(httpx.ConnectError):  # the certificate is not trusted without the test's CA file
         httpx.get(f"{srv.url}/v2/health/ready", timeout=10)
 
 
 def test_grpc_over_tls_needs_the_key_and_answers_the_raw_sessions_logits(server):
     srv, artifact, cert = server
-    client = tgrpc.InferenceServerClient(url=srv.grpc_url, ssl=True, root_certificates=str(cert))
-    assert client.is_server_ready()  # health stays open
-    x = np.random.default_rng(3).random((3, 1, 8, 8), dtype=np.float32)
-    inp = tgrpc.InferInput("images", list(x.shape), "FP32")
-    inp.set_data_from_numpy(x)
-    for headers in ({}, {"authorization": "Bearer wrong"}):
-        with pytest.raises(InferenceServerException) as info:
-            client.infer("merged", [inp], headers=headers)
-        assert info.value.status() == "StatusCode.UNAUTHENTICATED" and "API key" in info.value.message()
-    got = client.infer("merged", [inp], headers={"authorization": f"Bearer {KEY}"}).as_numpy("logits")
+    with closing(tgrpc.InferenceServerClient(url=srv.grpc_url, ssl=True, root_certificates=str(cert))) as client:
+        assert client.is_server_ready()  # health stays open
+        x = np.random.default_rng(3).random((3, 1, 8, 8), dtype=np.float32)
+        inp = tgrpc.InferInput("images", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        for headers in ({}, {"authorization": "Bearer wrong"}):
+            with pytest.raises(InferenceServerException) as info:
+                client.infer("merged", [inp], headers=headers)
+            assert info.value.status() == "StatusCode.UNAUTHENTICATED" and "API key" in info.value.message()
+        got = client.infer("merged", [inp], headers={"authorization": f"Bearer {KEY}"}).as_numpy("logits")
     session = ort.InferenceSession(str(artifact / "merged.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(got, session.run(["logits"], {"images": x})[0], atol=1e-5)
 
