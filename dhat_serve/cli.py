@@ -24,7 +24,6 @@ from rich.table import Table
 from dhat_serve.auth import ApiKeys
 from dhat_serve.config import PROVIDER_CHOICES, ServeConfig
 from dhat_serve.console import console, fail, setup_logging
-from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_MODES
 from dhat_serve.manifest import ArtifactError, load_manifest
 
 COMMAND_GROUP = "dhat.commands"
@@ -123,7 +122,7 @@ def info(
         return
     console.print(f"{manifest.name} {manifest.version} ({manifest.precision}), {manifest.num_classes} classes, "
                   f"input (N, {', '.join(map(str, manifest.input_shape))}) in {list(manifest.input_range)}")
-    console.print(f"request modes: {', '.join(REQUEST_MODES)} (default {DEFAULT_REQUEST_MODE})")
+    console.print(f"request modes: {', '.join(manifest.request_modes)} (default {manifest.default_mode})")
     table = Table(title="graphs (hashes verified)")
     for col in ("mode", "file", "size", "outputs", "max |torch - ORT|", "sha256"):
         table.add_column(col)

@@ -52,6 +52,21 @@ A single mode answers ``logits`` from its own graph; ``all`` answers the three o
 """
 
 
+SINGLE_HEAD_GRAPHS: tuple[Mode, ...] = (MAIN,)
+"""The graphs of a single-head artifact (a run whose second head and merger were never trained): ``main.onnx``."""
+
+
+def served_modes(graphs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The request modes an artifact with these graphs answers: every mode with a graph, and ``all`` where
+    ``merged.onnx`` is there to give the three logits at once (so a single-head artifact serves ``main`` only)."""
+    return tuple(m for m in REQUEST_MODES if request_graph(m) in graphs and (m != ALL or SECOND in graphs))
+
+
+def default_mode(graphs: tuple[str, ...] | list[str]) -> str:
+    """What a request that names no mode gets: ``merged`` (``DEFAULT_REQUEST_MODE``) where it exists, else ``main``."""
+    return DEFAULT_REQUEST_MODE if DEFAULT_REQUEST_MODE in graphs else MAIN
+
+
 def request_graph(request_mode: str) -> Mode:
     """The graph a request mode runs: its own, or ``merged`` for ``all`` (one run gives all three)."""
     return MERGED if request_mode == ALL else request_mode  # type: ignore[return-value]

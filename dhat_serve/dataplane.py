@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class InferRequest:
     (request mode) and version as the client named them, and how to decode its body against the model."""
 
     endpoint: str
-    model: str
+    model: str | None  # None: the artifact's default mode (merged, or main for a single-head artifact)
     decode: Callable[[InputSpec], Decoded]
     version: str | None = None
 
@@ -106,10 +106,14 @@ class DataPlane:
         self.engine, self.state, self.observer, self.max_concurrency = engine, state, observer, max_concurrency
 
     def check_model(self, model: str, version: str | None = None) -> str:
-        """``model`` if it is a request mode and ``version`` is empty or this artifact's (either form); else 404.
-        Metadata, readiness, statistics and inference check a model here, on HTTP and gRPC."""
-        if model not in REQUEST_MODES:
-            raise NotFound(f"unknown model {model!r}; models: {', '.join(REQUEST_MODES)} (the request modes)")
+        """``model`` if this artifact serves that request mode and ``version`` is empty or this artifact's (either
+        form); else 404. Metadata, readiness, statistics and inference check a model here, on HTTP and gRPC."""
+        served = self.engine.runtime.manifest.request_modes
+        if model not in served:
+            if model in REQUEST_MODES:  # a mode of the dual head asked of a single-head artifact
+                raise NotFound(f"model {model!r} is not in this artifact: a single-head model (its second head and "
+                               f"merger were never trained); models: {', '.join(served)}")
+            raise NotFound(f"unknown model {model!r}; models: {', '.join(served)} (the request modes)")
         artifact = self.engine.runtime.manifest.version
         if version not in (None, "", oip_version(artifact), artifact):
             raise NotFound(f"model {model!r} has no version {version!r}; version: {oip_version(artifact)} "
@@ -137,6 +141,8 @@ class DataPlane:
     async def infer(self, request: InferRequest) -> InferResult:
         """Admit, observe, check the model, decode, run and select (see the module docstring); raises a
         ``Refusal`` for the protocol to encode."""
+        if request.model is None:
+            request = replace(request, model=self.engine.runtime.manifest.default_mode)
         label = request.model if request.model in REQUEST_MODES else ANY_MODE
         return await observed(self.observer, request.endpoint, label, lambda: self._admitted_infer(request))
 

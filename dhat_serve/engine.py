@@ -24,7 +24,7 @@ import numpy as np
 
 from dhat_serve.batching import Batcher
 from dhat_serve.config import ServeConfig
-from dhat_serve.contract import (ALL, MAIN_LOGITS, MERGED, REQUEST_MODES, SECOND_LOGITS, request_graph,
+from dhat_serve.contract import (ALL, MAIN_LOGITS, MERGED, SECOND_LOGITS, request_graph,
                                   request_output_names)
 from dhat_serve.runtime import ModelRuntime, gpu_count, worker_device
 from dhat_serve.observer import Observer
@@ -38,10 +38,11 @@ class Engine:
     def __init__(self, runtime: ModelRuntime, cfg: ServeConfig, observer: Observer,
                  in_flight: Callable[[], int] | None = None) -> None:
         self.runtime, self.cfg, self.observer = runtime, cfg, observer
-        self.executor = ThreadPoolExecutor(max_workers=len(REQUEST_MODES), thread_name_prefix="ort")
+        modes = runtime.manifest.request_modes  # four, or main alone for a single-head artifact
+        self.executor = ThreadPoolExecutor(max_workers=len(modes), thread_name_prefix="ort")
         self.batchers = {mode: Batcher(mode, partial(self.run, mode), self.executor, cfg.batch_size,
                                        cfg.max_wait_ms / 1000, cfg.queue_size, observer, in_flight)
-                         for mode in REQUEST_MODES}
+                         for mode in modes}
 
     @classmethod
     def load(cls, artifact_dir: Path, cfg: ServeConfig, observer: Observer, in_flight: Callable[[], int] | None = None,
@@ -63,11 +64,11 @@ class Engine:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         shape = self.runtime.manifest.input_shape
-        for mode in REQUEST_MODES:
+        for mode in self.batchers:
             for n in sizes:
                 await loop.run_in_executor(self.executor, self.runtime.run, mode, np.zeros((n, *shape), np.float32))
         seconds = time.perf_counter() - start
-        log.info("warm-up: %d modes x batch sizes %s in %.2f s; ready", len(REQUEST_MODES), list(sizes), seconds)
+        log.info("warm-up: %d modes x batch sizes %s in %.2f s; ready", len(self.batchers), list(sizes), seconds)
         return seconds
 
     def run(self, request_mode: str, images: np.ndarray) -> dict[str, np.ndarray]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dhat_serve.contract import INPUT_NAME, MODES
+from dhat_serve.contract import INPUT_NAME, MODES, SINGLE_HEAD_GRAPHS, served_modes
+from dhat_serve.contract import default_mode as default_request_mode
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -59,6 +60,16 @@ class Manifest:
     input_range: tuple[float, float]
     modes: dict[str, GraphEntry]
     provenance: dict[str, Any]
+
+    @property
+    def request_modes(self) -> tuple[str, ...]:
+        """The request modes this artifact serves (``contract.served_modes``): four, or ``main`` alone."""
+        return served_modes(tuple(self.modes))
+
+    @property
+    def default_mode(self) -> str:
+        """The mode of a request that names none: ``merged``, or ``main`` for a single-head artifact."""
+        return default_request_mode(tuple(self.modes))
 
     @property
     def num_classes(self) -> int:
@@ -126,9 +137,11 @@ def load_manifest(artifact_dir: str | Path, verify: bool = True) -> Manifest:
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
     manifest = Manifest.from_dict(doc)
-    missing = [m for m in MODES if m not in manifest.modes]
-    if missing:
-        raise ArtifactError(f"{path}: no graph for mode(s) {', '.join(missing)}")
+    if tuple(manifest.modes) != SINGLE_HEAD_GRAPHS:
+        missing = [m for m in MODES if m not in manifest.modes]
+        if missing:
+            raise ArtifactError(f"{path}: no graph for mode(s) {', '.join(missing)} (a dual-head artifact has "
+                                f"{', '.join(MODES)}; a single-head one {', '.join(SINGLE_HEAD_GRAPHS)} alone)")
     if verify:
         for entry in manifest.modes.values():
             verify_file(artifact_dir, entry.file, entry.sha256, entry.size)

@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from dhat_serve.config import PROVIDER_CHOICES
 from dhat_serve.manifest import Manifest, load_manifest
-from dhat_serve.contract import INPUT_NAME, MODES, request_graph, request_output_names
+from dhat_serve.contract import INPUT_NAME, request_graph, request_output_names
 
 log = logging.getLogger(__name__)
 
@@ -144,5 +144,5 @@ class ModelRuntime(GraphSessions):
         """Verify the artifact's hashes, then open one session per mode (see ``open_sessions``)."""
         artifact_dir = Path(artifact_dir)
         manifest = load_manifest(artifact_dir)  # verifies every hash before anything is loaded
-        graphs = {mode: artifact_dir / manifest.modes[mode].file for mode in MODES}
+        graphs = {mode: artifact_dir / entry.file for mode, entry in manifest.modes.items()}  # three, or main alone
         return cls(open_sessions(graphs, provider, device_id, intra_op_threads, exact_fp32), artifact_dir, manifest)

@@ -29,7 +29,6 @@ from starlette.middleware.cors import CORSMiddleware
 
 from dhat_serve.auth import ApiKeys
 from dhat_serve.config import ServeConfig, comma_list
-from dhat_serve.contract import DEFAULT_REQUEST_MODE
 from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, InputSpec
 from dhat_serve.engine import Engine
 from dhat_serve.errors import Overloaded, Refusal, bentoml_reply
@@ -116,9 +115,10 @@ class DHAT:
             return bentoml_reply(exc, ctx, request.endpoint)
 
     @bentoml.api(route="/classify")
-    async def classify(self, image: Path, ctx: bentoml.Context, mode: str = DEFAULT_REQUEST_MODE,
+    async def classify(self, image: Path, ctx: bentoml.Context, mode: str | None = None,
                        top_k: int | None = None) -> dict[str, Any]:
-        """Classify one PNG/JPEG image (multipart field ``image``); ``mode``: main, second, merged or all.
+        """Classify one PNG/JPEG image (multipart field ``image``); ``mode``: main, second, merged or all (default
+        merged; a single-head artifact serves main only, its default).
 
         ``top_k`` defaults to 5, or to every class when the model has fewer."""
         k = None
@@ -133,7 +133,7 @@ class DHAT:
                                   lambda r: classify_answer(r.model, r.outputs, self.names, k, r.artifact))
 
     @bentoml.api(route="/predict")
-    async def predict(self, inputs: list, ctx: bentoml.Context, mode: str = DEFAULT_REQUEST_MODE) -> dict[str, Any]:
+    async def predict(self, inputs: list, ctx: bentoml.Context, mode: str | None = None) -> dict[str, Any]:
         """Classify a batch given as JSON: ``inputs`` is (N, C, H, W) floats in [0, 1]; ``mode`` as ``/classify``.
 
         A ``.npy`` body to the same path is answered by ``http.npy.NpyPredict`` (installed below) with ``.npy`` logits.

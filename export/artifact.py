@@ -1,5 +1,9 @@
 """``dhat export``: one trained model -> ``main.onnx``, ``second.onnx``, ``merged.onnx``, ``manifest.json``.
 
+A run whose second head and merger were never trained (stages 2 and 3 of 0 epochs, as the single-head
+baselines, or a head given by ``--init`` alone) is a single-head model: it exports ``main.onnx`` alone, and its
+manifest lists that one mode, so the service serves only ``main`` and ``dhat eval`` reports no head disagreement.
+
 The artifact directory is written atomically (a temporary directory renamed at the end), so a failed
 parity check leaves no manifest and no half artifact behind.
 """
@@ -17,7 +21,7 @@ import torch
 
 from dhat_serve import __version__
 from dhat_serve.manifest import SCHEMA_VERSION, GraphEntry, Manifest, load_manifest, sha256_file
-from dhat_serve.contract import GRAPH_OUTPUTS, MAIN, MERGED, MODES, SECOND, graph_file
+from dhat_serve.contract import GRAPH_OUTPUTS, MAIN, MERGED, MODES, SECOND, SINGLE_HEAD_GRAPHS, graph_file
 from dhat_serve.manifest import MANIFEST_FILE
 from export.graphs import DEFAULT_OPSET, export_graph, graph_module, initializer_names
 from export.parity import cpu_graph, measure
@@ -54,6 +58,21 @@ def resolve_source(source: Path) -> tuple[Path, Path | None]:
     raise ExportError(f"{source} is neither a run directory (recipe.yaml) nor a checkpoint (config.json)")
 
 
+def graphs_to_export(ckpt: Path, trained: dict[str, bool]) -> tuple[str, ...]:
+    """The three graphs of a trained dual head, or ``main`` alone when neither the second head nor the merger was
+    trained; a second head without its merger (or the reverse) is an unfinished run, refused."""
+    second, merger = bool(trained.get("second_head")), bool(trained.get("merger"))
+    if second and merger:
+        return MODES
+    if not second and not merger:
+        log.info("%s: the second head and the merger were never trained; exporting main.onnx alone", ckpt)
+        return SINGLE_HEAD_GRAPHS
+    if second:
+        raise ExportError(f"{ckpt} has no trained merger, so merged.onnx cannot be made; run stage 3 "
+                          f"(`dhat train RECIPE --stage 3 --out RUN`) first")
+    raise ExportError(f"{ckpt} has a trained merger but no trained second head; retrain stages 2 and 3")
+
+
 def parity_images(run: tuple[Recipe, DataSplits] | None, net: DualHeadNet, shape: tuple[int, int, int],
                   n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Real validation images when the run is known, else seeded uniform noise (labels = main head's)."""
@@ -84,9 +103,7 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
     net, cfg, doc = load_checkpoint(ckpt)
     if not isinstance(net, DualHeadNet):
         raise ExportError(f"{ckpt} is a single-head network; export needs a dual-head checkpoint")
-    if not doc["trained"].get("merger"):
-        raise ExportError(f"{ckpt} has no trained merger, so merged.onnx cannot be made; run stage 3 "
-                          f"(`dhat train RECIPE --stage 3 --out RUN`) first")
+    graphs = graphs_to_export(ckpt, doc["trained"])
     net.eval()
     precision = "fp16" if fp16 else "fp32"
     shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
@@ -99,7 +116,7 @@ def export_artifact(source: str | Path, out: str | Path, opset: int = DEFAULT_OP
     entries: dict[str, GraphEntry] = {}
 
     def write(tmp: Path) -> None:
-        for mode in MODES:
+        for mode in graphs:
             module = graph_module(net, mode, fp16)
             path = tmp / graph_file(mode)
             side = export_graph(module, x[:2], path, mode, opset)
@@ -141,7 +158,7 @@ def build_manifest(cfg: Any, meta: CheckpointMeta, ckpt: Path, run_dir: Path | N
         "run_dir": str(run_dir) if run_dir else None, "seed": meta.seed,
         "torch_version": torch.__version__,
     }
-    digest = hashlib.sha256("".join(entries[m].sha256 for m in MODES).encode()).hexdigest()[:12]
+    digest = hashlib.sha256("".join(g.sha256 for g in entries.values()).encode()).hexdigest()[:12]
     arch = {"arch": cfg.arch, "layout": cfg.layout, "second_arch": cfg.resolved_second_arch,
             "num_classes": cfg.num_classes, "parameters": parameter_table(cfg)}
     return Manifest(

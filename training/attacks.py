@@ -8,7 +8,7 @@ runs in eval mode during the attack and every module's own training flag is rest
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -87,14 +87,24 @@ def _objective(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | Non
     return F.cross_entropy(logits, y, reduction="sum")
 
 
-def _one_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig, target: torch.Tensor | None) -> torch.Tensor:
+def ascend(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, cfg: PGDConfig) -> torch.Tensor:
+    """One PGD run: from ``cfg``'s random start, ``cfg.steps`` signed-gradient steps of ``cfg.step`` that increase
+    ``objective`` (adversarial (N, C, H, W) images -> a scalar), each projected onto the eps-ball and [0, 1].
+
+    The one PGD loop of the project: training's and evaluation's attacks (``pgd``) and the attacks on the whole
+    dual-head system (``training.robustness.adaptive``) differ only in the objective they pass here.
+    """
     x_adv = _start(x, cfg)
     for _ in range(cfg.steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
-            grad, = torch.autograd.grad(_objective(model(x_adv).float(), y, target, cfg.loss), x_adv)
+            grad, = torch.autograd.grad(objective(x_adv), x_adv)
         x_adv = project(x_adv.detach() + cfg.step * grad.sign(), x, cfg.eps)
     return x_adv.detach()
+
+
+def _one_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig, target: torch.Tensor | None) -> torch.Tensor:
+    return ascend(lambda x_adv: _objective(model(x_adv).float(), y, target, cfg.loss), x, cfg)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig) -> torch.Tensor:

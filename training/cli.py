@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from dhat_serve.console import console, fail
-from dhat_serve.contract import MAIN, MERGED, MODES
+from dhat_serve.contract import MAIN, MERGED
 
 if TYPE_CHECKING:
     from training.recipes import Recipe
@@ -180,11 +180,17 @@ def train(
     console.print(f"run directory: {run_dir}")
 
 
+ATTACKS_HELP = ("comma-separated: clean, pgdK[xR][@STEP], apgd-ce, apgd-dlr-t, autoattack, square; and on the dual "
+                "head's three outputs together: joint[K] (untargeted, the summed cross-entropy of merged, main and "
+                "second) and agree[K] (monitor evasion: from PGD-K on merged, then per image the first of its top wrong "
+                "classes that fools merged with the heads agreeing, the three targeted losses summed); K steps, default 20")
+
+
 def eval_cmd(
     artifact: Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")],
     run: Annotated[Path, typer.Option("--run", "--run-dir", help="the run directory the artifact was exported from")],
-    modes: Annotated[str, typer.Option(help="comma-separated modes")] = ",".join(MODES),
-    attacks: Annotated[str, typer.Option(help="comma-separated: clean, pgdK[xR], apgd-ce, apgd-dlr-t, autoattack, square")] = "clean,pgd20",
+    modes: Annotated[Optional[str], typer.Option(help="comma-separated modes (default: every mode the artifact has)")] = None,
+    attacks: Annotated[str, typer.Option(help=ATTACKS_HELP)] = "clean,pgd20",
     eps: Annotated[Optional[str], typer.Option(help="L-inf budget, e.g. 8/255 (default: the run's validation eps)")] = None,
     n: Annotated[Optional[int], typer.Option("--n", "--n-images", help="test images to evaluate (default: the whole test split)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="images per attack batch (and per cached chunk)")] = 250,
@@ -199,6 +205,10 @@ def eval_cmd(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")] = None,
     attack_precision: Annotated[str, typer.Option("--attack-precision", help="fp32, or tf32: on CUDA craft the examples "
                                                   "with TF32 convolutions (faster); checks and scores stay fp32")] = "fp32",
+    agree_targets: Annotated[Optional[int], typer.Option("--agree-targets", help="target classes the agree attack tries "
+                                                         "per image (default: min(9, classes - 1), as APGD-T)")] = None,
+    no_corruptions: Annotated[bool, typer.Option("--no-corruptions", help="skip the shifted-traffic rows (accuracy and "
+                                                 "head disagreement on Gaussian noise, blur and low contrast)")] = False,
 ) -> None:
     """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
 
@@ -214,11 +224,12 @@ def eval_cmd(
 
     try:
         budget = None if eps is None else parse_number(eps, "--eps")
-        settings = EvalSettings(modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        settings = EvalSettings(modes=tuple(m.strip() for m in modes.split(",") if m.strip()) if modes else None,
                                 attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), eps=budget, n=n,
                                 batch_size=batch_size, seed=seed, square_queries=square_queries,
                                 transfer=not no_transfer, curve=() if no_curve else EvalSettings.curve, data_dir=data_dir,
-                                device=device, attack_precision=attack_precision)
+                                device=device, attack_precision=attack_precision, agree_targets=agree_targets,
+                                corruptions=not no_corruptions)
     except ValueError as exc:  # RecipeError is a ValueError
         fail(str(exc))
     if not run.is_dir():

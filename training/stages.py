@@ -199,7 +199,9 @@ def keep_as_is(sr: StageRun) -> None:
         clean, robust = validate(sr.net, sr.stage.mode, sr.x_val, sr.y_val, sr.recipe, sr.ctx.device)
         score = selection_score(sr.spec.select, 0, clean, robust)
         meta = stage_meta(sr.recipe, sr.stage.number, epoch=0, complete=True, best=score, clean=clean, robust=robust)
-        trained = None if sr.spec.init or sr.stage.number > 1 else sr.trained  # nothing new was trained
+        # a head loaded by --init counts as trained; a 0-epoch stage without one trained nothing (a baseline's
+        # stages 2 and 3: its second head and merger stay untrained, so the export is main.onnx alone)
+        trained = None if sr.spec.init else sr.trained
         for which in (BEST, LAST):
             sr.save(which, meta, trained)
     sr.ctx.barrier()

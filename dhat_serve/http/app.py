@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_MODES, request_output_names
+from dhat_serve.contract import request_output_names
 from dhat_serve.dataplane import DataPlane
 from dhat_serve.errors import Refusal, refusal_response
 from dhat_serve.oip.rest import oip_routes, plane_of
@@ -31,8 +31,8 @@ def info_document(plane: DataPlane) -> dict[str, Any]:
     manifest, cfg = engine.runtime.manifest, engine.cfg
     return {
         "name": manifest.name, "version": manifest.version, "precision": manifest.precision,
-        "modes": list(REQUEST_MODES), "default_mode": DEFAULT_REQUEST_MODE,
-        "outputs": {mode: list(request_output_names(mode)) for mode in REQUEST_MODES},
+        "modes": list(manifest.request_modes), "default_mode": manifest.default_mode,
+        "outputs": {mode: list(request_output_names(mode)) for mode in manifest.request_modes},
         "class_names": list(manifest.class_names), "input_shape": [None, *manifest.input_shape],
         "input_range": list(manifest.input_range),
         "hashes": {m: g.sha256 for m, g in manifest.modes.items()},

@@ -18,7 +18,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dhat_serve.contract import DEFAULT_REQUEST_MODE, REQUEST_OUTPUTS
+from dhat_serve.contract import REQUEST_OUTPUTS
 from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, InputSpec
 from dhat_serve.errors import BadRequest, Refusal, refusal_response
 
@@ -44,7 +44,7 @@ async def predict_npy(plane: DataPlane, request: Request) -> Response:
         except (ValueError, OSError, EOFError) as exc:
             raise BadRequest(f"the body is not a .npy array ({exc})") from None
 
-    result = await plane.infer(InferRequest("predict_npy", request.query_params.get("mode", DEFAULT_REQUEST_MODE), decode))
+    result = await plane.infer(InferRequest("predict_npy", request.query_params.get("mode"), decode))
     outputs = result.outputs
     logits = np.stack(list(outputs.values())) if len(outputs) > 1 else next(iter(outputs.values()))
     buf = io.BytesIO()

@@ -28,7 +28,7 @@ from tritonclient.grpc import service_pb2_grpc
 from dhat_serve import __version__
 from dhat_serve.auth import OPEN_RPCS, ApiKeys
 from dhat_serve.config import ServeConfig
-from dhat_serve.contract import INPUT_NAME, REQUEST_MODES
+from dhat_serve.contract import INPUT_NAME
 from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, InputSpec, oip_version
 from dhat_serve.errors import BadRequest, Refusal, Unauthorized, log_refusal
 from dhat_serve.oip.codec import decode_tensor, request_timeout
@@ -127,7 +127,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:  # noqa: N802, ANN401
         """Triton's statistics of one model, or of every model when no name is given."""
         plane, model = await self._model(context, request.name or None, request.version, "ModelStatistics")
-        stats = [model_statistics(plane, m) for m in ([model] if model else REQUEST_MODES)]
+        stats = [model_statistics(plane, m) for m in ([model] if model else plane.engine.runtime.manifest.request_modes)]
         return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802, ANN401

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dhat_serve import __version__
-from dhat_serve.contract import INPUT_NAME, REQUEST_MODES
+from dhat_serve.contract import INPUT_NAME
 from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, InputSpec, oip_version
 from dhat_serve.oip.codec import HEADER_LENGTH, OipBody, encode_infer, parse_infer
 from dhat_serve.oip.models import EXTENSIONS, model_config, model_metadata, model_statistics
@@ -81,7 +81,8 @@ async def statistics(request: Request) -> Response:
 async def all_statistics(request: Request) -> Response:
     """``GET /v2/models/stats``: every model's statistics."""
     plane = plane_of(request)
-    return JSONResponse({"model_stats": [model_statistics(plane, model) for model in REQUEST_MODES]})
+    models = plane.engine.runtime.manifest.request_modes
+    return JSONResponse({"model_stats": [model_statistics(plane, model) for model in models]})
 
 
 async def infer(request: Request) -> Response:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from dhat_serve.contract import REQUEST_MODES
 from dhat_serve.config import ServeConfig
 from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, select_outputs
 from dhat_serve.engine import Engine
@@ -22,7 +23,8 @@ from dhat_serve.state import ProcessState
 class BrokenRuntime:
     """Stands in for ``ModelRuntime``: every ``session.run`` raises, as a corrupt provider would."""
 
-    manifest = SimpleNamespace(input_shape=(1, 2, 2), name="t", version="abc")
+    manifest = SimpleNamespace(input_shape=(1, 2, 2), name="t", version="abc", request_modes=REQUEST_MODES,
+                               default_mode="merged")
 
     def run(self, mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
         raise RuntimeError("CUDA error: an illegal memory access")

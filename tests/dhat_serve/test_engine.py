@@ -22,7 +22,7 @@ from dhat_serve.state import ProcessState
 class SlowRuntime:
     """Stands in for ``ModelRuntime``: 50 ms per run, and a record of what ran."""
 
-    manifest = SimpleNamespace(input_shape=(1, 4, 4))
+    manifest = SimpleNamespace(input_shape=(1, 4, 4), request_modes=REQUEST_MODES)
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []

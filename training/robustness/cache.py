@@ -18,9 +18,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from dhat_serve.contract import ALL, request_graph
 from dhat_serve.runtime import ModelRuntime
 from training.distributed import DistContext
-from training.models.dual_head import ModeView
+from training.models.dual_head import AllOutputs, ModeView
+from training.robustness.adaptive import is_system_attack
 from training.robustness.settings import EvalSettings, EvaluationError
 from training.robustness.suite import AttackContext, run_attack
 
@@ -50,13 +52,21 @@ class Job:
         examples crafted in TF32 on CUDA, ``_tf32`` (other examples than fp32's: a reused ``--out`` keeps both)."""
         size = min(self.settings.batch_size, len(self.y) - start)
         safe = name.replace("/", "_").replace("@", "-step")
-        sha = self.rt.manifest.modes[mode].sha256[:16]
+        if name.startswith("agree") and self.settings.agree_targets is not None:
+            safe += f"-t{self.settings.agree_targets}"  # fewer targets, other examples
+        sha = self.rt.manifest.modes[request_graph(mode)].sha256[:16]
         precision = "_tf32" if self.tf32() else ""
         return f"{mode}_{safe}_eps{eps:.6f}_seed{self.settings.seed}_{start}_{size}_{sha}{precision}"
 
     def tf32(self) -> bool:
         """Whether phase 1 crafts in TF32: asked for, and on CUDA (the flag means nothing to a CPU)."""
         return self.settings.attack_precision == "tf32" and self.dist.device.type == "cuda"
+
+
+def crafted_on(name: str, mode: str) -> str:
+    """What attack ``name``'s examples for ``mode`` are crafted against: ``mode``'s own twin, or for a system
+    attack (joint, agree) the three outputs together, once (``all``), whichever mode scores them."""
+    return ALL if is_system_attack(name) else mode
 
 
 @contextmanager
@@ -76,9 +86,11 @@ def crafting_precision(job: Job) -> Iterator[None]:
 
 
 def craft(job: Job, mode: str, name: str, eps: float) -> None:
-    """Phase 1: attack this rank's chunks of ``mode`` with ``name`` at ``eps`` and cache them (skips cached ones)."""
-    twin = ModeView(job.net, mode).eval()
-    ctx = AttackContext(eps=eps, seed=job.settings.seed, device=job.dist.device, square_queries=job.settings.square_queries)
+    """Phase 1: attack this rank's chunks of ``mode`` (or ``all``, the three outputs) with ``name`` at ``eps`` and
+    cache them (skips cached ones)."""
+    twin = (AllOutputs(job.net) if mode == ALL else ModeView(job.net, mode)).eval()
+    ctx = AttackContext(eps=eps, seed=job.settings.seed, device=job.dist.device, square_queries=job.settings.square_queries,
+                        agree_targets=job.settings.agree_targets)
     mine = job.chunks()[job.dist.rank :: job.dist.world_size]
     for start in tqdm(mine, desc=f"{mode} {name}", leave=False, disable=None):
         path = job.cache / f"{job.key(mode, name, eps, start)}.safetensors"
@@ -115,7 +127,7 @@ def craft_all(job: Job) -> None:
     with crafting_precision(job):
         for mode in job.settings.modes:
             for name in job.settings.attacks:
-                craft(job, mode, name, job.eps)
+                craft(job, crafted_on(name, mode), name, job.eps)  # a system attack's second mode finds it cached
             if job.settings.transfer:
                 craft(job, mode, TRANSFER_ATTACK, job.eps)
             for e in curve_eps(job):

@@ -28,7 +28,7 @@ from training.distributed import DistContext, setup, teardown
 from training.models.dual_head import ModeView
 from training.robustness.cache import Job, craft_all
 from training.robustness.report import build_report, write_report
-from training.robustness.settings import EvalSettings, EvaluationError
+from training.robustness.settings import EvalSettings, EvaluationError, for_artifact
 from training.robustness.twin import check_twin, load_twin, resolve_device
 from training.run_dir import RunDir
 
@@ -55,6 +55,7 @@ def evaluate(artifact_dir: str | Path, run_dir: str | Path, settings: EvalSettin
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
         rt = open_graphs(artifact_dir, dist)
+        settings = for_artifact(settings, tuple(rt.manifest.modes))
         net, ckpt = load_twin(run_dir, rt.manifest)
         net.to(dist.device)
         recipe, splits = RunDir(run_dir).load_data(settings.data_dir)

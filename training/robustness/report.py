@@ -15,10 +15,14 @@ import torch
 
 from dhat_serve import __version__
 from dhat_serve.manifest import Manifest
-from training.robustness.cache import Job
+from dhat_serve.contract import MERGED
+from training.robustness.cache import Job, crafted_on
 from training.robustness.compare import labels_digest, pack_correct
 from training.robustness.heads import head_disagreement
-from training.robustness.scoring import comparisons, masking_warnings, score_mode, transfer_matrix
+from training.robustness.sections import adaptive_section, disagreement_section, pct, shift_section
+from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, masking_warnings,
+                                         score_mode, transfer_matrix)
+from training.robustness.shift import shifted_traffic
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,11 +33,15 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
     """Phase 2 on rank 0: score everything from the cache and assemble ``report.json``."""
     results: dict[str, Any] = {}
     correct: dict[str, dict[str, np.ndarray]] = {}
-    adversarial: dict[str, dict[str, torch.Tensor]] = {}
+    adversarial: dict[str, dict[str, torch.Tensor]] = {}  # crafted against (a mode, or all) -> attack -> examples
     for mode in job.settings.modes:
-        row, correct[mode], adversarial[mode] = score_mode(job, mode)
+        row, correct[mode], examples = score_mode(job, mode)
         results[mode] = {"twin_graph_max_abs_diff": diffs[mode], **row}
+        for name, x_adv in examples.items():
+            adversarial.setdefault(crafted_on(name, mode), {})[name] = x_adv
     transfer, transfer_ci = transfer_matrix(job) if job.settings.transfer else ({}, {})
+    adaptive = adaptive_comparisons(results, correct, job.settings.seed)
+    dual = MERGED in manifest.modes  # a single-head artifact has no heads to disagree
     return {
         "artifact": {"dir": str(artifact_dir), "name": manifest.name, "version": manifest.version,
                      "hashes": {m: g.sha256 for m, g in manifest.modes.items()}},
@@ -49,16 +57,14 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         "results": results, "comparisons": comparisons(correct, job.settings.seed),
         "correct": {mode: {name: pack_correct(v) for name, v in row.items()} for mode, row in correct.items()},
         "transfer": transfer, "transfer_ci95": transfer_ci,
-        "head_disagreement": head_disagreement(job.rt, job.x, job.y, adversarial),
-        "warnings": masking_warnings(results, transfer),
+        "adaptive": adaptive,
+        "head_disagreement": head_disagreement(job.rt, job.x, job.y, adversarial) if dual else None,
+        "shifted_traffic": shifted_traffic(job.rt, job.x, job.y, job.settings.modes, job.settings.seed)
+        if job.settings.corruptions else [],
+        "warnings": masking_warnings(results, transfer) + adaptive_warnings(adaptive),
         "versions": {"dhat_serve": __version__, "torch": torch.__version__, "onnxruntime": ort.__version__,
                      "python": platform.python_version()},
     }
-
-
-def pct(value: float, ci: list[float] | None = None) -> str:
-    """``84.07% [79.3, 87.9]``: an accuracy with its 95 % interval, in percent."""
-    return f"{100 * value:.2f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -98,7 +104,7 @@ def markdown(report: dict[str, Any]) -> str:
                   "| crafted on \\ scored on | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
         for src, row in report["transfer"].items():
             lines.append(f"| {src} | " + " | ".join(pct(row[t], cis.get(src, {}).get(t)) for t in targets) + " |")
-    lines += _disagreement(report)
+    lines += adaptive_section(report) + disagreement_section(report) + shift_section(report)
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in report["warnings"]] or ["None: no white-box accuracy above a black-box or transfer one."]
     return "\n".join(lines) + "\n"
@@ -120,22 +126,6 @@ def _comparisons(report: dict[str, Any]) -> list[str]:
         verdict = {"higher": "merged higher", "lower": "merged lower"}.get(c["verdict"], c["verdict"])
         lines.append(f"| {attack} | {name} | {100 * c['difference']:+.2f} pts | [{100 * c['ci95'][0]:+.2f}, "
                      f"{100 * c['ci95'][1]:+.2f}] | {c['mcnemar_p']:.3g} | {verdict} |")
-    return lines
-
-
-def _disagreement(report: dict[str, Any]) -> list[str]:
-    table = report.get("head_disagreement")
-    if not table or not table.get("attacks"):
-        return []
-    clean = table["clean"]
-    lines = ["", f"Head disagreement (main != second in one merged.onnx run, what `mode=all` reports as heads_agree = "
-             f"false): {pct(clean['rate'], clean['ci95'])} of clean images (the false-alarm rate).", "",
-             "| attack | crafted against | on adversarial inputs | on successful ones (detection rate) | fooled |",
-             "|---|---|---|---|---|"]
-    for attack, by_mode in table["attacks"].items():
-        for mode, r in by_mode.items():
-            lines.append(f"| {attack} | {mode} | {pct(r['adversarial']['rate'], r['adversarial']['ci95'])} | "
-                         f"{pct(r['detection']['rate'], r['detection']['ci95'])} | {r['fooled']} |")
     return lines
 
 

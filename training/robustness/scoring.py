@@ -15,8 +15,9 @@ import torch
 
 from dhat_serve.contract import MAIN, MERGED, SECOND
 from training.models.dual_head import ModeView
-from training.robustness.cache import CURVE_ATTACK, TRANSFER_ATTACK, Job, collect, curve_eps
+from training.robustness.cache import CURVE_ATTACK, TRANSFER_ATTACK, Job, collect, crafted_on, curve_eps
 from training.robustness.stats import accuracy_with_ci, paired_difference, wilson
+from training.robustness.adaptive import is_system_attack, system_config
 from training.robustness.suite import is_white_box
 from training.robustness.twin import graph_logits, twin_logits
 
@@ -39,7 +40,7 @@ def score_mode(job: Job, mode: str) -> tuple[dict[str, Any], dict[str, np.ndarra
     row: dict[str, Any] = {"attacks": {}}
     correct, adversarial = {}, {}
     for name in job.settings.attacks:
-        adversarial[name] = collect(job, mode, name, job.eps)
+        adversarial[name] = collect(job, crafted_on(name, mode), name, job.eps)
         row["attacks"][name], correct[name] = score(job, mode, adversarial[name])
         r = row["attacks"][name]
         log.info("%s %s: graph %.2f%% [%.2f, %.2f] twin %.2f%% (%d disagreements)", mode, name, 100 * r["graph"],
@@ -75,6 +76,39 @@ def comparisons(correct: dict[str, dict[str, np.ndarray]], seed: int) -> dict[st
         out[name] = {f"merged-{head}": paired_difference(merged, correct[head][name], seed=seed)
                      for head in (MAIN, SECOND) if head in correct and name in correct[head]}
     return out
+
+
+def mode_only_reference(name: str, attacks: dict[str, Any]) -> str | None:
+    """The attack on one mode alone that a system attack is set beside: ``pgdK`` of the same K when it ran, else
+    the white-box single-mode attack with the lowest accuracy (the strongest that ran), else None."""
+    steps = system_config(name, 1.0).steps
+    if f"pgd{steps}" in attacks:
+        return f"pgd{steps}"
+    single = [a for a in attacks if is_white_box(a) and not is_system_attack(a)]
+    return min(single, key=lambda a: attacks[a]["graph"]) if single else None
+
+
+def adaptive_comparisons(results: dict[str, Any], correct: dict[str, dict[str, np.ndarray]],
+                         seed: int) -> dict[str, dict[str, Any]]:
+    """Per system attack (joint, agree) and mode: its accuracy minus that of the attack on the mode alone, paired
+    on the same images; ``{attack: {mode: {"against": name, **paired_difference}}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for mode, row in results.items():
+        for name in row["attacks"]:
+            ref = mode_only_reference(name, row["attacks"]) if is_system_attack(name) else None
+            if ref is not None:
+                out.setdefault(name, {})[mode] = {"against": ref,
+                                                  **paired_difference(correct[mode][name], correct[mode][ref], seed=seed)}
+    return out
+
+
+def adaptive_warnings(adaptive: dict[str, dict[str, Any]]) -> list[str]:
+    """A system attack that leaves a mode less accurate than the attack on that mode alone: the mode-only number
+    overstated the robustness an attacker who knows the system faces."""
+    return [f"{mode}: {100 * -c['difference']:.2f} points lower under {name} than under {c['against']} on {mode} alone "
+            f"(paired interval [{100 * c['ci95'][0]:+.2f}, {100 * c['ci95'][1]:+.2f}], McNemar p {c['mcnemar_p']:.3g}): "
+            f"the {c['against']} number overstated {mode}'s robustness"
+            for name, by_mode in adaptive.items() for mode, c in by_mode.items() if c["difference"] < 0]
 
 
 def masking_warnings(results: dict[str, Any], transfer: dict[str, dict[str, float]]) -> list[str]:

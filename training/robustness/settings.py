@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from dhat_serve.contract import MODES, parse_mode
+from dhat_serve.contract import MERGED, parse_mode
 
 ATTACK_PRECISIONS = ("fp32", "tf32")
+from training.robustness.adaptive import is_system_attack
 from training.robustness.suite import SQUARE_QUERIES, parse_attack
 
 
@@ -18,13 +19,13 @@ class EvaluationError(RuntimeError):
 class EvalSettings:
     """What ``dhat eval`` was asked for; checked here, where the CLI's values enter.
 
-    ``n`` None is the whole test split; ``device`` None is CUDA when torch sees one, else CPU.
+    ``modes`` None is every mode the artifact has; ``n`` None is the whole test split; ``device`` None is CUDA when torch sees one, else CPU.
     ``attack_precision`` "tf32" lets CUDA craft the adversarial examples with TF32 convolutions and matmuls
     (PyTorch's own default for cuDNN convolutions, several times faster on Ampere and later); the twin check and
     every score stay exact fp32, so only how the examples were found changes, never how they are counted.
     """
 
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] | None = None
     attacks: tuple[str, ...] = ("clean", "pgd20")
     eps: float | None = None
     n: int | None = None
@@ -36,10 +37,14 @@ class EvalSettings:
     data_dir: str | None = None
     device: str | None = None
     attack_precision: str = "fp32"
+    agree_targets: int | None = None  # the agree attack's target classes; None: min(9, classes - 1), as APGD-T
+    corruptions: bool = True  # shifted traffic: accuracy and head disagreement on corrupted test images
 
     def __post_init__(self) -> None:
-        for m in self.modes:
+        for m in self.modes or ():
             parse_mode(m)
+        if self.agree_targets is not None and self.agree_targets < 1:
+            raise ValueError(f"--agree-targets must be >= 1, got {self.agree_targets}")
         for a in self.attacks:
             parse_attack(a)
         if self.eps is not None and not 0.0 <= self.eps <= 1.0:
@@ -50,3 +55,18 @@ class EvalSettings:
             raise ValueError(f"--device {self.device!r}: use cpu, cuda or cuda:N")
         if self.attack_precision not in ATTACK_PRECISIONS:
             raise ValueError(f"--attack-precision {self.attack_precision!r}: use {' or '.join(ATTACK_PRECISIONS)}")
+
+
+def for_artifact(settings: EvalSettings, graphs: tuple[str, ...]) -> EvalSettings:
+    """``settings`` with its modes resolved against the artifact's graphs (``modes`` None: all of them), refused
+    where they ask for what a single-head artifact does not have (another mode, an attack on the three outputs)."""
+    modes = settings.modes or graphs
+    missing = [m for m in modes if m not in graphs]
+    if missing:
+        raise EvaluationError(f"--modes {','.join(missing)}: this artifact has only {', '.join(graphs)} (a single-head "
+                              f"model: its second head and merger were never trained); use --modes {','.join(graphs)}")
+    system = [a for a in settings.attacks if is_system_attack(a)]
+    if system and MERGED not in graphs:
+        raise EvaluationError(f"--attacks {','.join(system)} attack the dual head's three outputs together; this "
+                              f"artifact has only {', '.join(graphs)}")
+    return replace(settings, modes=tuple(modes), transfer=settings.transfer and len(modes) > 1)

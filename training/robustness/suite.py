@@ -3,7 +3,9 @@
 - ``pgdK`` / ``pgdKxR``: L-inf PGD, K steps of 2.5 * eps / K (the paper), R random restarts;
 - ``apgd-ce``, ``apgd-dlr-t``, ``autoattack``: pyautoattack (never re-implemented here);
 - ``square``: pyautoattack's score-based Square attack, querying the ONNX Runtime session directly
-  (no gradients, so it sees the graph exactly as deployed: a check against gradient masking).
+  (no gradients, so it sees the graph exactly as deployed: a check against gradient masking);
+- ``joint`` / ``jointK`` and ``agree`` / ``agreeK``: attacks on the three outputs together and on the
+  head-agreement monitor (``training.robustness.adaptive``), crafted once against the whole system.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import nn
 from dhat_serve.contract import LOGITS
 from dhat_serve.runtime import GraphSessions
 from training.attacks import PGDConfig, eval_mode, pgd, pgd_schedule
+from training.robustness.adaptive import agree_attack, is_system_attack, joint_attack, system_config
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +33,15 @@ WHITE_BOX = ("pgd", "apgd-ce", "apgd-dlr-t", "autoattack")
 
 def parse_attack(name: str) -> str:
     """``name`` if it names an evaluation attack, else a ``ValueError`` listing the valid names."""
-    if name in FIXED or PGD_NAME.match(name):
+    if name in FIXED or PGD_NAME.match(name) or is_system_attack(name):
         return name
     raise ValueError(f"unknown attack {name!r}; valid: {', '.join(FIXED)}, pgdK, pgdKxR or pgdKxR@STEP "
-                     "(e.g. pgd20, pgd100x5, pgd100x5@1/255)")
+                     "(e.g. pgd20, pgd100x5, pgd100x5@1/255), joint[K], agree[K]")
 
 
 def is_white_box(name: str) -> bool:
     """Whether the attack uses the twin's gradients (compared with black-box ones to spot gradient masking)."""
-    return name.startswith("pgd") or name in WHITE_BOX
+    return name.startswith("pgd") or name in WHITE_BOX or is_system_attack(name)
 
 
 def pgd_config(name: str, eps: float) -> PGDConfig:
@@ -75,17 +78,24 @@ class AttackContext:
     seed: int
     device: torch.device
     square_queries: int = SQUARE_QUERIES
+    agree_targets: int | None = None  # None: min(9, classes - 1), as APGD-T
 
 
 def run_attack(name: str, twin: nn.Module, rt: GraphSessions, mode: str, x: torch.Tensor, y: torch.Tensor,
                ctx: AttackContext) -> torch.Tensor:
     """Adversarial versions of (N, C, H, W) ``x`` for attack ``name`` on ``mode``; ``twin`` is in eval mode.
 
-    White-box attacks differentiate ``twin``; Square queries ``mode``'s graph through ``rt``.
+    White-box attacks differentiate ``twin`` (for a system attack, ``AllOutputs`` of the net, and ``mode`` is
+    ``all``); Square queries ``mode``'s graph through ``rt``.
     """
     torch.manual_seed(ctx.seed)
     if name == "clean":
         return x.clone()
+    if is_system_attack(name):
+        cfg = system_config(name, ctx.eps)
+        if name.startswith("joint"):
+            return joint_attack(twin, x, y, cfg)  # type: ignore[arg-type]
+        return agree_attack(twin, x, y, cfg, ctx.agree_targets)  # type: ignore[arg-type]
     if name.startswith("pgd"):
         return pgd(twin, x, y, pgd_config(name, ctx.eps))
     if name == "square":

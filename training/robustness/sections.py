@@ -1,0 +1,74 @@
+"""The parts of ``report.md`` that judge the dual head as a system: adaptive attacks, the head-agreement monitor
+against each attacker, and shifted traffic. Each takes ``report.json``'s dict and returns markdown lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pct(value: float, ci: list[float] | None = None) -> str:
+    """``84.07% [79.3, 87.9]``: an accuracy with its 95 % interval, in percent."""
+    return f"{100 * value:.2f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+
+
+def adaptive_section(report: dict[str, Any]) -> list[str]:
+    """Each mode under the attacks on the whole system beside the attack on that mode alone (paired)."""
+    table = report.get("adaptive") or {}
+    if not table:
+        return []
+    lines = ["", "Adaptive attacks (crafted once on the three outputs together, scored on each mode) beside the attack "
+             "on the mode alone, on the same images (paired bootstrap interval, McNemar's exact p):", "",
+             "| attack | mode | accuracy | mode-only attack | its accuracy | difference | 95 % interval | McNemar p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, by_mode in table.items():
+        for mode, c in by_mode.items():
+            own = report["results"][mode]["attacks"]
+            lines.append(f"| {name} | {mode} | {pct(own[name]['graph'], own[name]['graph_ci95'])} | {c['against']} | "
+                         f"{pct(own[c['against']]['graph'], own[c['against']]['graph_ci95'])} | "
+                         f"{100 * c['difference']:+.2f} pts | [{100 * c['ci95'][0]:+.2f}, {100 * c['ci95'][1]:+.2f}] | "
+                         f"{c['mcnemar_p']:.3g} |")
+    return lines
+
+
+def disagreement_section(report: dict[str, Any]) -> list[str]:
+    """The monitor (``heads_agree``) per attacker: false alarms, what the counter shows, detection, evasion."""
+    table = report.get("head_disagreement")
+    if not table or not table.get("attacks"):
+        return []
+    clean = table["clean"]
+    silent = table.get("clean_evasion", {}).get("heads_agree")
+    lines = ["", f"Head disagreement (main != second in one merged.onnx run, what `mode=all` reports as heads_agree = "
+             f"false): {pct(clean['rate'], clean['ci95'])} of clean images (the false-alarm rate)"
+             + (f"; merged is wrong with the heads agreeing on {pct(silent['rate'], silent['ci95'])} of clean images"
+                if silent else "") + ". Detection is measured against each attacker in turn: `agree` knows the "
+             "monitor and aims to pass it, the others do not.", "",
+             "| attack | crafted against | disagreement on adversarial inputs | on successful ones (detection rate) | "
+             "fooled | merged wrong, heads agree (evasion) | merged wrong, all three agree |", "|---|---|---|---|---|---|---|"]
+    for attack, by_mode in table["attacks"].items():
+        for mode, r in by_mode.items():
+            ev = r.get("evasion")
+            evasion = (f"{pct(ev['heads_agree']['rate'], ev['heads_agree']['ci95'])} | "
+                       f"{pct(ev['all_agree']['rate'], ev['all_agree']['ci95'])}") if ev else "- | -"
+            lines.append(f"| {attack} | {mode} | {pct(r['adversarial']['rate'], r['adversarial']['ci95'])} | "
+                         f"{pct(r['detection']['rate'], r['detection']['ci95'])} | {r['fooled']} | {evasion} |")
+    return lines
+
+
+def shift_section(report: dict[str, Any]) -> list[str]:
+    """Accuracy per mode and head disagreement on corrupted test images, beside the clean ones."""
+    rows = report.get("shifted_traffic") or []
+    if not rows:
+        return []
+    modes = list(rows[0]["accuracy"])
+    dual = "disagreement" in rows[0]
+    lines = ["", "Shifted traffic (common corruptions of the test images, torchvision transforms, seeded; level = "
+             "noise sigma, blur sigma or contrast factor):", "",
+             "| corruption | severity | level | " + " | ".join(f"{m} accuracy" for m in modes)
+             + (" | head disagreement |" if dual else " |"), "|---|---|---|" + "---|" * (len(modes) + dual)]
+    for r in rows:
+        cells = [pct(r["accuracy"][m]["graph"], r["accuracy"][m]["ci95"]) for m in modes]
+        if dual:
+            cells.append(pct(r["disagreement"]["rate"], r["disagreement"]["ci95"]))
+        level = "-" if r["level"] is None else f"{r['level']:g}"
+        lines.append(f"| {r['corruption']} | {r['severity'] or '-'} | {level} | " + " | ".join(cells) + " |")
+    return lines
