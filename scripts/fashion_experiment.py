@@ -6,7 +6,7 @@ then write the paired comparison (README section "Does DH-AT help on Fashion-MNI
 
 Every phase reuses what exists (a complete run, an artifact, a report), so the phases can run on different
 machines: ``--only train``, ``--only eval`` ... Paths: ``runs/R``, ``artifacts/R``, ``reports/R/{pgd20,
-autoattack}`` under ``--root``; the summary goes to ``experiments/DHAT/summary.{md,json}``. It calls the
+autoattack,adaptive}`` under ``--root``; the summary goes to ``experiments/DHAT/summary.{md,json}``. It calls the
 same functions as ``dhat train / export / eval`` (no entry points needed, so it runs from a checkout).
 """
 
@@ -22,7 +22,10 @@ from typing import Any
 from dhat_serve.contract import MAIN, MERGED, MODES, SECOND
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = ("train", "export", "eval", "aa", "summary")
+PHASES = ("train", "export", "eval", "aa", "adaptive", "summary")
+ADAPTIVE_ATTACKS = ("clean", "pgd20", "joint", "agree")
+"""The ``adaptive`` phase (issue 28): the attacks on the three outputs together and on the head-agreement monitor,
+beside PGD-20 on each mode alone, plus the shifted-traffic rows; dual-head recipes only."""
 
 
 def train(recipe_name: str, root: Path, device: str | None, data_dir: str | None) -> None:
@@ -58,14 +61,27 @@ def evaluate(recipe_name: str, root: Path, modes: tuple[str, ...], attack: str, 
     out = root / "reports" / name / attack
     if (out / "report.json").is_file():
         return
-    n = args.aa_n if attack == "autoattack" else args.n
-    settings = EvalSettings(modes=modes, attacks=("clean", attack), n=n, batch_size=args.batch_size, device=args.device,
+    n = {"autoattack": args.aa_n, "adaptive": args.adaptive_n}.get(attack, args.n)
+    attacks = ADAPTIVE_ATTACKS if attack == "adaptive" else ("clean", attack)
+    settings = EvalSettings(modes=modes, attacks=attacks, n=n, batch_size=args.batch_size, device=args.device,
                             transfer=attack == "pgd20" and len(modes) > 1 and not args.no_transfer, curve=(),
-                            data_dir=args.data_dir, attack_precision=args.attack_precision)
+                            data_dir=args.data_dir, attack_precision=args.attack_precision,
+                            corruptions=attack == "adaptive")
     start = time.time()
     report = run_eval(root / "artifacts" / name, root / "runs" / name, settings, out)
     if report is not None:
         (out / "wall.json").write_text(json.dumps({"seconds": round(time.time() - start, 1), "device": report["device"]}))
+
+
+def publish(root: Path, recipe_name: str, attack: str) -> None:
+    """Copy ``reports/RECIPE/ATTACK/report.{md,json}`` (per-image results included) and its wall time to
+    ``experiments/RECIPE/report-ATTACK.*``, where the README's numbers are committed."""
+    src, dst = root / "reports" / recipe_name / attack, root / "experiments" / recipe_name
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "report.json", "wall.json"):
+        if (src / name).is_file():
+            (dst / f"{Path(name).stem}-{attack}{Path(name).suffix}").write_text(
+                (src / name).read_text())
 
 
 def load_report(root: Path, recipe_name: str, attack: str) -> dict[str, Any] | None:
@@ -142,6 +158,8 @@ def main() -> None:
     parser.add_argument("--baseline", default="fashion-mnist-cpu-trades", help="single-head baseline recipe, or none")
     parser.add_argument("--aa-n", type=int, default=1000, help="AutoAttack on the first N test images (0: skip)")
     parser.add_argument("--n", type=int, default=None, help="clean and PGD-20 on the first N (default: all 10,000)")
+    parser.add_argument("--adaptive-n", type=int, default=2000,
+                        help="the adaptive phase (joint, agree, corruptions) on the first N (0: skip)")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if visible)")
     parser.add_argument("--batch-size", type=int, default=500, help="images per attack chunk")
     parser.add_argument("--attack-precision", default="fp32", choices=ATTACK_PRECISIONS,
@@ -171,6 +189,9 @@ def main() -> None:
             evaluate(recipe, args.root, modes, "pgd20", args)
         if "aa" in phases and args.aa_n:
             evaluate(recipe, args.root, modes, "autoattack", args)
+        if "adaptive" in phases and args.adaptive_n and len(modes) > 1:
+            evaluate(recipe, args.root, modes, "adaptive", args)
+            publish(args.root, Path(recipe).stem, "adaptive")
     if "summary" in phases and dhat:
         summary(args.root, Path(dhat).stem, baseline and Path(baseline).stem)
 

@@ -82,3 +82,27 @@ def test_outputs_are_selected_once_for_every_protocol():
         select_outputs("main", ("probs",))
     with pytest.raises(BadRequest, match="output 'logits' is asked for twice"):
         select_outputs("main", ("logits", "logits"))
+
+
+class SingleHeadRuntime(BrokenRuntime):
+    """A single-head artifact's runtime: ``main.onnx`` alone, answering zeros."""
+
+    manifest = SimpleNamespace(input_shape=(1, 2, 2), name="t", version="abc", request_modes=("main",),
+                               default_mode="main")
+
+    def run(self, mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
+        return {"logits": np.zeros((len(images), 10), np.float32)}
+
+
+def test_a_single_head_artifact_serves_main_by_default_and_names_it_when_refusing_the_others():
+    observer, state = Observer(_prometheus()), ProcessState()
+    engine = Engine(SingleHeadRuntime(), ServeConfig(), observer, lambda: state.in_flight)  # type: ignore[arg-type]
+    plane = DataPlane(engine, state, observer, 8)
+    assert set(engine.batchers) == {"main"}
+    result = asyncio.run(plane.infer(_request(None)))  # type: ignore[arg-type]  # no mode named: the default
+    assert result.model == "main" and result.outputs["logits"].shape == (1, 10)
+    for mode in ("second", "merged", "all"):
+        with pytest.raises(NotFound, match=f"model '{mode}' is not in this artifact: a single-head model .*; models: main$"):
+            plane.check_model(mode)
+    with pytest.raises(NotFound, match="unknown model 'best'; models: main [(]the request modes[)]"):
+        plane.check_model("best")

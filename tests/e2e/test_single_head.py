@@ -1,5 +1,8 @@
 """A run whose second head and merger were never trained (stages 2 and 3 of 0 epochs, as the single-head
-baselines) is a single-head model end to end: one graph, one served mode, no head-disagreement section."""
+baselines) is a single-head model end to end: one graph, one served mode, no head-disagreement section.
+
+In the slow tier: the fast tier's one end-to-end pass is tests/e2e/test_tiny_pipeline.py; the unit tests of the
+same rules (manifest, export, data plane) run in both."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from tests.helpers.oip import raw_outputs
 from tests.helpers.server import serving
 from tests.training.conftest import TINY
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 NOT_HERE = ("model '{}' is not in this artifact: a single-head model (its second head and merger were never "
             "trained); models: main")
 

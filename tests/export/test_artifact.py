@@ -117,3 +117,14 @@ def test_fp16_export_stays_within_its_tolerance(tmp_path):
     assert m.precision == "fp16"
     for g in m.modes.values():
         assert g.parity["max_abs_diff"] <= g.parity["tolerance"] == 5e-2
+
+
+def test_the_graphs_follow_what_was_trained(tmp_path):
+    from export.artifact import ExportError, graphs_to_export
+
+    assert graphs_to_export(tmp_path, {"main_head": True, "second_head": True, "merger": True}) == ("main", "second", "merged")
+    assert graphs_to_export(tmp_path, {"main_head": True, "second_head": False, "merger": False}) == ("main",)
+    with pytest.raises(ExportError, match="no trained merger, so merged.onnx cannot be made; run stage 3"):
+        graphs_to_export(tmp_path, {"main_head": True, "second_head": True, "merger": False})
+    with pytest.raises(ExportError, match="a trained merger but no trained second head"):
+        graphs_to_export(tmp_path, {"main_head": True, "second_head": False, "merger": True})

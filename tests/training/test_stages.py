@@ -148,6 +148,8 @@ def test_every_checkpoint_meta_has_the_same_keys_even_with_zero_epochs(tmp_path,
     assert untouched.keys() == trained.keys()
     assert untouched["validation_eps"] == trained["validation_eps"] == pytest.approx(recipe.validation.attack.eps)
     assert untouched["epoch"] == 0 and untouched["complete"] is True  # 0: no epoch trained
+    flags = json.loads((run / "stage2/best/config.json").read_text())["trained"]
+    assert flags["main_head"] is True and flags["second_head"] is False  # a 0-epoch stage trained nothing
 
 
 def test_a_natural_stage_keeps_its_best_clean_epoch_not_a_pgd_noise_spike(tmp_path, tiny_overrides):
