@@ -185,6 +185,9 @@ ATTACKS_HELP = ("comma-separated: clean, pgdK[xR][@STEP], apgd-ce, apgd-dlr-t, a
                 "second) and agree[K] (monitor evasion: from PGD-K on merged, then per image the first of its top wrong "
                 "classes that fools merged with the heads agreeing, the three targeted losses summed); K steps, default 20")
 
+PRIMARY_HELP = ("the primary endpoint, COMPARISON@ATTACK, e.g. merged-main@pgd20 (default: merged-main under AutoAttack, "
+                "else APGD-DLR-T, APGD-CE, the longest PGD); every other comparison is secondary, Holm-adjusted")
+
 
 def eval_cmd(
     artifact: Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")],
@@ -209,6 +212,7 @@ def eval_cmd(
                                                          "per image (default: min(9, classes - 1), as APGD-T)")] = None,
     no_corruptions: Annotated[bool, typer.Option("--no-corruptions", help="skip the shifted-traffic rows (accuracy and "
                                                  "head disagreement on Gaussian noise, blur and low contrast)")] = False,
+    primary: Annotated[Optional[str], typer.Option(help=PRIMARY_HELP)] = None,
 ) -> None:
     """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
 
@@ -229,7 +233,7 @@ def eval_cmd(
                                 batch_size=batch_size, seed=seed, square_queries=square_queries,
                                 transfer=not no_transfer, curve=() if no_curve else EvalSettings.curve, data_dir=data_dir,
                                 device=device, attack_precision=attack_precision, agree_targets=agree_targets,
-                                corruptions=not no_corruptions)
+                                corruptions=not no_corruptions, primary=primary)
     except ValueError as exc:  # RecipeError is a ValueError
         fail(str(exc))
     if not run.is_dir():

@@ -4,7 +4,7 @@
 artifact (a single-head run), so ``report.json`` keeps each (mode, attack)'s per-image correctness
 (``pack_correct``: bits as hex, 1,250 bytes per 10,000 images) and a digest of the test labels; two
 reports on the same test images (same data set, n and labels) can then be compared image by image
-with the same paired bootstrap interval and exact McNemar test as within one report.
+with the same paired interval (Newcombe's hybrid score) and exact McNemar test as within one report.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def same_images(a: dict[str, Any], b: dict[str, Any]) -> None:
         raise EvaluationError(f"the reports used different eps ({a['eps']} vs {b['eps']})")
 
 
-def compare(a: dict[str, Any], mode_a: str, b: dict[str, Any], mode_b: str, attack: str, seed: int = 0) -> dict[str, Any]:
+def compare(a: dict[str, Any], mode_a: str, b: dict[str, Any], mode_b: str, attack: str) -> dict[str, Any]:
     """Accuracy of (``a``, ``mode_a``) minus (``b``, ``mode_b``) under ``attack``, paired over the same images."""
     same_images(a, b)
-    return paired_difference(correctness(a, mode_a, attack), correctness(b, mode_b, attack), seed=seed)
+    return paired_difference(correctness(a, mode_a, attack), correctness(b, mode_b, attack))

@@ -20,8 +20,8 @@ from training.robustness.cache import Job, crafted_on
 from training.robustness.compare import labels_digest, pack_correct
 from training.robustness.heads import head_disagreement
 from training.robustness.sections import adaptive_section, disagreement_section, pct, shift_section
-from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, masking_warnings,
-                                         score_mode, transfer_matrix)
+from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, mark_primary,
+                                         masking_warnings, primary_attack, score_mode, transfer_matrix)
 from training.robustness.shift import shifted_traffic
 
 matplotlib.use("Agg")
@@ -40,7 +40,8 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         for name, x_adv in examples.items():
             adversarial.setdefault(crafted_on(name, mode), {})[name] = x_adv
     transfer, transfer_ci = transfer_matrix(job) if job.settings.transfer else ({}, {})
-    adaptive = adaptive_comparisons(results, correct, job.settings.seed)
+    comps, adaptive = comparisons(correct), adaptive_comparisons(results, correct)
+    primary = mark_primary(comps, adaptive, job.settings.primary or f"merged-main@{primary_attack(job.settings.attacks)}")
     dual = MERGED in manifest.modes  # a single-head artifact has no heads to disagree
     return {
         "artifact": {"dir": str(artifact_dir), "name": manifest.name, "version": manifest.version,
@@ -54,7 +55,7 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         "square_queries": job.settings.square_queries,
         "device": str(job.dist.device), "world_size": job.dist.world_size, "providers": job.rt.providers(),
         "attack_precision": "tf32" if job.tf32() else "fp32",
-        "results": results, "comparisons": comparisons(correct, job.settings.seed),
+        "results": results, "comparisons": comps, "primary_endpoint": primary,
         "correct": {mode: {name: pack_correct(v) for name, v in row.items()} for mode, row in correct.items()},
         "transfer": transfer, "transfer_ci95": transfer_ci,
         "adaptive": adaptive,
@@ -119,13 +120,17 @@ def _comparisons(report: dict[str, Any]) -> list[str]:
     rows = [(a, k, c) for a, by in report.get("comparisons", {}).items() for k, c in by.items()]
     if not rows:
         return []
-    lines = ["", "Merged vs each head on the same images (paired bootstrap 95 % interval of the difference, "
-             "McNemar's exact p):", "", "| attack | comparison | difference | 95 % interval | McNemar p | verdict |",
-             "|---|---|---|---|---|---|"]
+    primary = report.get("primary_endpoint")
+    lines = ["", "Merged vs each head on the same images (Newcombe's hybrid score 95 % interval for paired proportions, "
+             f"McNemar's exact p). Primary endpoint, fixed before the results: {primary or 'none'}; every other "
+             "comparison (the adaptive ones below included) is secondary, its verdict on the Holm-adjusted p.", "",
+             "| attack | comparison | role | difference | 95 % interval | McNemar p | Holm p | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     for attack, name, c in rows:
         verdict = {"higher": "merged higher", "lower": "merged lower"}.get(c["verdict"], c["verdict"])
-        lines.append(f"| {attack} | {name} | {100 * c['difference']:+.2f} pts | [{100 * c['ci95'][0]:+.2f}, "
-                     f"{100 * c['ci95'][1]:+.2f}] | {c['mcnemar_p']:.3g} | {verdict} |")
+        holm = f"{c['holm_p']:.3g}" if c.get("role") == "secondary" else "-"
+        lines.append(f"| {attack} | {name} | {c.get('role', '-')} | {100 * c['difference']:+.2f} pts | "
+                     f"[{100 * c['ci95'][0]:+.2f}, {100 * c['ci95'][1]:+.2f}] | {c['mcnemar_p']:.3g} | {holm} | {verdict} |")
     return lines
 
 

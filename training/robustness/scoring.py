@@ -1,7 +1,7 @@
 """Phase 2 of ``dhat eval`` (rank 0): score the cached examples on graph and twin, with statistics.
 
 Accuracies carry 95 % Wilson intervals; merged - main and merged - second are paired on the same images
-(bootstrap interval, McNemar's p); the transfer matrix scores each mode on the others' examples; a
+(Newcombe's hybrid score interval, McNemar's p; one primary endpoint, the rest Holm-adjusted); the transfer matrix scores each mode on the others' examples; a
 white-box accuracy above a black-box or transfer one is flagged as a sign of gradient masking.
 """
 
@@ -16,9 +16,9 @@ import torch
 from dhat_serve.contract import MAIN, MERGED, SECOND
 from training.models.dual_head import ModeView
 from training.robustness.cache import CURVE_ATTACK, TRANSFER_ATTACK, Job, collect, crafted_on, curve_eps
-from training.robustness.stats import accuracy_with_ci, paired_difference, wilson
 from training.robustness.adaptive import is_system_attack, system_config
-from training.robustness.suite import is_white_box
+from training.robustness.stats import accuracy_with_ci, adjust_secondaries, paired_difference, wilson
+from training.robustness.suite import is_white_box, pgd_config
 from training.robustness.twin import graph_logits, twin_logits
 
 log = logging.getLogger(__name__)
@@ -67,15 +67,39 @@ def transfer_matrix(job: Job) -> tuple[dict[str, dict[str, float]], dict[str, di
     return acc, ci
 
 
-def comparisons(correct: dict[str, dict[str, np.ndarray]], seed: int) -> dict[str, dict[str, Any]]:
+def comparisons(correct: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
     """Per attack, merged minus main and merged minus second on the same images (paired 95 % interval)."""
     out: dict[str, dict[str, Any]] = {}
     if MERGED not in correct:
         return out
     for name, merged in correct[MERGED].items():
-        out[name] = {f"merged-{head}": paired_difference(merged, correct[head][name], seed=seed)
+        out[name] = {f"merged-{head}": paired_difference(merged, correct[head][name])
                      for head in (MAIN, SECOND) if head in correct and name in correct[head]}
     return out
+
+
+def primary_attack(attacks: tuple[str, ...]) -> str:
+    """The attack of the default primary endpoint (merged - main under it), by a rule fixed before any result:
+    AutoAttack, else APGD-DLR-T, else APGD-CE, else the PGD with the most steps x restarts, else Square, else
+    the first attack. The attacks on the whole system are not candidates (they have their own comparison)."""
+    for name in ("autoattack", "apgd-dlr-t", "apgd-ce"):
+        if name in attacks:
+            return name
+    pgds = [a for a in attacks if a.startswith("pgd")]
+    if pgds:
+        return max(pgds, key=lambda a: (pgd_config(a, 1.0).steps * pgd_config(a, 1.0).restarts, -attacks.index(a)))
+    return "square" if "square" in attacks else attacks[0]
+
+
+def mark_primary(comps: dict[str, dict[str, Any]], adaptive: dict[str, dict[str, Any]], primary: str) -> str | None:
+    """Make ``primary`` ("merged-main@pgd20") the report's primary endpoint and every other paired comparison a
+    secondary one with its Holm-adjusted p (``stats.adjust_secondaries``); the primary's name, or None when the
+    report has no such comparison (a single-head artifact)."""
+    name, _, attack = primary.partition("@")
+    chosen = comps.get(attack, {}).get(name)
+    every = [c for by in (*comps.values(), *adaptive.values()) for c in by.values()]
+    adjust_secondaries(every, chosen)
+    return primary if chosen is not None else None
 
 
 def mode_only_reference(name: str, attacks: dict[str, Any]) -> str | None:
@@ -88,8 +112,7 @@ def mode_only_reference(name: str, attacks: dict[str, Any]) -> str | None:
     return min(single, key=lambda a: attacks[a]["graph"]) if single else None
 
 
-def adaptive_comparisons(results: dict[str, Any], correct: dict[str, dict[str, np.ndarray]],
-                         seed: int) -> dict[str, dict[str, Any]]:
+def adaptive_comparisons(results: dict[str, Any], correct: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
     """Per system attack (joint, agree) and mode: its accuracy minus that of the attack on the mode alone, paired
     on the same images; ``{attack: {mode: {"against": name, **paired_difference}}}``."""
     out: dict[str, dict[str, Any]] = {}
@@ -98,7 +121,7 @@ def adaptive_comparisons(results: dict[str, Any], correct: dict[str, dict[str, n
             ref = mode_only_reference(name, row["attacks"]) if is_system_attack(name) else None
             if ref is not None:
                 out.setdefault(name, {})[mode] = {"against": ref,
-                                                  **paired_difference(correct[mode][name], correct[mode][ref], seed=seed)}
+                                                  **paired_difference(correct[mode][name], correct[mode][ref])}
     return out
 
 

@@ -17,16 +17,17 @@ def adaptive_section(report: dict[str, Any]) -> list[str]:
     if not table:
         return []
     lines = ["", "Adaptive attacks (crafted once on the three outputs together, scored on each mode) beside the attack "
-             "on the mode alone, on the same images (paired bootstrap interval, McNemar's exact p):", "",
-             "| attack | mode | accuracy | mode-only attack | its accuracy | difference | 95 % interval | McNemar p |",
-             "|---|---|---|---|---|---|---|---|"]
+             "on the mode alone, on the same images (Newcombe's paired interval, McNemar's exact p, Holm-adjusted p: "
+             "secondary comparisons):", "",
+             "| attack | mode | accuracy | mode-only attack | its accuracy | difference | 95 % interval | McNemar p | "
+             "Holm p |", "|---|---|---|---|---|---|---|---|---|"]
     for name, by_mode in table.items():
         for mode, c in by_mode.items():
             own = report["results"][mode]["attacks"]
             lines.append(f"| {name} | {mode} | {pct(own[name]['graph'], own[name]['graph_ci95'])} | {c['against']} | "
                          f"{pct(own[c['against']]['graph'], own[c['against']]['graph_ci95'])} | "
                          f"{100 * c['difference']:+.2f} pts | [{100 * c['ci95'][0]:+.2f}, {100 * c['ci95'][1]:+.2f}] | "
-                         f"{c['mcnemar_p']:.3g} |")
+                         f"{c['mcnemar_p']:.3g} | {c['holm_p']:.3g} |")
     return lines
 
 

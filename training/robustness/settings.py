@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from dhat_serve.contract import MERGED, parse_mode
 
 ATTACK_PRECISIONS = ("fp32", "tf32")
+PRIMARY_COMPARISONS = ("merged-main", "merged-second")
 from training.robustness.adaptive import is_system_attack
 from training.robustness.suite import SQUARE_QUERIES, parse_attack
 
@@ -39,10 +40,17 @@ class EvalSettings:
     attack_precision: str = "fp32"
     agree_targets: int | None = None  # the agree attack's target classes; None: min(9, classes - 1), as APGD-T
     corruptions: bool = True  # shifted traffic: accuracy and head disagreement on corrupted test images
+    primary: str | None = None  # the primary endpoint, "merged-main@ATTACK"; None: scoring.primary_attack's rule
 
     def __post_init__(self) -> None:
         for m in self.modes or ():
             parse_mode(m)
+        if self.primary is not None:
+            name, _, attack = self.primary.partition("@")
+            if name not in PRIMARY_COMPARISONS or attack not in self.attacks:
+                raise ValueError(f"--primary {self.primary!r}: use COMPARISON@ATTACK with a comparison of "
+                                 f"{', '.join(PRIMARY_COMPARISONS)} and one of the attacks asked for "
+                                 f"({', '.join(self.attacks)}), e.g. merged-main@{self.attacks[-1]}")
         if self.agree_targets is not None and self.agree_targets < 1:
             raise ValueError(f"--agree-targets must be >= 1, got {self.agree_targets}")
         for a in self.attacks:

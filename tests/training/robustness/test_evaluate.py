@@ -115,6 +115,9 @@ def test_every_accuracy_carries_a_95_percent_interval_and_merged_is_compared_pai
             assert c["difference"] == pytest.approx(merged - other)
             assert c["ci95"][0] <= c["difference"] <= c["ci95"][1] and 0 <= c["mcnemar_p"] <= 1
             assert c["verdict"] in ("higher", "lower", "no significant difference")
+            assert c["role"] == ("primary" if (name, head) == ("apgd-dlr-t", "main") else "secondary")
+            assert c["holm_p"] >= c["mcnemar_p"]
+    assert report["primary_endpoint"] == "merged-main@apgd-dlr-t"  # the rule: AutoAttack, else APGD-DLR-T, ...
     ci = report["transfer_ci95"]["main"]["second"]
     assert ci[0] <= report["transfer"]["main"]["second"] <= ci[1]
 
@@ -227,3 +230,14 @@ def test_system_attacks_need_the_dual_head_and_modes_must_be_in_the_artifact():
     assert resolved.modes == ("main",) and not resolved.transfer
     with pytest.raises(ValueError, match="--agree-targets must be >= 1"):
         EvalSettings(agree_targets=0)
+
+
+def test_the_primary_endpoint_rule_and_flag():
+    from training.robustness.scoring import primary_attack
+
+    assert primary_attack(("clean", "pgd20", "autoattack")) == "autoattack"
+    assert primary_attack(("clean", "pgd20", "pgd10x5", "square")) == "pgd10x5"
+    assert primary_attack(("clean", "square")) == "square" and primary_attack(("clean",)) == "clean"
+    with pytest.raises(ValueError, match="--primary 'merged-main@autoattack': use COMPARISON@ATTACK"):
+        EvalSettings(attacks=("clean", "pgd20"), primary="merged-main@autoattack")
+    assert EvalSettings(attacks=("clean", "pgd20"), primary="merged-second@pgd20").primary == "merged-second@pgd20"
