@@ -1,0 +1,108 @@
+"""The summary of ``fashion_experiment.py``: ``experiments/DHAT/summary.{md,json}``.
+
+Per seed, every paired difference the reports allow (merged vs each head, merged and main vs the baseline;
+Newcombe's interval, McNemar's p); across seeds, each difference's mean with its Student-t interval
+(``training.robustness.seeds``). One comparison is the **primary endpoint**, named before the results
+(``--primary``, default merged - main under PGD-20 for the CPU experiment, the GPU one uses AutoAttack); its
+verdict is the across-seed interval's. Every other row is secondary: within a run its p is Holm-adjusted over
+that run's secondary rows and its verdict uses the adjusted p.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dhat_serve.contract import MAIN, MERGED, MODES, SECOND
+from training.robustness.compare import compare
+from training.robustness.seeds import t_interval
+from training.robustness.stats import adjust_secondaries
+
+ATTACKS = (("clean", "pgd20"), ("pgd20", "pgd20"), ("autoattack", "autoattack"))
+"""(attack, the report it is read from): clean and PGD-20 from the PGD-20 report, AutoAttack from its own."""
+
+
+def load(root: Path, name: str | None, kind: str) -> dict[str, Any] | None:
+    path = root / "reports" / str(name) / kind / "report.json"
+    return json.loads(path.read_text()) if name and path.is_file() else None
+
+
+def pairs(dhat: str, baseline: str | None) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The comparisons of the experiment, as ((run, mode), (run, mode)) with run "dhat" or "baseline"."""
+    out = [(("dhat", MERGED), ("dhat", MAIN)), (("dhat", MERGED), ("dhat", SECOND))]
+    return out + ([(("dhat", MERGED), ("baseline", MAIN)), (("dhat", MAIN), ("baseline", MAIN))] if baseline else [])
+
+
+def label(a: tuple[str, str], b: tuple[str, str]) -> str:
+    return f"{a[1]} - {b[1]}" if a[0] == b[0] else f"{a[0]}:{a[1]} - {b[0]}:{b[1]}"
+
+
+def seed_rows(root: Path, dhat: str, baseline: str | None, primary: str) -> list[dict[str, Any]]:
+    """One seed's paired differences (``compare``), the primary marked and the rest Holm-adjusted."""
+    runs = {"dhat": dhat, "baseline": baseline}
+    rows = []
+    for a, b in pairs(dhat, baseline):
+        for attack, kind in ATTACKS:
+            ra, rb = load(root, runs[a[0]], kind), load(root, runs[b[0]], kind)
+            if ra and rb and a[1] in ra["results"] and b[1] in rb["results"]:
+                rows.append({"comparison": label(a, b), "attack": attack, **compare(ra, a[1], rb, b[1], attack)})
+    chosen = next((r for r in rows if f"{r['comparison'].replace(' ', '')}@{r['attack']}" == primary), None)
+    adjust_secondaries(rows, chosen)
+    return rows
+
+
+def across(per_seed: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each (comparison, attack) present in every seed: the per-seed differences and their t-interval."""
+    keys = [(r["comparison"], r["attack"]) for r in next(iter(per_seed.values()), [])]
+    out = []
+    for comparison, attack in keys:
+        found = [next((r for r in rows if (r["comparison"], r["attack"]) == (comparison, attack)), None)
+                 for rows in per_seed.values()]
+        if all(found):
+            out.append({"comparison": comparison, "attack": attack, "role": found[0].get("role"),
+                        "per_seed": [r["difference"] for r in found], **t_interval([r["difference"] for r in found])})
+    return out
+
+
+def pts(v: float) -> str:
+    return f"{100 * v:+.2f}"
+
+
+def markdown(dhat: str, per_seed: dict[str, list[dict[str, Any]]], seeds: list[dict[str, Any]], primary: str,
+             walls: dict[str, Any]) -> list[str]:
+    md = [f"# {dhat}: paired differences per training run and across runs", "",
+          f"Primary endpoint (named before the results): **{primary}**, its verdict from the across-seed interval. "
+          "Differences in points; within a run Newcombe's hybrid score 95 % interval and McNemar's exact p (Holm-"
+          "adjusted for secondary rows); across runs the mean and its Student-t 95 % interval over the seeds.", ""]
+    if seeds and len(per_seed) > 1:
+        md += ["| comparison | attack | role | per seed | mean [95 % t-interval] | verdict |", "|---|---|---|---|---|---|"]
+        md += [f"| {r['comparison']} | {r['attack']} | {r['role']} | {', '.join(pts(v) for v in r['per_seed'])} | "
+               f"{pts(r['mean'])} [{pts(r['ci95'][0])}, {pts(r['ci95'][1])}] | {r['verdict']} |" for r in seeds]
+        md.append("")
+    for seed, rows in per_seed.items():
+        md += [f"Seed {seed}:", "", "| comparison | attack | n | difference [95 % CI] | McNemar p | Holm p | role | verdict |",
+               "|---|---|---|---|---|---|---|---|"]
+        md += [f"| {r['comparison']} | {r['attack']} | {r['n']} | {pts(r['difference'])} [{pts(r['ci95'][0])}, "
+               f"{pts(r['ci95'][1])}] | {r['mcnemar_p']:.3g} | {r['holm_p']:.3g} | {r['role']} | {r['verdict']} |"
+               for r in rows]
+        md.append("")
+    return md + [f"Training wall time: {json.dumps(walls)}", ""]
+
+
+def summary(root: Path, dhat: str, names: list[tuple[str, str | None, int | None]],
+            primary: str = "merged-main@pgd20") -> None:
+    """``experiments/DHAT/summary.md`` and ``.json`` from the reports under ``root/reports``."""
+    per_seed = {str(seed if seed is not None else "recipe"): seed_rows(root, d, b, primary) for d, b, seed in names}
+    per_seed = {s: rows for s, rows in per_seed.items() if rows}
+    seeds = across(per_seed)
+    walls = {n: json.loads(p.read_text()) for d, b, _ in names for n in filter(None, (d, b))
+             if (p := root / "runs" / n / "train_wall.json").is_file()}
+    out = root / "experiments" / dhat
+    out.mkdir(parents=True, exist_ok=True)
+    md = markdown(dhat, per_seed, seeds, primary, walls)
+    (out / "summary.md").write_text("\n".join(md))
+    (out / "summary.json").write_text(json.dumps({"primary_endpoint": primary, "per_seed": per_seed,
+                                                  "across_seeds": seeds, "train_wall": walls,
+                                                  "modes": list(MODES)}, indent=2))
+    print("\n".join(md))

@@ -1,0 +1,61 @@
+"""The across-seed evidence: per-seed paired differences and their Student-t interval, on synthetic reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.robustness.compare import pack_correct
+from training.robustness.seeds import per_seed, t_interval
+
+N = 400
+
+
+def report(accuracies: dict[str, float], seed: int) -> dict:
+    """A minimal report.json: per-image correctness of each mode under clean and pgd20 on the same N images."""
+    rng = np.random.default_rng(seed)
+    u = rng.random(N)  # one draw per image: modes with higher accuracy are right on a superset of images
+    correct = {m: {a: pack_correct(u < acc) for a in ("clean", "pgd20")} for m, acc in accuracies.items()}
+    return {"artifact": {"name": "synthetic"}, "eps": 0.1, "results": {m: {} for m in accuracies}, "correct": correct,
+            "data": {"dataset": "synthetic", "n": N, "labels_sha256": "same"}}
+
+
+def test_the_t_interval_matches_scipy_and_says_nothing_for_one_run():
+    r = t_interval([0.0096, -0.0046, -0.0081])  # the three GPU runs' merged - main under PGD-20
+    assert r["mean"] == pytest.approx(-0.001033, abs=1e-6) and r["n"] == 3
+    assert r["ci95"][0] == pytest.approx(-0.02443, abs=2e-4) and r["ci95"][1] == pytest.approx(0.02237, abs=2e-4)
+    assert r["verdict"] == "no significant difference"
+    assert t_interval([0.01, 0.012, 0.011])["verdict"] == "higher"
+    one = t_interval([0.02])
+    assert one["ci95"] is None and one["verdict"].startswith("one training run")
+
+
+def test_per_seed_differences_are_paired_and_summarised():
+    reports = {s: (report({"merged": 0.62 + 0.01 * s, "main": 0.60}, s), report({"main": 0.60}, s)) for s in range(3)}
+    out = per_seed(reports, "merged", "main", "pgd20")
+    diffs = [out["per_seed"][str(s)]["difference"] for s in range(3)]
+    assert all(d > 0 for d in diffs) and out["across_seeds"]["mean"] == pytest.approx(np.mean(diffs))
+    assert out["across_seeds"]["n"] == 3 and out["per_seed"]["0"]["interval"] == "newcombe-hybrid-score"
+
+
+def test_the_experiment_summary_names_the_primary_and_adjusts_the_rest(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+    from fashion_summary import summary
+
+    for s, name in enumerate(("dh", "dh-seed1", "dh-seed2")):
+        rep = report({"main": 0.60, "second": 0.61, "merged": 0.62 + 0.005 * s}, s)
+        (tmp_path / "reports" / name / "pgd20").mkdir(parents=True)
+        (tmp_path / "reports" / name / "pgd20" / "report.json").write_text(json.dumps(rep))
+    summary(tmp_path, "dh", [("dh", None, 0), ("dh-seed1", None, 1), ("dh-seed2", None, 2)])
+    doc = json.loads((tmp_path / "experiments/dh/summary.json").read_text())
+    assert doc["primary_endpoint"] == "merged-main@pgd20" and set(doc["per_seed"]) == {"0", "1", "2"}
+    primary = [r for r in doc["across_seeds"] if r["role"] == "primary"]
+    assert [(r["comparison"], r["attack"]) for r in primary] == [("merged - main", "pgd20")]
+    assert len(primary[0]["per_seed"]) == 3 and primary[0]["ci95"][0] <= primary[0]["mean"] <= primary[0]["ci95"][1]
+    for rows in doc["per_seed"].values():
+        assert all(r["holm_p"] >= r["mcnemar_p"] for r in rows if r["role"] == "secondary")
+    assert "Primary endpoint (named before the results): **merged-main@pgd20**" in (tmp_path / "experiments/dh/summary.md").read_text()
