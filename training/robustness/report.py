@@ -19,7 +19,8 @@ from dhat_serve.contract import MERGED
 from training.robustness.cache import Job, crafted_on
 from training.robustness.compare import labels_digest, pack_correct
 from training.robustness.heads import head_disagreement
-from training.robustness.sections import adaptive_section, disagreement_section, pct, shift_section
+from training.robustness.sections import (accuracy_table, adaptive_section, comparison_section, disagreement_section, pct,
+                                          shift_section)
 from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, mark_primary,
                                          masking_warnings, primary_attack, score_mode, transfer_matrix)
 from training.robustness.shift import shifted_traffic
@@ -84,13 +85,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"({report.get('world_size', 1)} process(es)); graphs on {_providers(report)}. "
         "Brackets: 95 % Wilson intervals.",
         "",
-        "| mode | " + " | ".join(attacks) + " |",
-        "|---|" + "---|" * len(attacks),
+        *accuracy_table(report),
     ]
-    for mode, row in report["results"].items():
-        cells = [pct(row["attacks"][a]["graph"], row["attacks"][a].get("graph_ci95")) for a in attacks]
-        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
-    lines += _comparisons(report)
+    lines += comparison_section(report)
     lines += ["", "Twin vs graph (accuracy of the PyTorch twin on the same examples; disagreements = examples whose "
               "predicted class differs):", "", "| mode | max abs logit diff (clean) | " + " | ".join(attacks) + " |",
               "|---|---|" + "---|" * len(attacks)]
@@ -114,24 +111,6 @@ def markdown(report: dict[str, Any]) -> str:
 def _providers(report: dict[str, Any]) -> str:
     names = {p for ps in report.get("providers", {}).values() for p in ps[:1]}
     return ", ".join(sorted(names)) or "CPUExecutionProvider"
-
-
-def _comparisons(report: dict[str, Any]) -> list[str]:
-    rows = [(a, k, c) for a, by in report.get("comparisons", {}).items() for k, c in by.items()]
-    if not rows:
-        return []
-    primary = report.get("primary_endpoint")
-    lines = ["", "Merged vs each head on the same images (Newcombe's hybrid score 95 % interval for paired proportions, "
-             f"McNemar's exact p). Primary endpoint, fixed before the results: {primary or 'none'}; every other "
-             "comparison (the adaptive ones below included) is secondary, its verdict on the Holm-adjusted p.", "",
-             "| attack | comparison | role | difference | 95 % interval | McNemar p | Holm p | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
-    for attack, name, c in rows:
-        verdict = {"higher": "merged higher", "lower": "merged lower"}.get(c["verdict"], c["verdict"])
-        holm = f"{c['holm_p']:.3g}" if c.get("role") == "secondary" else "-"
-        lines.append(f"| {attack} | {name} | {c.get('role', '-')} | {100 * c['difference']:+.2f} pts | "
-                     f"[{100 * c['ci95'][0]:+.2f}, {100 * c['ci95'][1]:+.2f}] | {c['mcnemar_p']:.3g} | {holm} | {verdict} |")
-    return lines
 
 
 def plot(report: dict[str, Any], path: Path) -> bool:

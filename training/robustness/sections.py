@@ -11,6 +11,35 @@ def pct(value: float, ci: list[float] | None = None) -> str:
     return f"{100 * value:.2f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
 
+def accuracy_table(report: dict[str, Any]) -> list[str]:
+    """The graph's accuracy per mode (rows) and attack (columns), each with its 95 % Wilson interval."""
+    attacks = report["attacks"]
+    lines = ["| mode | " + " | ".join(attacks) + " |", "|---|" + "---|" * len(attacks)]
+    for mode, row in report["results"].items():
+        cells = [pct(row["attacks"][a]["graph"], row["attacks"][a].get("graph_ci95")) for a in attacks]
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def comparison_section(report: dict[str, Any]) -> list[str]:
+    """Merged vs each head, paired: role (primary or secondary), interval, raw and Holm-adjusted p, verdict."""
+    rows = [(a, k, c) for a, by in report.get("comparisons", {}).items() for k, c in by.items()]
+    if not rows:
+        return []
+    primary = report.get("primary_endpoint")
+    lines = ["", "Merged vs each head on the same images (Newcombe's hybrid score 95 % interval for paired proportions, "
+             f"McNemar's exact p). Primary endpoint, fixed before the results: {primary or 'none'}; every other "
+             "comparison (the adaptive ones below included) is secondary, its verdict on the Holm-adjusted p.", "",
+             "| attack | comparison | role | difference | 95 % interval | McNemar p | Holm p | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for attack, name, c in rows:
+        verdict = {"higher": "merged higher", "lower": "merged lower"}.get(c["verdict"], c["verdict"])
+        holm = f"{c['holm_p']:.3g}" if c.get("role") == "secondary" else "-"
+        lines.append(f"| {attack} | {name} | {c.get('role', '-')} | {100 * c['difference']:+.2f} pts | "
+                     f"[{100 * c['ci95'][0]:+.2f}, {100 * c['ci95'][1]:+.2f}] | {c['mcnemar_p']:.3g} | {holm} | {verdict} |")
+    return lines
+
+
 def adaptive_section(report: dict[str, Any]) -> list[str]:
     """Each mode under the attacks on the whole system beside the attack on that mode alone (paired)."""
     table = report.get("adaptive") or {}

@@ -1,0 +1,72 @@
+"""The README's result tables, generated from the committed per-image data, so text and data cannot drift apart.
+
+A block in README.md
+
+    <!-- numbers: accuracy experiments/digits/digits-adaptive-report.json -->
+    ...
+    <!-- /numbers -->
+
+holds exactly what ``render("accuracy", path)`` gives: the same tables ``report.md`` has (``training.robustness.
+sections``), from a committed ``report.json`` (or, for ``seeds``, a ``summary.json`` of ``fashion_experiment.py``).
+``python scripts/readme_numbers.py`` rewrites every block from its file; ``tests/test_readme_numbers.py`` fails when
+a block and its file disagree or the file is not committed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from training.robustness import sections
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"<!-- numbers: (\S+) (\S+) -->\n(.*?)<!-- /numbers -->", re.S)
+KINDS = {"accuracy": sections.accuracy_table, "comparisons": sections.comparison_section,
+         "adaptive": sections.adaptive_section, "monitor": sections.disagreement_section,
+         "shift": sections.shift_section}
+
+
+def seeds_table(summary: dict) -> list[str]:
+    """The across-seed rows of a ``fashion_experiment.py`` summary: per-seed differences, mean, t-interval."""
+    lines = ["| comparison | attack | role | per seed (points) | mean [95 % t-interval] | verdict |",
+             "|---|---|---|---|---|---|"]
+    for r in summary["across_seeds"]:
+        ci = r["ci95"]
+        interval = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "-"
+        lines.append(f"| {r['comparison']} | {r['attack']} | {r['role']} | "
+                     f"{', '.join(f'{100 * v:+.2f}' for v in r['per_seed'])} | {100 * r['mean']:+.2f} {interval} | "
+                     f"{r['verdict']} |")
+    return lines
+
+
+def render(kind: str, path: str) -> str:
+    """The markdown of block ``kind`` from the committed JSON file ``path`` (relative to the repository)."""
+    doc = json.loads((ROOT / path).read_text())
+    lines = seeds_table(doc) if kind == "seeds" else KINDS[kind](doc)
+    while lines and not lines[0]:
+        lines = lines[1:]  # the report's sections start with a blank line
+    return "\n".join(lines) + "\n"
+
+
+def stale(readme: str) -> list[str]:
+    """Every block of ``readme`` whose text is not what its file renders (or whose file is missing)."""
+    out = []
+    for kind, path, body in BLOCK.findall(readme):
+        if not (ROOT / path).is_file():
+            out.append(f"{kind} {path}: no such file (commit the report.json the README quotes)")
+        elif body != render(kind, path):
+            out.append(f"{kind} {path}: the README's table differs from the file (run python scripts/readme_numbers.py)")
+    return out
+
+
+def refresh(readme: str) -> str:
+    """``readme`` with every block regenerated from its file."""
+    return BLOCK.sub(lambda m: f"<!-- numbers: {m[1]} {m[2]} -->\n{render(m[1], m[2])}<!-- /numbers -->", readme)
+
+
+if __name__ == "__main__":
+    target = ROOT / (sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    target.write_text(refresh(target.read_text()))
+    print("\n".join(stale(target.read_text())) or f"{target.name}: every block matches its data")
