@@ -69,6 +69,12 @@ def export(name: str, root: Path, data_dir: str | None) -> None:
         export_artifact(root / "runs" / name, root / "artifacts" / name, data_dir=data_dir)
 
 
+def primary_of(attacks: tuple[str, ...]) -> str:
+    """A report's primary endpoint: merged - main under the phase's own attack (PGD-20 in the adaptive phase, whose
+    joint and agree rows are secondary comparisons beside it)."""
+    return f"merged-main@{'pgd20' if 'pgd20' in attacks else attacks[-1]}"
+
+
 def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: argparse.Namespace) -> None:
     """``dhat eval`` of one attack (with clean) into ``reports/NAME/ATTACK``; reused when its report exists, resumed
     from its cached chunks when it was cut."""
@@ -83,7 +89,7 @@ def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: a
     settings = EvalSettings(modes=modes, attacks=attacks, n=n, batch_size=args.batch_size, device=args.device,
                             transfer=attack == "pgd20" and len(modes) > 1 and not args.no_transfer, curve=(),
                             data_dir=args.data_dir, attack_precision=args.attack_precision,
-                            corruptions=attack == "adaptive", primary=f"merged-main@{attacks[-1]}" if len(modes) > 1 else None)
+                            corruptions=attack == "adaptive", primary=primary_of(attacks) if len(modes) > 1 else None)
     start = time.time()
     report = run_eval(root / "artifacts" / name, root / "runs" / name, settings, out)
     if report is not None:
