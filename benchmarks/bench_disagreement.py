@@ -64,11 +64,11 @@ def offline(artifact: Path, x: np.ndarray) -> float:
     return float(np.mean(main.argmax(1) != second.argmax(1)))
 
 
-def cached(cache: Path, target: str, attack: str, n: int, sha: str) -> torch.Tensor | None:
+def cached(cache: Path, target: str, attack: str, n: int, sha: str, eps: float) -> torch.Tensor | None:
     """The fp32 examples ``dhat eval`` crafted with ``attack`` against ``target`` (``merged``, or ``all`` for a system
     attack) of this graph (``merged.onnx``'s sha256 ``sha``; its ``cache/``), in test order, if all n are there
     (TF32 chunks end in ``_tf32``, another graph's in its sha)."""
-    files = sorted(cache.glob(f"{target}_{attack}_eps*_seed0_*_{sha[:16]}.safetensors"),
+    files = sorted(cache.glob(f"{target}_{attack}_eps{eps:.6f}_seed0_*_{sha[:16]}.safetensors"),  # as Job.key names them
                    key=lambda f: int(f.stem.split("_")[4]))
     if not files:
         return None
@@ -82,7 +82,7 @@ def examples(args: argparse.Namespace, net: torch.nn.Module, x: torch.Tensor, y:
     ctx = AttackContext(eps=eps, seed=0, device=torch.device("cpu"))
     out = {}
     for name, target, twin in (("pgd20", "merged", ModeView(net, "merged")), ("agree", "all", AllOutputs(net))):
-        adv = cached(args.cache, target, name, len(x), sha) if args.cache else None
+        adv = cached(args.cache, target, name, len(x), sha, eps) if args.cache else None
         out[name] = adv if adv is not None else run_attack(name, twin.eval(), None, target, x, y, ctx)
     return out
 
@@ -98,6 +98,8 @@ def main() -> None:
     recipe, splits = RunDir(args.run).load_data()
     x, y = first_n(splits.test, args.n or len(splits.test))
     manifest = load_manifest(args.artifact)
+    if "merged" not in manifest.modes:
+        sys.exit(f"{args.artifact} is a single-head artifact (main.onnx alone): it has no heads to disagree")
     net, _ = load_twin(args.run, manifest)
     eps = recipe.validation.attack.eps
     adv = examples(args, net.eval(), x, y, eps, manifest.modes["merged"].sha256)

@@ -62,6 +62,9 @@ def graphs_to_export(ckpt: Path, trained: dict[str, bool]) -> tuple[str, ...]:
     """The three graphs of a trained dual head, or ``main`` alone when neither the second head nor the merger was
     trained; a second head without its merger (or the reverse) is an unfinished run, refused."""
     second, merger = bool(trained.get("second_head")), bool(trained.get("merger"))
+    if not trained.get("main_head"):
+        raise ExportError(f"{ckpt} has no trained main head (stage 1 trained 0 epochs without --init); train stage 1 "
+                          "or give a trained head with `dhat train RECIPE --init FILE`")
     if second and merger:
         return MODES
     if not second and not merger:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -44,8 +46,9 @@ def run_name(recipe: str, seed: int | None) -> str:
 
 
 def train(recipe_name: str, seed: int | None, root: Path, device: str | None, data_dir: str | None) -> None:
-    """``dhat train RECIPE seed=S --out runs/NAME``, resumed when a partial run exists; the seconds spent by this call
-    are added to ``train_wall.json`` (so a resumed run reports its whole training time)."""
+    """``dhat train RECIPE seed=S --out runs/NAME``, resumed when a partial run exists. ``train_wall.json`` keeps every
+    session (seconds, device), a cut one too (SIGTERM ends a session through ``finally``: ``main`` turns it into
+    ``SystemExit``), and their sum; ``metrics.jsonl`` has each epoch's own seconds."""
     from training.pipeline import train_recipe
     from training.recipes import load_recipe, with_flags
     from training.run_dir import RunDir
@@ -54,25 +57,43 @@ def train(recipe_name: str, seed: int | None, root: Path, device: str | None, da
     if run.stage_complete(3):
         return
     wall = run.path / "train_wall.json"
-    before = json.loads(wall.read_text())["seconds"] if wall.is_file() else 0.0
+    sessions = json.loads(wall.read_text()).get("sessions", []) if wall.is_file() else []
     start = time.time()
     recipe = with_flags(load_recipe(recipe_name, [f"seed={seed}"] if seed is not None else []), data_dir=data_dir)
-    train_recipe(recipe, run.path, resume=run.is_run(), device=device)
-    wall.write_text(json.dumps({"seconds": round(before + time.time() - start, 1), "device": device}))
+    try:
+        train_recipe(recipe, run.path, resume=run.is_run(), device=device)
+    finally:
+        if run.path.is_dir():
+            sessions.append({"seconds": round(time.time() - start, 1), "device": device or "auto"})
+            wall.write_text(json.dumps({"seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions}))
 
 
 def export(name: str, root: Path, data_dir: str | None) -> None:
-    """``dhat export runs/NAME --out artifacts/NAME``."""
+    """``dhat export runs/NAME --out artifacts/NAME`` once the run is complete; again when the run's final weights are
+    not the ones the artifact was exported from (a run that trained on after an export)."""
+    import shutil
+
+    from dhat_serve.manifest import load_manifest, sha256_file
     from export.artifact import export_artifact
+    from training.checkpoints import WEIGHTS_FILE
+    from training.run_dir import RunDir
 
-    if not (root / "artifacts" / name / "manifest.json").is_file():
-        export_artifact(root / "runs" / name, root / "artifacts" / name, data_dir=data_dir)
+    run, out = RunDir(root / "runs" / name), root / "artifacts" / name
+    if not run.stage_complete(3):
+        logging.warning("%s: training is not complete; not exporting it", run.path)
+        return
+    if (out / "manifest.json").is_file():
+        if load_manifest(out).provenance.get("checkpoint_sha256") == sha256_file(run.final_checkpoint() / WEIGHTS_FILE):
+            return
+        shutil.rmtree(out)
+    export_artifact(run.path, out, data_dir=data_dir)
 
 
-def primary_of(attacks: tuple[str, ...]) -> str:
-    """A report's primary endpoint: merged - main under the phase's own attack (PGD-20 in the adaptive phase, whose
-    joint and agree rows are secondary comparisons beside it)."""
-    return f"merged-main@{'pgd20' if 'pgd20' in attacks else attacks[-1]}"
+def primary_of(attacks: tuple[str, ...], primary: str, phase: str) -> str:
+    """A report's primary endpoint: the experiment's (``--primary``) in the phase that runs its attack, else none, so
+    the experiment has one primary endpoint; the adaptive phase's rows are all secondary (its PGD-20 rows repeat the
+    eval phase's on fewer images)."""
+    return primary if phase != "adaptive" and primary.partition("@")[2] in attacks else "none"
 
 
 def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: argparse.Namespace) -> None:
@@ -82,14 +103,19 @@ def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: a
     from training.robustness.evaluate import evaluate as run_eval
 
     out = root / "reports" / name / attack
-    if (out / "report.json").is_file():
-        return
+    if not (root / "artifacts" / name / "manifest.json").is_file():
+        return  # not exported (training not complete)
     n = {"autoattack": args.aa_n, "adaptive": args.adaptive_n}.get(attack, args.n)
     attacks = ADAPTIVE_ATTACKS if attack == "adaptive" else ("clean", attack)
+    if (out / "report.json").is_file():
+        old = json.loads((out / "report.json").read_text())
+        if tuple(old["attacks"]) == attacks and (n is None or old["data"]["n"] == n):
+            return
+        (out / "report.json").unlink()  # asked for other images or attacks: score again (cached chunks are reused)
     settings = EvalSettings(modes=modes, attacks=attacks, n=n, batch_size=args.batch_size, device=args.device,
                             transfer=attack == "pgd20" and len(modes) > 1 and not args.no_transfer, curve=(),
                             data_dir=args.data_dir, attack_precision=args.attack_precision,
-                            corruptions=attack == "adaptive", primary=primary_of(attacks) if len(modes) > 1 else None)
+                            corruptions=attack == "adaptive", primary=primary_of(attacks, args.primary, attack) if len(modes) > 1 else None)
     start = time.time()
     report = run_eval(root / "artifacts" / name, root / "runs" / name, settings, out)
     if report is not None:
@@ -150,6 +176,7 @@ def main() -> None:
     from fashion_summary import summary
 
     args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` cuts a session: let `finally` record it
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.device != "cpu":
         import torch

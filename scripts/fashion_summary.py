@@ -11,14 +11,17 @@ that run's secondary rows and its verdict uses the adjusted p.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from dhat_serve.contract import MAIN, MERGED, MODES, SECOND
 from training.robustness.compare import compare
+from training.robustness.settings import EvaluationError
 from training.robustness.seeds import t_interval
 from training.robustness.stats import adjust_secondaries
 
+log = logging.getLogger(__name__)
 ATTACKS = (("clean", "pgd20"), ("pgd20", "pgd20"), ("autoattack", "autoattack"))
 """(attack, the report it is read from): clean and PGD-20 from the PGD-20 report, AutoAttack from its own."""
 
@@ -46,7 +49,10 @@ def seed_rows(root: Path, dhat: str, baseline: str | None, primary: str) -> list
         for attack, kind in ATTACKS:
             ra, rb = load(root, runs[a[0]], kind), load(root, runs[b[0]], kind)
             if ra and rb and a[1] in ra["results"] and b[1] in rb["results"]:
-                rows.append({"comparison": label(a, b), "attack": attack, **compare(ra, a[1], rb, b[1], attack)})
+                try:
+                    rows.append({"comparison": label(a, b), "attack": attack, **compare(ra, a[1], rb, b[1], attack)})
+                except EvaluationError as exc:  # not the same images (another --n): no paired row, say why
+                    log.warning("%s vs %s, %s: %s", dhat, runs[b[0]], attack, exc)
     chosen = next((r for r in rows if f"{r['comparison'].replace(' ', '')}@{r['attack']}" == primary), None)
     adjust_secondaries(rows, chosen)
     return rows
@@ -55,13 +61,15 @@ def seed_rows(root: Path, dhat: str, baseline: str | None, primary: str) -> list
 def across(per_seed: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Each (comparison, attack) present in every seed: the per-seed differences and their t-interval."""
     keys = [(r["comparison"], r["attack"]) for r in next(iter(per_seed.values()), [])]
-    out = []
+    out: list[dict[str, Any]] = []
     for comparison, attack in keys:
         found = [next((r for r in rows if (r["comparison"], r["attack"]) == (comparison, attack)), None)
                  for rows in per_seed.values()]
         if all(found):
             out.append({"comparison": comparison, "attack": attack, "role": found[0].get("role"),
                         "per_seed": [r["difference"] for r in found], **t_interval([r["difference"] for r in found])})
+    primary = next((r for r in out if r["role"] == "primary"), None)
+    adjust_secondaries(out, primary, p_key="t_p", estimate="mean")  # secondaries' verdicts on Holm-adjusted t-tests
     return out
 
 
@@ -76,9 +84,11 @@ def markdown(dhat: str, per_seed: dict[str, list[dict[str, Any]]], seeds: list[d
           "Differences in points; within a run Newcombe's hybrid score 95 % interval and McNemar's exact p (Holm-"
           "adjusted for secondary rows); across runs the mean and its Student-t 95 % interval over the seeds.", ""]
     if seeds and len(per_seed) > 1:
-        md += ["| comparison | attack | role | per seed | mean [95 % t-interval] | verdict |", "|---|---|---|---|---|---|"]
+        md += ["| comparison | attack | role | per seed | mean [95 % t-interval] | t-test p | Holm p | verdict |",
+               "|---|---|---|---|---|---|---|---|"]
         md += [f"| {r['comparison']} | {r['attack']} | {r['role']} | {', '.join(pts(v) for v in r['per_seed'])} | "
-               f"{pts(r['mean'])} [{pts(r['ci95'][0])}, {pts(r['ci95'][1])}] | {r['verdict']} |" for r in seeds]
+               f"{pts(r['mean'])} [{pts(r['ci95'][0])}, {pts(r['ci95'][1])}] | {r['t_p']:.3g} | "
+               f"{r['holm_p']:.3g} | {r['verdict']} |" for r in seeds]
         md.append("")
     for seed, rows in per_seed.items():
         md += [f"Seed {seed}:", "", "| comparison | attack | n | difference [95 % CI] | McNemar p | Holm p | role | verdict |",

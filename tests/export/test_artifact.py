@@ -128,3 +128,5 @@ def test_the_graphs_follow_what_was_trained(tmp_path):
         graphs_to_export(tmp_path, {"main_head": True, "second_head": True, "merger": False})
     with pytest.raises(ExportError, match="a trained merger but no trained second head"):
         graphs_to_export(tmp_path, {"main_head": True, "second_head": False, "merger": True})
+    with pytest.raises(ExportError, match="no trained main head .stage 1 trained 0 epochs without --init"):
+        graphs_to_export(tmp_path, {"main_head": False, "second_head": False, "merger": False})

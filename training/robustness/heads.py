@@ -67,6 +67,7 @@ def head_disagreement(rt: GraphSessions, x: torch.Tensor, y: torch.Tensor,
             fooled = (clean_pred[judged] == yy) & (pred[judged] != yy)
             disagree = pred[MAIN] != pred[SECOND]
             report["attacks"].setdefault(name, {})[target] = {
-                "adversarial": rate(disagree), "detection": rate(disagree[fooled]), "fooled": int(fooled.sum()),
+                "adversarial": rate(disagree), "detection": rate(disagree[fooled]) if fooled.any() else None,
+                "fooled": int(fooled.sum()),
                 "evasion": silent_errors(pred, yy)}
     return report

@@ -22,7 +22,7 @@ from training.robustness.heads import head_disagreement
 from training.robustness.sections import (accuracy_table, adaptive_section, comparison_section, disagreement_section, pct,
                                           shift_section)
 from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, mark_primary,
-                                         masking_warnings, primary_attack, score_mode, transfer_matrix)
+                                         masking_warnings, default_primary, score_mode, transfer_matrix)
 from training.robustness.shift import shifted_traffic
 
 matplotlib.use("Agg")
@@ -42,7 +42,8 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
             adversarial.setdefault(crafted_on(name, mode), {})[name] = x_adv
     transfer, transfer_ci = transfer_matrix(job) if job.settings.transfer else ({}, {})
     comps, adaptive = comparisons(correct), adaptive_comparisons(results, correct)
-    primary = mark_primary(comps, adaptive, job.settings.primary or f"merged-main@{primary_attack(job.settings.attacks)}")
+    asked = job.settings.primary
+    primary = mark_primary(comps, adaptive, None if asked == "none" else asked or default_primary(job.settings.attacks))
     dual = MERGED in manifest.modes  # a single-head artifact has no heads to disagree
     return {
         "artifact": {"dir": str(artifact_dir), "name": manifest.name, "version": manifest.version,

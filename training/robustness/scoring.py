@@ -78,24 +78,30 @@ def comparisons(correct: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str
     return out
 
 
-def primary_attack(attacks: tuple[str, ...]) -> str:
-    """The attack of the default primary endpoint (merged - main under it), by a rule fixed before any result:
-    AutoAttack, else APGD-DLR-T, else APGD-CE, else the PGD with the most steps x restarts, else Square, else
-    the first attack. The attacks on the whole system are not candidates (they have their own comparison)."""
+def strongest_single_mode(attacks: tuple[str, ...] | list[str]) -> str | None:
+    """The strongest attack on one mode alone that ran, by an order fixed before any result: AutoAttack, APGD-DLR-T,
+    APGD-CE, then the PGD with the most steps x restarts, then Square; None when only clean and the attacks on the
+    whole system ran."""
     for name in ("autoattack", "apgd-dlr-t", "apgd-ce"):
         if name in attacks:
             return name
     pgds = [a for a in attacks if a.startswith("pgd")]
     if pgds:
-        return max(pgds, key=lambda a: (pgd_config(a, 1.0).steps * pgd_config(a, 1.0).restarts, -attacks.index(a)))
-    return "square" if "square" in attacks else attacks[0]
+        return max(pgds, key=lambda a: (pgd_config(a, 1.0).steps * pgd_config(a, 1.0).restarts, -list(attacks).index(a)))
+    return "square" if "square" in attacks else None
 
 
-def mark_primary(comps: dict[str, dict[str, Any]], adaptive: dict[str, dict[str, Any]], primary: str) -> str | None:
+def default_primary(attacks: tuple[str, ...]) -> str | None:
+    """The default primary endpoint: merged - main under ``strongest_single_mode`` (None: no primary, all secondary)."""
+    attack = strongest_single_mode(attacks)
+    return f"merged-main@{attack}" if attack else None
+
+
+def mark_primary(comps: dict[str, dict[str, Any]], adaptive: dict[str, dict[str, Any]], primary: str | None) -> str | None:
     """Make ``primary`` ("merged-main@pgd20") the report's primary endpoint and every other paired comparison a
-    secondary one with its Holm-adjusted p (``stats.adjust_secondaries``); the primary's name, or None when the
-    report has no such comparison (a single-head artifact)."""
-    name, _, attack = primary.partition("@")
+    secondary one with its Holm-adjusted p (``stats.adjust_secondaries``); the primary's name, or None when there is
+    none (asked for none, or no such comparison: a single-head artifact)."""
+    name, _, attack = (primary or "").partition("@")
     chosen = comps.get(attack, {}).get(name)
     every = [c for by in (*comps.values(), *adaptive.values()) for c in by.values()]
     adjust_secondaries(every, chosen)
@@ -103,13 +109,14 @@ def mark_primary(comps: dict[str, dict[str, Any]], adaptive: dict[str, dict[str,
 
 
 def mode_only_reference(name: str, attacks: dict[str, Any]) -> str | None:
-    """The attack on one mode alone that a system attack is set beside: ``pgdK`` of the same K when it ran, else
-    the white-box single-mode attack with the lowest accuracy (the strongest that ran), else None."""
+    """The attack on one mode alone that a system attack is set beside: ``pgdK`` of the same K when it ran, else the
+    first white-box one of ``strongest_single_mode``'s fixed order (never chosen by its result; Square, a black-box
+    attack, is not a reference), else None."""
     steps = system_config(name, 1.0).steps
     if f"pgd{steps}" in attacks:
         return f"pgd{steps}"
-    single = [a for a in attacks if is_white_box(a) and not is_system_attack(a)]
-    return min(single, key=lambda a: attacks[a]["graph"]) if single else None
+    ref = strongest_single_mode([a for a in attacks if a != "square"])
+    return ref
 
 
 def adaptive_comparisons(results: dict[str, Any], correct: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:

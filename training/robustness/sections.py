@@ -28,8 +28,9 @@ def comparison_section(report: dict[str, Any]) -> list[str]:
         return []
     primary = report.get("primary_endpoint")
     lines = ["", "Merged vs each head on the same images (Newcombe's hybrid score 95 % interval for paired proportions, "
-             f"McNemar's exact p). Primary endpoint, fixed before the results: {primary or 'none'}; every other "
-             "comparison (the adaptive ones below included) is secondary, its verdict on the Holm-adjusted p.", "",
+             "McNemar's exact p). " + (f"Primary endpoint, fixed before the results: {primary}; every other comparison "
+             if primary else "No primary endpoint in this report: every comparison ") +
+             "(the adaptive ones below included) is secondary, its verdict on the Holm-adjusted p.", "",
              "| attack | comparison | role | difference | 95 % interval | McNemar p | Holm p | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for attack, name, c in rows:
@@ -79,8 +80,10 @@ def disagreement_section(report: dict[str, Any]) -> list[str]:
             ev = r.get("evasion")
             evasion = (f"{pct(ev['heads_agree']['rate'], ev['heads_agree']['ci95'])} | "
                        f"{pct(ev['all_agree']['rate'], ev['all_agree']['ci95'])}") if ev else "- | -"
+            det = r["detection"]
+            detection = pct(det["rate"], det["ci95"]) if det else "- (none fooled)"
             lines.append(f"| {attack} | {mode} | {pct(r['adversarial']['rate'], r['adversarial']['ci95'])} | "
-                         f"{pct(r['detection']['rate'], r['detection']['ci95'])} | {r['fooled']} | {evasion} |")
+                         f"{detection} | {r['fooled']} | {evasion} |")
     return lines
 
 

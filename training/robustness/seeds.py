@@ -24,12 +24,14 @@ def t_interval(values: list[float], confidence: float = 0.95) -> dict[str, Any]:
     n = len(values)
     mean = sum(values) / n if n else 0.0
     if n < 2:
-        return {"mean": mean, "sd": None, "n": n, "ci95": None, "verdict": "one training run: no across-seed interval"}
+        return {"mean": mean, "sd": None, "n": n, "ci95": None, "t_p": None,
+                "verdict": "one training run: no across-seed interval"}
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     lo, hi = mean - half, mean + half
+    p = float(2 * st.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)) if sd > 0 else (1.0 if mean == 0 else 0.0)
     verdict = "higher" if lo > 0 else "lower" if hi < 0 else "no significant difference"
-    return {"mean": mean, "sd": sd, "n": n, "ci95": [lo, hi], "verdict": verdict}
+    return {"mean": mean, "sd": sd, "n": n, "ci95": [lo, hi], "t_p": p, "verdict": verdict}
 
 
 def per_seed(reports: dict[int, tuple[dict[str, Any], dict[str, Any]]], mode_a: str, mode_b: str,

@@ -40,12 +40,12 @@ class EvalSettings:
     attack_precision: str = "fp32"
     agree_targets: int | None = None  # the agree attack's target classes; None: min(9, classes - 1), as APGD-T
     corruptions: bool = True  # shifted traffic: accuracy and head disagreement on corrupted test images
-    primary: str | None = None  # the primary endpoint, "merged-main@ATTACK"; None: scoring.primary_attack's rule
+    primary: str | None = None  # "merged-main@ATTACK"; None: scoring.default_primary's rule; "none": all secondary
 
     def __post_init__(self) -> None:
         for m in self.modes or ():
             parse_mode(m)
-        if self.primary is not None:
+        if self.primary not in (None, "none"):
             name, _, attack = self.primary.partition("@")
             if name not in PRIMARY_COMPARISONS or attack not in self.attacks:
                 raise ValueError(f"--primary {self.primary!r}: use COMPARISON@ATTACK with a comparison of "

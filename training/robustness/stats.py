@@ -115,11 +115,14 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
             "verdict": verdict_of(diff, [lo, hi], p)}
 
 
-def adjust_secondaries(comparisons: list[dict[str, Any]], primary: dict[str, Any] | None) -> None:
+def adjust_secondaries(comparisons: list[dict[str, Any]], primary: dict[str, Any] | None,
+                       p_key: str = "mcnemar_p", estimate: str = "difference") -> None:
     """Mark ``primary`` (the comparison named before the data were seen) as such, and every other one as
-    secondary with its Holm-adjusted p (over the secondaries) and a verdict on that adjusted p. In place."""
-    secondary = [c for c in comparisons if c is not primary]
-    for c, adjusted in zip(secondary, holm([c["mcnemar_p"] for c in secondary])):
-        c.update(role="secondary", holm_p=adjusted, verdict=verdict_of(c["difference"], c["ci95"], adjusted))
+    secondary with its Holm-adjusted p (over the secondaries) and a verdict on that adjusted p. In place.
+    ``p_key`` / ``estimate`` name the p-value and the effect (McNemar's and the paired difference within a run;
+    the t-test's and the mean across seeds)."""
+    secondary = [c for c in comparisons if c is not primary and c.get(p_key) is not None]
+    for c, adjusted in zip(secondary, holm([c[p_key] for c in secondary])):
+        c.update(role="secondary", holm_p=adjusted, verdict=verdict_of(c[estimate], c["ci95"], adjusted))
     if primary is not None:
-        primary.update(role="primary", holm_p=primary["mcnemar_p"])
+        primary.update(role="primary", holm_p=primary[p_key])
