@@ -115,8 +115,7 @@ def mode_only_reference(name: str, attacks: dict[str, Any]) -> str | None:
     steps = system_config(name, 1.0).steps
     if f"pgd{steps}" in attacks:
         return f"pgd{steps}"
-    ref = strongest_single_mode([a for a in attacks if a != "square"])
-    return ref
+    return strongest_single_mode([a for a in attacks if a != "square"])
 
 
 def adaptive_comparisons(results: dict[str, Any], correct: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
