@@ -56,6 +56,14 @@ class ServeConfig:
     ssl_certfile: str | None = None  # DHAT_SSL_CERTFILE / DHAT_SSL_KEYFILE: TLS for HTTP (BentoML) and gRPC
     ssl_keyfile: str | None = None
     cors_origins: str = ""  # DHAT_CORS_ORIGINS: comma-separated browser origins allowed to call the API; none -> no CORS
+    # DHAT_ACCESS_LOG=1: BentoML's access log, one line per request. Off by default: it formats and writes a
+    # log record on the hot path of every request (benchmarks/README.md, issue 30, says what it cost);
+    # dhat_requests_total and the latency histograms count every request either way.
+    access_log: bool = False
+    # DHAT_TRACING=1: BentoML's OpenTelemetry spans for every HTTP request (configure the exporter in BentoML's
+    # own config). Off by default: without an exporter the middleware still builds three spans per request
+    # (about a fifth of the event loop's time under load, benchmarks/README.md); off, it passes requests through.
+    tracing: bool = False
 
     @classmethod
     def from_env(cls) -> ServeConfig:
@@ -87,6 +95,8 @@ class ServeConfig:
             ssl_certfile=env.get("DHAT_SSL_CERTFILE") or None,
             ssl_keyfile=env.get("DHAT_SSL_KEYFILE") or None,
             cors_origins=env.get("DHAT_CORS_ORIGINS", ""),
+            access_log=env.get("DHAT_ACCESS_LOG", "0").lower() in ("1", "true", "yes"),
+            tracing=env.get("DHAT_TRACING", "0").lower() in ("1", "true", "yes"),
         )
 
     def warmup_sizes(self) -> tuple[int, ...]:

@@ -72,11 +72,15 @@ class BatchStats:
 
 
 class Prometheus:
-    """The service's Prometheus instruments (``bentoml.metrics``), created once per worker process."""
+    """The service's Prometheus instruments (``bentoml.metrics``), created once per worker process.
+
+    ``child`` keeps each labelled series once it is made: ``labels()`` takes a lock and checks its values on every
+    call, and under load that lookup was the largest cost of counting (benchmarks/README.md, issue 30)."""
 
     def __init__(self) -> None:
         import bentoml  # the service's dependency; the batcher and its tests need no Prometheus
 
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         m = bentoml.metrics
         self.requests = m.Counter(name="dhat_requests", documentation="Requests by endpoint, mode and outcome",
                                   labelnames=["endpoint", "mode", "outcome"])
@@ -94,10 +98,18 @@ class Prometheus:
         self.depth = m.Gauge(name="dhat_queue_depth", documentation="Requests waiting in each mode's queue now",
                              labelnames=["mode"])
         self.in_flight = m.Gauge(name="dhat_requests_in_flight", documentation="Requests inside this worker now")
-        self.images = m.Counter(name="dhat_images", documentation="Images run through ONNX Runtime, by mode",
+        self.images_run = m.Counter(name="dhat_images", documentation="Images run through ONNX Runtime, by mode",
                                 labelnames=["mode"])
         self.disagree = m.Counter(name="dhat_heads_disagree", labelnames=["mode"],
                                   documentation="Images whose main and second heads' argmax differ (merged, all)")
+
+    def child(self, metric: str, *labels: str) -> Any:  # noqa: ANN401 - a prometheus_client child series
+        """The series of instrument ``metric`` (an attribute name above) for ``labels``, in its labelnames' order."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = getattr(self, metric).labels(*labels)
+        return found
 
 
 class Observer:
@@ -118,7 +130,7 @@ class Observer:
     def depth(self, mode: str, waiting: int) -> None:
         """``waiting`` requests are in ``mode``'s queue now."""
         if self.prometheus:
-            self.prometheus.depth.labels(mode=mode).set(waiting)
+            self.prometheus.child("depth", mode).set(waiting)
 
     def in_flight(self, count: int) -> None:
         """``count`` requests are inside this worker now (any protocol)."""
@@ -131,7 +143,7 @@ class Observer:
         stats.queue_seconds += seconds
         stats.queue[0], stats.queue[1] = stats.queue[0] + 1, stats.queue[1] + int(seconds * 1e9)
         if self.prometheus:
-            self.prometheus.queue.labels(mode=mode).observe(seconds)
+            self.prometheus.child("queue", mode).observe(seconds)
 
     def ran(self, mode: str, images: int, seconds: float, requests: int = 1) -> None:
         """One ``session.run`` of ``images`` images (from ``requests`` requests) took ``seconds``."""
@@ -142,23 +154,23 @@ class Observer:
         stats.batches[images] = [count + 1, total + ns]
         stats.last_inference_ms = int(time.time() * 1000)
         if self.prometheus:
-            self.prometheus.compute.labels(mode=mode).observe(seconds)
-            self.prometheus.batch.labels(mode=mode).observe(float(images))
-            self.prometheus.images.labels(mode=mode).inc(images)
+            self.prometheus.child("compute", mode).observe(seconds)
+            self.prometheus.child("batch", mode).observe(float(images))
+            self.prometheus.child("images_run", mode).inc(images)
 
     def heads(self, mode: str, images: int, disagree: int) -> None:
         """Of ``images`` run through ``merged.onnx`` for ``mode``, the two heads' argmax differed on ``disagree``."""
         stats = self.of(mode)
         stats.heads_checked, stats.heads_disagree = stats.heads_checked + images, stats.heads_disagree + disagree
         if self.prometheus:
-            self.prometheus.disagree.labels(mode=mode).inc(disagree)
+            self.prometheus.child("disagree", mode).inc(disagree)
 
     def rejected(self, mode: str, reason: str) -> None:
         """A request refused for ``reason`` (queue_full, deadline, starting, max_concurrency)."""
         stats = self.of(mode)
         stats.rejected[reason] = stats.rejected.get(reason, 0) + 1
         if self.prometheus:
-            self.prometheus.rejected.labels(mode=mode, reason=reason).inc()
+            self.prometheus.child("rejected", mode, reason).inc()
 
     def answered(self, endpoint: str, mode: str, outcome: str, seconds: float) -> None:
         """A request left ``endpoint`` with ``outcome`` (``ok`` or a refusal's reason) after ``seconds``."""
@@ -167,9 +179,9 @@ class Observer:
         tally[0], tally[1] = tally[0] + 1, tally[1] + int(seconds * 1e9)
         if not self.prometheus:
             return
-        self.prometheus.requests.labels(endpoint=endpoint, mode=mode, outcome=outcome).inc()
+        self.prometheus.child("requests", endpoint, mode, outcome).inc()
         if outcome == "ok":
-            self.prometheus.latency.labels(endpoint=endpoint, mode=mode).observe(seconds)
+            self.prometheus.child("latency", endpoint, mode).observe(seconds)
 
     def to_dict(self, mode: str) -> dict[str, Any]:
         """``mode``'s numbers as the statistics endpoint sends them."""

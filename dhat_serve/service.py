@@ -48,6 +48,9 @@ CORS_HEADERS = ["Authorization", "Content-Type", "Inference-Header-Content-Lengt
 # Read at import on purpose: BentoML's decorator takes the worker count and the timeout when the class is
 # defined, and the middleware list below (CORS on or off) is fixed then too. Everything else is per worker.
 CONFIG = ServeConfig.from_env()
+NO_TRACING = ["."]
+"""BentoML's ``tracing.excluded_urls`` when ``DHAT_TRACING`` is off: a regex every URL matches, so OpenTelemetry's
+ASGI middleware (always installed by BentoML) hands each request straight to the app."""
 MODES_HELP = "main, second, merged or all (default merged); anything else is 404 naming the modes"
 
 
@@ -86,7 +89,9 @@ async def warm(engine: Engine, state: ProcessState, sizes: tuple[int, ...]) -> N
 
 
 @bentoml.asgi_app(protocol_app(current_plane), path="/")
-@bentoml.service(name="dhat", workers=CONFIG.workers, traffic={"timeout": CONFIG.timeout_s + 5})
+@bentoml.service(name="dhat", workers=CONFIG.workers, traffic={"timeout": CONFIG.timeout_s + 5},
+                 logging={"access": {"enabled": CONFIG.access_log}},
+                 tracing={} if CONFIG.tracing else {"excluded_urls": NO_TRACING})
 class DHAT:
     """Classify images with a DH-AT model; each request picks ``mode``: main, second, merged or all."""
 

@@ -108,10 +108,13 @@ async def infer(request: Request) -> Response:
 
 
 def oip_routes() -> list[Route]:
-    """Every OIP route, unversioned and versioned."""
-    table = [Route("/v2", server_metadata), Route("/v2/health/live", live), Route("/v2/health/ready", ready),
-             Route("/v2/models/stats", all_statistics), Route("/v2/openapi.json", openapi)]
+    """Every OIP route, unversioned and versioned; ``infer`` first, since Starlette tries routes in order and it is
+    the one route under load."""
+    table = [Route(base + "/infer", infer, methods=["POST"])
+             for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}")]
+    table += [Route("/v2", server_metadata), Route("/v2/health/live", live), Route("/v2/health/ready", ready),
+              Route("/v2/models/stats", all_statistics), Route("/v2/openapi.json", openapi)]
     for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
         table += [Route(base, metadata), Route(base + "/ready", model_ready), Route(base + "/stats", statistics),
-                  Route(base + "/config", config), Route(base + "/infer", infer, methods=["POST"])]
+                  Route(base + "/config", config)]
     return table

@@ -189,3 +189,14 @@ def test_the_log_says_which_provider_each_session_got(server):
     log = srv.log.read_text()
     for mode in ("main", "second", "merged"):
         assert f"mode {mode}: {mode}.onnx runs on CPUExecutionProvider" in log
+
+
+def test_no_access_log_line_and_no_tracing_by_default(server):
+    """BentoML's access log and OpenTelemetry spans are off unless DHAT_ACCESS_LOG / DHAT_TRACING ask (issue 30)."""
+    from dhat_serve import service
+
+    srv, _ = server
+    assert httpx.post(f"{srv.url}/predict", json={"inputs": np.zeros((1, 1, 8, 8)).tolist()}).status_code == 200
+    assert "path=/predict" not in srv.log.read_text()  # BentoML's access line: "(scheme=http,method=POST,path=...)"
+    assert service.DHAT.config["logging"] == {"access": {"enabled": False}}
+    assert service.DHAT.config["tracing"] == {"excluded_urls": service.NO_TRACING}

@@ -8,7 +8,7 @@ import pytest
 
 from dhat_serve.errors import BadRequest
 from dhat_serve.dataplane import select_outputs
-from dhat_serve.oip.codec import parse_infer
+from dhat_serve.oip.codec import loads, parse_infer
 
 GOOD = {"name": "images", "shape": [1, 1, 2, 2], "datatype": "FP32", "data": [0.1] * 4}
 
@@ -60,3 +60,18 @@ def test_timeout_and_priority_parameters():
     assert parse({"inputs": [GOOD]}).timeout_s is None
     assert parse({"inputs": [GOOD], "parameters": {"timeout": 250_000, "priority": 0}}).timeout_s == 0.25
     assert parse({"inputs": [GOOD], "parameters": {"timeout": 0, "sequence_id": 7}}).timeout_s is None
+
+
+@pytest.mark.parametrize("text", [b'{"inputs": [{"data": [0.1, 1e-08, 3]}], "id": "\\u00e9"}', b'[1, 2.5, true, null]',
+                                  b'{"a": NaN}', b'{"a": 1e400}', b'{"s": [100000000000000000000000000000, 1]}',
+                                  b'{"a": "\\ud800"}'])
+def test_json_parses_as_the_standard_library_parses(text):
+    """orjson is the fast path; NaN, overflow, lone surrogates and integers beyond 64 bits take the standard library's."""
+    expected, got = json.loads(text), loads(text)
+    assert json.dumps(got) == json.dumps(expected)  # an int read as a float would print as 1e+29
+
+
+@pytest.mark.parametrize("text", [b"{", b"\xff", b"[" * 5000 + b"]" * 5000])
+def test_json_that_does_not_parse_is_a_bad_request(text):
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        loads(text)
