@@ -3,7 +3,8 @@
 Three servers of the same ``merged.onnx``, one process each, ONNX Runtime on the CPU with the same settings
 (``DHAT_PEER_THREADS`` = 2 intra-op threads, spinning off):
 
-- ``dhat serve`` (``DHAT_WORKERS=1``, its own batching, defaults);
+- ``dhat serve`` (``DHAT_WORKERS=1``, its own batching, defaults), and ``dhat-logged``: the same with BentoML's
+  access log and tracing on and every run on the ONNX Runtime thread (what the defaults were before issue 30);
 - MLServer 1.7.1 with the minimal runtime ``peers/mlserver_runtime.py`` (adaptive batching 64 / 2 ms,
   ``parallel_workers: 0``);
 - KServe 0.21.0's Python ``ModelServer`` with ``peers/kserve_model.py`` (no batching: KServe's batcher is a
@@ -49,6 +50,12 @@ PINS = {"mlserver": ["mlserver==1.7.1", "onnxruntime==1.31.1", "uvloop==0.21.0"]
         "kserve": ["kserve==0.21.0", "onnxruntime==1.31.1"]}
 """Each peer's venv: the releases the issue names; MLServer 1.7.1 needs uvloop 0.21 (NOTES.md), and ONNX
 Runtime matches the service's 1.31 so every server runs the same kernels."""
+DHAT_VARIANTS = {"dhat": {}, "dhat-logged": {"DHAT_ACCESS_LOG": "1", "DHAT_TRACING": "1", "DHAT_INLINE_RUN_MS": "0"},
+                 "dhat-access": {"DHAT_ACCESS_LOG": "1"}, "dhat-tracing": {"DHAT_TRACING": "1"},
+                 "dhat-thread": {"DHAT_INLINE_RUN_MS": "0"}}
+"""``dhat serve`` with its defaults, and with what issue 30 turned off by default turned back on (BentoML's access
+log, its OpenTelemetry spans, a lone request's run on the event loop): all three (``dhat-logged``) or one at a
+time, so one run says what each costs."""
 MODEL = "merged"
 CELLS = (("http_binary", 1, 1), ("http_binary", 1, 32), ("http_json", 1, 1), ("http_json", 1, 32),
          ("grpc", 1, 1), ("grpc", 1, 32), ("http_binary", 32, 8), ("grpc", 32, 8))
@@ -102,11 +109,12 @@ class Proc:
 def start(name: str, onnx: Path, artifact: Path, venvs: Path) -> Proc:
     """Start one server of ``onnx`` (``artifact`` for dhat) on free ports."""
     http_port, grpc_port, env = free_port(), free_port(), {"DHAT_PEER_THREADS": "2", "PYTHONPATH": str(PEERS)}
-    if name == "dhat":
+    if name in DHAT_VARIANTS:
         root = Path(__file__).resolve().parents[1]
         return Proc(name, [sys.executable, "-m", "dhat_serve.cli", "serve", str(artifact), "--port", str(http_port),
                            "--grpc-port", str(grpc_port)],
-                    {"DHAT_WORKERS": "1", "DHAT_PROVIDER": "cpu", "PYTHONPATH": str(root)}, http_port, grpc_port, root)
+                    {"DHAT_WORKERS": "1", "DHAT_PROVIDER": "cpu", "PYTHONPATH": str(root), **DHAT_VARIANTS[name]},
+                    http_port, grpc_port, root)
     if name == "kserve":
         return Proc(name, [str(ensure_venv(venvs, "kserve")), str(PEERS / "kserve_model.py"), "--model", MODEL,
                            "--onnx", str(onnx), "--http_port", str(http_port), "--grpc_port", str(grpc_port)],
@@ -226,7 +234,7 @@ def cell_key(protocol: str, images: int, concurrency: int) -> str:
 def table(results: dict, raw_cells: dict, cells: tuple[tuple[str, int, int], ...] = CELLS) -> list[str]:
     """The markdown table: one row per cell, one column per server, dhat over the faster peer."""
     servers = list(results)
-    peers = [s for s in servers if s != "dhat"]
+    peers = [s for s in servers if s not in DHAT_VARIANTS]
     md = [f"| cell | {' | '.join(servers)} | dhat / best peer |", "|---" * (len(servers) + 2) + "|"]
     for protocol, images, concurrency in cells:
         key = cell_key(protocol, images, concurrency)
@@ -251,7 +259,8 @@ def main() -> None:
     parser.add_argument("--artifact", type=Path, default=None,
                         help="an exported artifact (default: a random-weight digits-shaped one, wrn-16-2-s8 1x16x16)")
     parser.add_argument("--seconds", type=float, default=6.0, help="seconds per cell, after 1 s of warm-up")
-    parser.add_argument("--servers", default="dhat,mlserver,kserve")
+    parser.add_argument("--servers", default="dhat,mlserver,kserve",
+                        help=f"comma-separated, of mlserver, kserve and {', '.join(DHAT_VARIANTS)}")
     parser.add_argument("--venvs", type=Path, default=OUT / "peer-venvs", help="where the peers' venvs are made")
     parser.add_argument("--cells", default=None,
                         help="a comma-separated subset of the cells, e.g. http_binary_1img_c32 (default: all)")

@@ -28,6 +28,39 @@ from benchmarks.bench_peers import MODEL, closed_loop, serving  # noqa: E402
 from benchmarks.common import OUT, random_artifact  # noqa: E402
 
 
+PACKAGES = ("opentelemetry", "prometheus_client", "_bentoml_impl", "bentoml", "starlette", "uvicorn", "h11", "httptools",
+            "uvloop", "orjson", "json", "logging", "asyncio", "concurrent", "onnxruntime", "numpy", "dhat_serve", "grpc")
+
+
+OTEL_SHORT = ("trace", "asgi", "attributes", "_semconv.py", "sampling.py")
+
+
+def package_of(frame: str) -> str:
+    """The library a py-spy frame ``fn (path/to/file.py:line)`` belongs to (first of ``PACKAGES`` in its path)."""
+    path = frame.rpartition(" (")[2]
+    parts = path.replace("\\", "/").split("/")
+    if parts[0] in OTEL_SHORT:  # a profile recorded without --full-filenames names OpenTelemetry's files short
+        return "opentelemetry"
+    return next((p for p in parts if p in PACKAGES), "other")
+
+
+def by_package(collapsed: Path, seconds: float, requests: int) -> list[str]:
+    """Self samples of the event-loop thread (the worker's main thread) per library, as shares and as microseconds
+    per request: under closed-loop load that thread is the one always busy, so its time per request is the cell's
+    seconds / requests, split in the samples' proportions."""
+    own: collections.Counter[str] = collections.Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "_bentoml_impl.worker" not in stack or "Thread._bootstrap" in stack:
+            continue  # another process, or a thread of the pool (ONNX Runtime runs there)
+        own[package_of(stack.split(";")[-1])] += int(count)
+    total = sum(own.values()) or 1
+    per_request_us = 1e6 * seconds / max(requests, 1)
+    lines = [f"event-loop thread, self time by library ({total} samples; {per_request_us:.0f} µs per request):", ""]
+    lines += [f"  {100 * n / total:5.1f} %  {n / total * per_request_us:6.0f} µs  {name}" for name, n in own.most_common()]
+    return lines
+
+
 def summarise(collapsed: Path, top: int) -> list[str]:
     """Inclusive and self sample shares per function from py-spy's collapsed stacks (``frame;frame;... count``)."""
     inclusive: collections.Counter[str] = collections.Counter()
@@ -65,14 +98,15 @@ def main() -> None:
     collapsed = OUT / f"profile_{args.tag}.txt"
     with serving("dhat", artifact / f"{MODEL}.onnx", artifact, OUT) as proc:
         asyncio.run(closed_loop(proc, args.protocol, x, args.concurrency, 2.0))  # warm
-        spy = subprocess.Popen([py_spy, "record", "--subprocesses", "--format", "raw", "--rate", "250", "-d",
+        spy = subprocess.Popen([py_spy, "record", "--subprocesses", "--format", "raw", "--full-filenames", "--rate", "250", "-d",
                                 str(int(args.seconds)), "-o", str(collapsed), "-p", str(proc.proc.pid)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         cell = asyncio.run(closed_loop(proc, args.protocol, x, args.concurrency, args.seconds - 1))
         spy.wait()
     print(f"{args.protocol} c{args.concurrency} under py-spy: {cell}")
-    report = summarise(collapsed, args.top)
+    report = [f"{args.protocol} c{args.concurrency}: {cell}", ""]
+    report += by_package(collapsed, args.seconds - 1, cell["requests"]) + [""] + summarise(collapsed, args.top)
     (OUT / f"profile_{args.tag}.md").write_text("\n".join(report) + "\n")
     print("\n".join(report))
 

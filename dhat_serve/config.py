@@ -25,6 +25,9 @@ class ServeConfig:
     max_image_pixels: int = 4096 * 4096  # DHAT_MAX_IMAGE_PIXELS: decoded width x height (decompression bombs)
     batch_size: int = 64  # DHAT_BATCH_SIZE: images per ONNX Runtime call (a request is never split)
     max_wait_ms: float = 2.0  # DHAT_MAX_WAIT_MS: how long a batch waits for more requests after the first
+    # DHAT_INLINE_RUN_MS: a request alone in the server runs on the event loop, without the thread hand-off, when
+    # its mode's last lone run took at most this long (a small model on the CPU); 0 = always on a thread
+    inline_run_ms: float = 1.0
     queue_size: int = 256  # DHAT_QUEUE_SIZE: requests waiting per mode; beyond it 503 + Retry-After at once
     timeout_s: float = 30.0  # DHAT_TIMEOUT_S: a request's deadline (queue + run); beyond it 504
     max_concurrency: int = 512  # DHAT_MAX_CONCURRENCY: requests in flight per worker; beyond it 429
@@ -77,6 +80,7 @@ class ServeConfig:
             max_image_pixels=int(env.get("DHAT_MAX_IMAGE_PIXELS", cls.max_image_pixels)),
             batch_size=int(env.get("DHAT_BATCH_SIZE", cls.batch_size)),
             max_wait_ms=float(env.get("DHAT_MAX_WAIT_MS", cls.max_wait_ms)),
+            inline_run_ms=float(env.get("DHAT_INLINE_RUN_MS", cls.inline_run_ms)),
             queue_size=int(env.get("DHAT_QUEUE_SIZE", cls.queue_size)),
             timeout_s=float(env.get("DHAT_TIMEOUT_S", cls.timeout_s)),
             max_concurrency=int(env.get("DHAT_MAX_CONCURRENCY", cls.max_concurrency)),

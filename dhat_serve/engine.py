@@ -41,7 +41,8 @@ class Engine:
         modes = runtime.manifest.request_modes  # four, or main alone for a single-head artifact
         self.executor = ThreadPoolExecutor(max_workers=len(modes), thread_name_prefix="ort")
         self.batchers = {mode: Batcher(mode, partial(self.run, mode), self.executor, cfg.batch_size,
-                                       cfg.max_wait_ms / 1000, cfg.queue_size, observer, in_flight)
+                                       cfg.max_wait_ms / 1000, cfg.queue_size, observer, in_flight,
+                                       cfg.inline_run_ms / 1000)
                          for mode in modes}
 
     @classmethod

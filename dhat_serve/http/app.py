@@ -40,7 +40,8 @@ def info_document(plane: DataPlane) -> dict[str, Any]:
         "architecture": manifest.architecture, "provenance": manifest.provenance,
         "limits": {"max_batch": cfg.max_batch, "max_request_bytes": cfg.max_request_bytes,
                    "max_image_pixels": cfg.max_image_pixels, "batch_size": cfg.batch_size,
-                   "max_wait_ms": cfg.max_wait_ms, "queue_size": cfg.queue_size, "timeout_s": cfg.timeout_s,
+                   "max_wait_ms": cfg.max_wait_ms, "inline_run_ms": cfg.inline_run_ms,
+                   "queue_size": cfg.queue_size, "timeout_s": cfg.timeout_s,
                    "max_concurrency": cfg.max_concurrency},
         "providers": engine.runtime.providers(),
     }

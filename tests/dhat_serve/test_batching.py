@@ -162,3 +162,26 @@ def test_a_worker_that_dies_fails_every_waiting_request_at_once():
     results, seconds = asyncio.run(scenario())
     assert all(isinstance(r, InferenceFailed) and "batching worker stopped" in str(r) for r in results), results
     assert seconds < 5 and results[0].status == 500
+
+
+@pytest.mark.parametrize("inline_s, run_s, in_flight, expected", [
+    (0.5, 0.0, 1, ["ort", "loop", "loop"]),  # fast and alone: the first run measures, then no hand-off
+    (0.0, 0.0, 1, ["ort", "ort", "ort"]),  # DHAT_INLINE_RUN_MS=0: always the thread
+    (0.01, 0.05, 1, ["ort", "ort", "ort"]),  # a run longer than the limit never stalls the loop
+    (0.5, 0.0, 2, ["ort", "ort", "ort"]),  # someone else in the server: the loop stays free for them
+])
+def test_a_lone_fast_request_runs_on_the_loop_and_anything_else_on_the_thread(inline_s, run_s, in_flight, expected):
+    where = []
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        where.append("loop" if threading.current_thread() is threading.main_thread() else "ort")
+        time.sleep(run_s)
+        return {"logits": x}
+
+    async def scenario():
+        b = Batcher("main", run, ThreadPoolExecutor(1, thread_name_prefix="ort"), 8, 0.0, 4, in_flight=lambda: in_flight,
+                    inline_s=inline_s)
+        return [(await b.submit(np.full((1, 1, 2, 2), i, np.float32), 5))["logits"][0, 0, 0, 0] for i in range(3)]
+
+    assert asyncio.run(scenario()) == [0.0, 1.0, 2.0]
+    assert where == expected
