@@ -37,13 +37,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_oip import raw  # noqa: E402
 from benchmarks.common import OUT, random_artifact, save  # noqa: E402
-from tests.helpers.server import free_port  # noqa: E402
+from tests.helpers.server import free_port, wait_until_ready  # noqa: E402
 
 PEERS = Path(__file__).parent / "peers"
 PINS = {"mlserver": ["mlserver==1.7.1", "onnxruntime==1.31.1", "uvloop==0.21.0"],
@@ -84,17 +83,7 @@ class Proc:
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"http://{self.http}/v2/models/{MODEL}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{self.name} not ready after {timeout} s: {self.log.read_text()[-2000:]}")
+        wait_until_ready(f"http://{self.http}/v2/models/{MODEL}/ready", self.proc, self.log, timeout)
 
     def stop(self) -> None:
         try:

@@ -116,8 +116,7 @@ class Batcher:
     async def submit(self, images: np.ndarray, timeout_s: float) -> dict[str, np.ndarray]:
         """The outputs for ``images`` (N, C, H, W) once their batch has run; ``Overloaded`` when refused."""
         self._ensure_worker()
-        pending = Pending(images, asyncio.get_running_loop().create_future())
-        pending.deadline = pending.enqueued + timeout_s
+        pending = Pending(images, asyncio.get_running_loop().create_future(), deadline=time.perf_counter() + timeout_s)
         try:
             self.queue.put_nowait(pending)
         except asyncio.QueueFull:
@@ -181,8 +180,7 @@ class Batcher:
                 batch.fail(InferenceFailed(f"mode {self.name}: the model run failed on a batch of "
                                            f"{len(batch.images)} images ({type(exc).__name__})"))
                 continue
-            seconds = time.perf_counter() - start
-            self.observer.ran(self.name, len(batch.images), seconds, len(batch.items))
+            self.observer.ran(self.name, len(batch.images), time.perf_counter() - start, len(batch.items))
             batch.answer(outputs)
 
     def _timed_run(self, batch: BatchedRequests) -> Mapping[str, np.ndarray]:

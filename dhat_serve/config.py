@@ -14,6 +14,11 @@ def comma_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def env_flag(name: str) -> bool:
+    """An on/off ``DHAT_*`` variable: 1, true or yes (any case) is on; unset or anything else is off."""
+    return os.environ.get(name, "0").lower() in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """``DHAT_*`` environment variables with safe defaults (caps on what one request may cost)."""
@@ -95,12 +100,12 @@ class ServeConfig:
             gpus=env.get("DHAT_GPUS", ""),
             api_keys=env.get("DHAT_API_KEYS", ""),
             api_keys_file=env.get("DHAT_API_KEYS_FILE") or None,
-            protect_metrics=env.get("DHAT_PROTECT_METRICS", "0").lower() in ("1", "true", "yes"),
+            protect_metrics=env_flag("DHAT_PROTECT_METRICS"),
             ssl_certfile=env.get("DHAT_SSL_CERTFILE") or None,
             ssl_keyfile=env.get("DHAT_SSL_KEYFILE") or None,
             cors_origins=env.get("DHAT_CORS_ORIGINS", ""),
-            access_log=env.get("DHAT_ACCESS_LOG", "0").lower() in ("1", "true", "yes"),
-            tracing=env.get("DHAT_TRACING", "0").lower() in ("1", "true", "yes"),
+            access_log=env_flag("DHAT_ACCESS_LOG"),
+            tracing=env_flag("DHAT_TRACING"),
         )
 
     def warmup_sizes(self) -> tuple[int, ...]:
