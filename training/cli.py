@@ -180,10 +180,13 @@ def train(
     console.print(f"run directory: {run_dir}")
 
 
-ATTACKS_HELP = ("comma-separated: clean, pgdK[xR][@STEP], apgd-ce, apgd-dlr-t, autoattack, square; and on the dual "
-                "head's three outputs together: joint[K] (untargeted, the summed cross-entropy of merged, main and "
-                "second) and agree[K] (monitor evasion: from PGD-K on merged, then per image the first of its top wrong "
-                "classes that fools merged with the heads agreeing, the three targeted losses summed); K steps, default 20")
+ATTACKS_HELP = ("comma-separated, or `strong` for the whole suite (AutoAttack standard, APGD-DLR, margin20/100/500 and "
+                "margin100x3/x5, system100x3, evade100, Square on the graph, transfer; a per-image worst case, convergence "
+                "ladders and a large-eps sanity row): clean, pgdK[xR][@STEP], apgd-ce, apgd-dlr, apgd-dlr-t, autoattack, "
+                "square, marginK[xR] (APGD on the logit margin of one mode, best iterate, R runs); on the dual head's three "
+                "outputs together: systemK[xR] (the three margins, each clamped at 0) and evadeK[xR] (monitor evasion: "
+                "heads kept on the true class while merged flips, or both heads moved to one wrong class); the older, "
+                "weaker joint[K] and agree[K] (cross-entropy, PGD, last iterate) are kept for the committed reports")
 
 PRIMARY_HELP = ("the primary endpoint, COMPARISON@ATTACK, e.g. merged-main@pgd20 (default: merged-main under AutoAttack, "
                 "else APGD-DLR-T, APGD-CE, the longest PGD); every other comparison is secondary, Holm-adjusted")

@@ -16,7 +16,10 @@ project's one PGD loop (``training.attacks.ascend``; pyautoattack's APGD takes n
   ``heads_agree`` = true looks like to an operator).
 
 K is the number of steps (default 20, the evaluation's PGD-20); the step is the paper's 2.5 * eps / K (§IV) from
-a uniform random start, so ``joint`` is PGD-20 with another loss. Tensors: images (N, C, H, W) in [0, 1],
+a uniform random start, so ``joint`` is PGD-20 with another loss. Both are kept as they were (committed reports
+name them) but are weak (issue 35: unbounded summed cross-entropy, last iterate, one start): their successors on
+margin hinges with APGD, best iterate and restarts are ``systemK[xR]`` (``margin_attacks``) and ``evadeK[xR]``
+(``evasion``, which also tries the heads kept on the true class while the merger flips). Tensors: images (N, C, H, W) in [0, 1],
 labels (N,), logits (N, classes).
 """
 
@@ -30,6 +33,7 @@ import torch.nn.functional as F
 from dhat_serve.contract import MERGED
 from training.attacks import PGDConfig, ascend, eval_mode, pgd, pgd_schedule
 from training.models.dual_head import AllOutputs, ModeView
+from training.robustness.margin_attacks import is_margin_system, margin_config
 
 SYSTEM_NAME = re.compile(r"^(joint|agree)(\d+)?$")
 DEFAULT_STEPS = 20  # the evaluation's PGD-20 (Table I's attack), the project's choice for both attacks
@@ -37,8 +41,15 @@ MAX_TARGETS = 9  # APGD-T's n_target_classes for 10 classes (AutoAttack's standa
 
 
 def is_system_attack(name: str) -> bool:
-    """Whether ``name`` attacks the three outputs together (crafted once, on ``AllOutputs``, scored on every mode)."""
-    return SYSTEM_NAME.match(name) is not None
+    """Whether ``name`` attacks the three outputs together (crafted once, on ``AllOutputs``, scored on every mode):
+    ``joint``, ``agree`` here, and their margin-loss successors ``system``, ``evade`` (``margin_attacks``)."""
+    return SYSTEM_NAME.match(name) is not None or is_margin_system(name)
+
+
+def system_steps(name: str) -> int:
+    """The steps K of a system attack's name (``joint`` 20, ``system`` 100 by default)."""
+    m = SYSTEM_NAME.match(name)
+    return int(m.group(2) or DEFAULT_STEPS) if m else margin_config(name, 0.0).steps
 
 
 def system_config(name: str, eps: float) -> PGDConfig:

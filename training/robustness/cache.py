@@ -23,7 +23,7 @@ from dhat_serve.runtime import ModelRuntime
 from training.distributed import DistContext
 from training.models.dual_head import AllOutputs, ModeView
 from training.robustness.adaptive import is_system_attack
-from training.robustness.settings import EvalSettings, EvaluationError
+from training.robustness.settings import SANITY_ATTACK, SANITY_EPS, EvalSettings, EvaluationError
 from training.robustness.suite import AttackContext, run_attack
 
 TRANSFER_ATTACK = "pgd20"
@@ -123,7 +123,7 @@ def curve_eps(job: Job) -> list[float]:
 
 
 def craft_all(job: Job) -> None:
-    """Phase 1 for every mode: the asked attacks, the transfer attack and the curve points."""
+    """Phase 1 for every mode: the asked attacks, the transfer attack, the curve points and the large-eps row."""
     with crafting_precision(job):
         for mode in job.settings.modes:
             for name in job.settings.attacks:
@@ -132,3 +132,5 @@ def craft_all(job: Job) -> None:
                 craft(job, mode, TRANSFER_ATTACK, job.eps)
             for e in curve_eps(job):
                 craft(job, mode, CURVE_ATTACK, e)
+            if job.settings.sanity:
+                craft(job, mode, SANITY_ATTACK, SANITY_EPS)

@@ -19,10 +19,12 @@ from dhat_serve.contract import MERGED
 from training.robustness.cache import Job, crafted_on
 from training.robustness.compare import labels_digest, pack_correct
 from training.robustness.heads import head_disagreement
-from training.robustness.sections import (accuracy_table, adaptive_section, comparison_section, disagreement_section, pct,
-                                          shift_section)
+from training.robustness.sections import (accuracy_table, adaptive_section, comparison_section, convergence_section,
+                                          disagreement_section, pct, sanity_section, shift_section)
 from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, mark_primary,
-                                         masking_warnings, default_primary, score_mode, transfer_matrix)
+                                         masking_warnings, default_primary, sanity_correct, score_mode, transfer_matrix)
+from training.robustness.settings import WORST_CASE
+from training.robustness.worst_case import convergence, sanity_rows, worst_case_row
 from training.robustness.shift import shifted_traffic
 
 matplotlib.use("Agg")
@@ -40,7 +42,12 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         results[mode] = {"twin_graph_max_abs_diff": diffs[mode], **row}
         for name, x_adv in examples.items():
             adversarial.setdefault(crafted_on(name, mode), {})[name] = x_adv
-    transfer, transfer_ci = transfer_matrix(job) if job.settings.transfer else ({}, {})
+    transfer, transfer_ci, survived = transfer_matrix(job) if job.settings.transfer else ({}, {}, {})
+    worst = {}
+    for mode in job.settings.modes:
+        worst[mode], correct[mode][WORST_CASE] = worst_case_row(correct[mode], survived.get(mode))
+    converged, convergence_warnings = convergence(results, len(job.y))
+    sanity, sanity_warnings = sanity_rows(results, sanity_correct(job)) if job.settings.sanity else ({}, [])
     comps, adaptive = comparisons(correct), adaptive_comparisons(results, correct)
     asked = job.settings.primary
     primary = mark_primary(comps, adaptive, None if asked == "none" else asked or default_primary(job.settings.attacks))
@@ -57,14 +64,16 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         "square_queries": job.settings.square_queries,
         "device": str(job.dist.device), "world_size": job.dist.world_size, "providers": job.rt.providers(),
         "attack_precision": "tf32" if job.tf32() else "fp32",
-        "results": results, "comparisons": comps, "primary_endpoint": primary,
+        "results": results, "worst_case": worst, "convergence": converged, "sanity": sanity,
+        "comparisons": comps, "primary_endpoint": primary,
         "correct": {mode: {name: pack_correct(v) for name, v in row.items()} for mode, row in correct.items()},
         "transfer": transfer, "transfer_ci95": transfer_ci,
         "adaptive": adaptive,
         "head_disagreement": head_disagreement(job.rt, job.x, job.y, adversarial) if dual else None,
         "shifted_traffic": shifted_traffic(job.rt, job.x, job.y, job.settings.modes, job.settings.seed)
         if job.settings.corruptions else [],
-        "warnings": masking_warnings(results, transfer) + adaptive_warnings(adaptive),
+        "warnings": masking_warnings(results, transfer) + adaptive_warnings(adaptive) + convergence_warnings
+        + sanity_warnings,
         "versions": {"dhat_serve": __version__, "torch": torch.__version__, "onnxruntime": ort.__version__,
                      "python": platform.python_version()},
     }
@@ -103,6 +112,7 @@ def markdown(report: dict[str, Any]) -> str:
                   "| crafted on \\ scored on | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
         for src, row in report["transfer"].items():
             lines.append(f"| {src} | " + " | ".join(pct(row[t], cis.get(src, {}).get(t)) for t in targets) + " |")
+    lines += convergence_section(report) + sanity_section(report)
     lines += adaptive_section(report) + disagreement_section(report) + shift_section(report)
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in report["warnings"]] or ["None: no white-box accuracy above a black-box or transfer one."]

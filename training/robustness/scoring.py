@@ -16,7 +16,9 @@ import torch
 from dhat_serve.contract import MAIN, MERGED, SECOND
 from training.models.dual_head import ModeView
 from training.robustness.cache import CURVE_ATTACK, TRANSFER_ATTACK, Job, collect, crafted_on, curve_eps
-from training.robustness.adaptive import is_system_attack, system_config
+from training.robustness.adaptive import is_system_attack, system_steps
+from training.robustness.margin_attacks import is_margin_attack, margin_config
+from training.robustness.settings import SANITY_ATTACK, SANITY_EPS, WORST_CASE
 from training.robustness.stats import accuracy_with_ci, adjust_secondaries, paired_difference, wilson
 from training.robustness.suite import is_white_box, pgd_config
 from training.robustness.twin import graph_logits, twin_logits
@@ -53,18 +55,28 @@ def score_mode(job: Job, mode: str) -> tuple[dict[str, Any], dict[str, np.ndarra
     return row, correct, adversarial
 
 
-def transfer_matrix(job: Job) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]:
+def transfer_matrix(job: Job) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]], dict[str, np.ndarray]]:
     """matrix[source][target]: graph accuracy of ``target`` on PGD-20 examples crafted on ``source``'s twin,
-    and the 95 % interval of each entry."""
+    the 95 % interval of each entry, and per target the (N,) images it got right under every other source's
+    examples (the transfer attack's part of the worst case)."""
     acc: dict[str, dict[str, float]] = {}
     ci: dict[str, dict[str, list[float]]] = {}
+    survived: dict[str, np.ndarray] = {}
     for src in job.settings.modes:
         x_adv = collect(job, src, TRANSFER_ATTACK, job.eps)
         acc[src], ci[src] = {}, {}
         for tgt in job.settings.modes:
-            hits = int((graph_logits(job.rt, tgt, x_adv).argmax(1) == job.y.numpy()).sum())
-            acc[src][tgt], ci[src][tgt] = hits / len(job.y), list(wilson(hits, len(job.y)))
-    return acc, ci
+            right = graph_logits(job.rt, tgt, x_adv).argmax(1) == job.y.numpy()
+            acc[src][tgt], ci[src][tgt] = float(right.mean()), list(wilson(int(right.sum()), len(job.y)))
+            if src != tgt:
+                survived[tgt] = survived.get(tgt, np.ones(len(job.y), dtype=bool)) & right
+    return acc, ci, survived
+
+
+def sanity_correct(job: Job) -> dict[str, np.ndarray]:
+    """Per mode, the (N,) images its graph still gets right under ``SANITY_ATTACK`` at ``SANITY_EPS`` (should be none)."""
+    return {mode: graph_logits(job.rt, mode, collect(job, mode, SANITY_ATTACK, SANITY_EPS)).argmax(1) == job.y.numpy()
+            for mode in job.settings.modes}
 
 
 def comparisons(correct: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
@@ -80,11 +92,15 @@ def comparisons(correct: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str
 
 def strongest_single_mode(attacks: tuple[str, ...] | list[str]) -> str | None:
     """The strongest attack on one mode alone that ran, by an order fixed before any result: AutoAttack, APGD-DLR-T,
-    APGD-CE, then the PGD with the most steps x restarts, then Square; None when only clean and the attacks on the
+    APGD-CE, APGD-DLR, then the margin attack, then the PGD, each with the most steps x restarts, then Square; None when only clean and the attacks on the
     whole system ran."""
-    for name in ("autoattack", "apgd-dlr-t", "apgd-ce"):
+    for name in ("autoattack", "apgd-dlr-t", "apgd-ce", "apgd-dlr"):
         if name in attacks:
             return name
+    margins = [a for a in attacks if is_margin_attack(a) and not is_system_attack(a)]
+    if margins:
+        return max(margins, key=lambda a: (margin_config(a, 1.0).steps * margin_config(a, 1.0).restarts,
+                                          -list(attacks).index(a)))
     pgds = [a for a in attacks if a.startswith("pgd")]
     if pgds:
         return max(pgds, key=lambda a: (pgd_config(a, 1.0).steps * pgd_config(a, 1.0).restarts, -list(attacks).index(a)))
@@ -92,7 +108,11 @@ def strongest_single_mode(attacks: tuple[str, ...] | list[str]) -> str | None:
 
 
 def default_primary(attacks: tuple[str, ...]) -> str | None:
-    """The default primary endpoint: merged - main under ``strongest_single_mode`` (None: no primary, all secondary)."""
+    """The default primary endpoint: merged - main under the per-image worst case when AutoAttack ran beside another
+    attack (a suite: its worst case is at least AutoAttack's strength; issue 35), else under
+    ``strongest_single_mode`` (None: no primary, all secondary)."""
+    if "autoattack" in attacks and len([a for a in attacks if a != "clean"]) > 1:
+        return f"merged-main@{WORST_CASE}"
     attack = strongest_single_mode(attacks)
     return f"merged-main@{attack}" if attack else None
 
@@ -112,9 +132,10 @@ def mode_only_reference(name: str, attacks: dict[str, Any]) -> str | None:
     """The attack on one mode alone that a system attack is set beside: ``pgdK`` of the same K when it ran, else the
     first white-box one of ``strongest_single_mode``'s fixed order (never chosen by its result; Square, a black-box
     attack, is not a reference), else None."""
-    steps = system_config(name, 1.0).steps
-    if f"pgd{steps}" in attacks:
-        return f"pgd{steps}"
+    steps = system_steps(name)
+    own = f"margin{steps}" if is_margin_attack(name) else f"pgd{steps}"  # the same loss family and steps
+    if own in attacks:
+        return own
     return strongest_single_mode([a for a in attacks if a != "square"])
 
 

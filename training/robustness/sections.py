@@ -12,13 +12,46 @@ def pct(value: float, ci: list[float] | None = None) -> str:
 
 
 def accuracy_table(report: dict[str, Any]) -> list[str]:
-    """The graph's accuracy per mode (rows) and attack (columns), each with its 95 % Wilson interval."""
+    """The graph's accuracy per mode (rows) and attack (columns), each with its 95 % Wilson interval, and the per-image
+    worst case over all of them (transfer included) in the last column where the report has one."""
     attacks = report["attacks"]
-    lines = ["| mode | " + " | ".join(attacks) + " |", "|---|" + "---|" * len(attacks)]
+    worst = report.get("worst_case") or {}
+    head = attacks + (["**worst case**"] if worst else [])
+    lines = ["| mode | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for mode, row in report["results"].items():
         cells = [pct(row["attacks"][a]["graph"], row["attacks"][a].get("graph_ci95")) for a in attacks]
+        if worst:
+            cells.append(f"**{pct(worst[mode]['graph'], worst[mode]['graph_ci95'])}**")
         lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    if worst:
+        over = next(iter(worst.values()))["over"]
+        lines += ["", f"Worst case: per image, right under every one of {', '.join(over)} (an image counts only if "
+                  "the mode is right on it under all of them)."]
     return lines
+
+
+def convergence_section(report: dict[str, Any]) -> list[str]:
+    """The strongest attack's accuracy along its step and restart ladders: it should stop falling."""
+    table = report.get("convergence") or {}
+    if not table:
+        return []
+    lines = ["", "Convergence of the margin attack (APGD on the logit margin, best iterate; accuracy should stop falling "
+             "at the last rung of each ladder, else a warning below):", "", "| mode | ladder | rungs |", "|---|---|---|"]
+    for mode, ladders in table.items():
+        for ladder, rungs in ladders.items():
+            lines.append(f"| {mode} | {ladder} | " + " → ".join(f"{r['attack']} {pct(r['graph'])}" for r in rungs) + " |")
+    return lines
+
+
+def sanity_section(report: dict[str, Any]) -> list[str]:
+    """The large-eps row: an attack that cannot reach 0 % where any image is reachable is failing."""
+    rows = report.get("sanity") or {}
+    if not rows:
+        return []
+    first = next(iter(rows.values()))
+    return ["", f"Sanity (gradient-masking check): {first['attack']} at eps = {first['eps']:g}, where every image is "
+            "reachable, must leave 0 %: " + ", ".join(f"{m} {pct(r['graph'], r['ci95'])}" for m, r in rows.items())
+            + f" (n = {first['n']})."]
 
 
 def comparison_section(report: dict[str, Any]) -> list[str]:

@@ -15,15 +15,6 @@ ATTACKS = ("clean", "pgd20", "pgd10x2", "apgd-ce", "apgd-dlr-t", "square", "join
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evalrun")
-    recipe = load_recipe("digits", TINY + ["stage1.epochs=3", "stage1.method=natural"])
-    run = train_recipe(recipe, root / "run", device="cpu")
-    export_artifact(run, root / "artifact", parity_n=16)
-    return run, root / "artifact"
-
-
-@pytest.fixture(scope="module")
 def report(tiny_run, tmp_path_factory):
     run, artifact = tiny_run
     settings = EvalSettings(attacks=ATTACKS, n=6, batch_size=3, square_queries=50, curve=(0.0, 1.0, 2.0))
