@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 
 from dhat_serve.contract import MAIN, MODES
+from training.robustness.settings import WORST_CASE
+from training.robustness.suite import expand_attacks
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = ("train", "export", "eval", "aa", "adaptive", "summary")
+PHASES = ("train", "export", "eval", "aa", "adaptive", "strong", "summary")
 ADAPTIVE_ATTACKS = ("clean", "pgd20", "joint", "agree")
 """The ``adaptive`` phase (issue 28): the attacks on the three outputs together and on the head-agreement monitor,
 beside PGD-20 on each mode alone, plus the shifted-traffic rows; dual-head recipes only."""
@@ -93,7 +95,9 @@ def primary_of(attacks: tuple[str, ...], primary: str, phase: str) -> str:
     """A report's primary endpoint: the experiment's (``--primary``) in the phase that runs its attack, else none, so
     the experiment has one primary endpoint; the adaptive phase's rows are all secondary (its PGD-20 rows repeat the
     eval phase's on fewer images)."""
-    return primary if phase != "adaptive" and primary.partition("@")[2] in attacks else "none"
+    target = primary.partition("@")[2]
+    suite = target == WORST_CASE and phase == "strong"  # the worst case is the strong suite's column
+    return primary if phase != "adaptive" and (target in attacks or suite) else "none"
 
 
 def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: argparse.Namespace) -> None:
@@ -105,15 +109,16 @@ def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: a
     out = root / "reports" / name / attack
     if not (root / "artifacts" / name / "manifest.json").is_file():
         return  # not exported (training not complete)
-    n = {"autoattack": args.aa_n, "adaptive": args.adaptive_n}.get(attack, args.n)
-    attacks = ADAPTIVE_ATTACKS if attack == "adaptive" else ("clean", attack)
+    n = {"autoattack": args.aa_n, "adaptive": args.adaptive_n, "strong": args.strong_n}.get(attack, args.n)
+    attacks = {"adaptive": ADAPTIVE_ATTACKS, "strong": ("strong",)}.get(attack, ("clean", attack))
     if (out / "report.json").is_file():
         old = json.loads((out / "report.json").read_text())
-        if tuple(old["attacks"]) == attacks and (n is None or old["data"]["n"] == n):
+        if tuple(old["attacks"]) == expand_attacks(attacks, len(modes) > 1) and (n is None or old["data"]["n"] == n):
             return
         (out / "report.json").unlink()  # asked for other images or attacks: score again (cached chunks are reused)
     settings = EvalSettings(modes=modes, attacks=attacks, n=n, batch_size=args.batch_size, device=args.device,
-                            transfer=attack == "pgd20" and len(modes) > 1 and not args.no_transfer, curve=(),
+                            transfer=attack in ("pgd20", "strong") and len(modes) > 1 and not args.no_transfer, curve=(),
+                            square_queries=args.square_queries,
                             data_dir=args.data_dir, attack_precision=args.attack_precision,
                             corruptions=attack == "adaptive", primary=primary_of(attacks, args.primary, attack) if len(modes) > 1 else None)
     start = time.time()
@@ -141,7 +146,8 @@ def run_phases(recipe: str, seed: int | None, modes: tuple[str, ...], phases: se
     if "export" in phases:
         export(name, args.root, args.data_dir)
     for phase, attack, wanted in (("eval", "pgd20", True), ("aa", "autoattack", args.aa_n),
-                                  ("adaptive", "adaptive", args.adaptive_n and len(modes) > 1)):
+                                  ("adaptive", "adaptive", args.adaptive_n and len(modes) > 1),
+                                  ("strong", "strong", args.strong_n)):
         if phase in phases and wanted:
             evaluate(name, args.root, modes, attack, args)
             publish(args.root, name, attack, dhat)
@@ -158,12 +164,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=None, help="clean and PGD-20 on the first N (default: all 10,000)")
     parser.add_argument("--adaptive-n", type=int, default=2000,
                         help="the adaptive phase (joint, agree, corruptions) on the first N (0: skip)")
+    parser.add_argument("--strong-n", type=int, default=1000,
+                        help="the strong suite (AutoAttack, margin, system, evade, Square, transfer; its per-image worst "
+                             "case is the primary endpoint) on the first N (0: skip)")
+    parser.add_argument("--square-queries", type=int, default=5000,
+                        help="queries of the Square attack on the graph (AutoAttack's 5,000)")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if visible)")
     parser.add_argument("--batch-size", type=int, default=500, help="images per attack chunk")
     parser.add_argument("--attack-precision", default="fp32", choices=ATTACK_PRECISIONS,
                         help="tf32: craft on CUDA with TF32 convolutions (faster); scores stay fp32")
-    parser.add_argument("--primary", default="merged-main@pgd20",
-                        help="the primary endpoint, COMPARISON@ATTACK, named before the results (GPU: merged-main@autoattack)")
+    parser.add_argument("--primary", default="merged-main@worst-case",
+                        help="the primary endpoint, COMPARISON@ATTACK, named before the results (issue 35: merged - main "
+                             "under the strong suite's per-image worst case; it was merged-main@pgd20 before)")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {', '.join(PHASES)}")
     parser.add_argument("--no-transfer", action="store_true",
                         help="skip the transfer matrix (slow where ONNX Runtime has only its CPU provider)")

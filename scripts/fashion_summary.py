@@ -22,13 +22,21 @@ from training.robustness.seeds import t_interval
 from training.robustness.stats import adjust_secondaries
 
 log = logging.getLogger(__name__)
-ATTACKS = (("clean", "pgd20"), ("pgd20", "pgd20"), ("autoattack", "autoattack"))
-"""(attack, the report it is read from): clean and PGD-20 from the PGD-20 report, AutoAttack from its own."""
+ATTACKS = (("clean", "pgd20"), ("pgd20", "pgd20"), ("autoattack", "autoattack"), ("autoattack", "strong"),
+           ("worst-case", "strong"))
+"""(attack, the report it is read from): clean and PGD-20 from the PGD-20 report, AutoAttack from its own or from the
+strong suite's report, and the strong suite's per-image worst case (issue 35's primary endpoint)."""
 
 
 def load(root: Path, name: str | None, kind: str) -> dict[str, Any] | None:
-    path = root / "reports" / str(name) / kind / "report.json"
-    return json.loads(path.read_text()) if name and path.is_file() else None
+    """``reports/NAME/KIND/report.json``, else its committed copy ``experiments/*/NAME-KIND-report.json`` (a run
+    evaluated in an earlier session, whose checkpoints are not kept)."""
+    if not name:
+        return None
+    path = root / "reports" / name / kind / "report.json"
+    if not path.is_file():
+        path = next(iter(sorted((root / "experiments").glob(f"*/{name}-{kind}-report.json"))), path)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def pairs(dhat: str, baseline: str | None) -> list[tuple[tuple[str, str], tuple[str, str]]]:
@@ -48,6 +56,8 @@ def seed_rows(root: Path, dhat: str, baseline: str | None, primary: str) -> list
     for a, b in pairs(dhat, baseline):
         for attack, kind in ATTACKS:
             ra, rb = load(root, runs[a[0]], kind), load(root, runs[b[0]], kind)
+            if any(r and attack not in r["correct"].get(a[1] if r is ra else b[1], {}) for r in (ra, rb)):
+                continue  # the report of this kind did not run that attack
             if ra and rb and a[1] in ra["results"] and b[1] in rb["results"]:
                 try:
                     rows.append({"comparison": label(a, b), "attack": attack, **compare(ra, a[1], rb, b[1], attack)})
@@ -59,15 +69,18 @@ def seed_rows(root: Path, dhat: str, baseline: str | None, primary: str) -> list
 
 
 def across(per_seed: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Each (comparison, attack) present in every seed: the per-seed differences and their t-interval."""
-    keys = [(r["comparison"], r["attack"]) for r in next(iter(per_seed.values()), [])]
+    """Each (comparison, attack) present in two or more seeds: the seeds, their differences and the t-interval (a
+    row that only some seeds have, e.g. the strong suite's, says which)."""
+    keys = list(dict.fromkeys((r["comparison"], r["attack"]) for rows in per_seed.values() for r in rows))
     out: list[dict[str, Any]] = []
     for comparison, attack in keys:
-        found = [next((r for r in rows if (r["comparison"], r["attack"]) == (comparison, attack)), None)
-                 for rows in per_seed.values()]
-        if all(found):
-            out.append({"comparison": comparison, "attack": attack, "role": found[0].get("role"),
-                        "per_seed": [r["difference"] for r in found], **t_interval([r["difference"] for r in found])})
+        found = {seed: r for seed, rows in per_seed.items()
+                 for r in rows if (r["comparison"], r["attack"]) == (comparison, attack)}
+        if len(found) >= 2:
+            role = next(iter(found.values())).get("role")
+            out.append({"comparison": comparison, "attack": attack, "role": role, "seeds": list(found),
+                        "per_seed": [r["difference"] for r in found.values()],
+                        **t_interval([r["difference"] for r in found.values()])})
     primary = next((r for r in out if r["role"] == "primary"), None)
     adjust_secondaries(out, primary, p_key="t_p", estimate="mean")  # secondaries' verdicts on Holm-adjusted t-tests
     return out
@@ -84,9 +97,10 @@ def markdown(dhat: str, per_seed: dict[str, list[dict[str, Any]]], seeds: list[d
           "Differences in points; within a run Newcombe's hybrid score 95 % interval and McNemar's exact p (Holm-"
           "adjusted for secondary rows); across runs the mean and its Student-t 95 % interval over the seeds.", ""]
     if seeds and len(per_seed) > 1:
-        md += ["| comparison | attack | role | per seed | mean [95 % t-interval] | t-test p | Holm p | verdict |",
-               "|---|---|---|---|---|---|---|---|"]
-        md += [f"| {r['comparison']} | {r['attack']} | {r['role']} | {', '.join(pts(v) for v in r['per_seed'])} | "
+        md += ["| comparison | attack | role | seeds | per seed | mean [95 % t-interval] | t-test p | Holm p | verdict |",
+               "|---|---|---|---|---|---|---|---|---|"]
+        md += [f"| {r['comparison']} | {r['attack']} | {r['role']} | {','.join(r.get('seeds', []))} | "
+               f"{', '.join(pts(v) for v in r['per_seed'])} | "
                f"{pts(r['mean'])} [{pts(r['ci95'][0])}, {pts(r['ci95'][1])}] | {r['t_p']:.3g} | "
                f"{r['holm_p']:.3g} | {r['verdict']} |" for r in seeds]
         md.append("")
@@ -101,7 +115,7 @@ def markdown(dhat: str, per_seed: dict[str, list[dict[str, Any]]], seeds: list[d
 
 
 def summary(root: Path, dhat: str, names: list[tuple[str, str | None, int | None]],
-            primary: str = "merged-main@pgd20") -> None:
+            primary: str = "merged-main@worst-case") -> None:
     """``experiments/DHAT/summary.md`` and ``.json`` from the reports under ``root/reports``."""
     per_seed = {str(seed if seed is not None else "recipe"): seed_rows(root, d, b, primary) for d, b, seed in names}
     per_seed = {s: rows for s, rows in per_seed.items() if rows}

@@ -30,13 +30,14 @@ KINDS = {"accuracy": sections.accuracy_table, "comparisons": sections.comparison
 
 def seeds_table(summary: dict) -> list[str]:
     """The across-seed rows of a ``fashion_experiment.py`` summary: per-seed differences, mean, t-interval."""
-    lines = ["| comparison | attack | role | per seed (points) | mean [95 % t-interval] | t-test p | Holm p | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| comparison | attack | role | seeds | per seed (points) | mean [95 % t-interval] | t-test p | Holm p | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in summary["across_seeds"]:
         ci = r["ci95"]
         interval = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "-"
         p, holm_p = (f"{r[k]:.3g}" if r.get(k) is not None else "-" for k in ("t_p", "holm_p"))
-        lines.append(f"| {r['comparison']} | {r['attack']} | {r['role']} | "
+        seeds = ",".join(r["seeds"]) if "seeds" in r else "-"
+        lines.append(f"| {r['comparison']} | {r['attack']} | {r['role']} | {seeds} | "
                      f"{', '.join(f'{100 * v:+.2f}' for v in r['per_seed'])} | {100 * r['mean']:+.2f} {interval} | "
                      f"{p} | {holm_p if r['role'] == 'secondary' else '-'} | {r['verdict']} |")
     return lines

@@ -9,12 +9,14 @@ cache key holds the graph's sha256, so a reused ``--out`` never scores another a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -98,9 +100,11 @@ def craft(job: Job, mode: str, name: str, eps: float) -> None:
             continue
         stop = start + job.settings.batch_size
         xb, yb = job.x[start:stop].to(job.dist.device), job.y[start:stop].to(job.dist.device)
+        began = time.perf_counter()
         x_adv = xb if eps == 0 and name != "clean" else run_attack(name, twin, job.rt, mode, xb, yb, ctx)
         job.cache.mkdir(parents=True, exist_ok=True)
-        save_file({"x_adv": x_adv.detach().contiguous().cpu()}, str(path))
+        seconds = {"seconds": f"{time.perf_counter() - began:.3f}"}  # what the chunk cost, summed by craft_seconds
+        save_file({"x_adv": x_adv.detach().contiguous().cpu()}, str(path), metadata=seconds)
 
 
 def collect(job: Job, mode: str, name: str, eps: float) -> torch.Tensor:
@@ -115,6 +119,16 @@ def collect(job: Job, mode: str, name: str, eps: float) -> torch.Tensor:
     if float((x_adv - job.x).abs().max()) > eps + 1e-5 or float(x_adv.min()) < 0 or float(x_adv.max()) > 1:
         raise EvaluationError(f"{mode} {name}: adversarial examples leave the eps-ball or [0, 1]")
     return x_adv
+
+
+def craft_seconds(job: Job, mode: str, name: str, eps: float) -> float:
+    """Wall seconds phase 1 spent crafting (mode, attack, eps) over all chunks, from each chunk's metadata (0 for
+    chunks cached before the metadata existed); a system attack's are those of its one crafting on ``all``."""
+    total = 0.0
+    for start in job.chunks():
+        with safe_open(str(job.cache / f"{job.key(mode, name, eps, start)}.safetensors"), "pt") as f:
+            total += float((f.metadata() or {}).get("seconds", 0.0))
+    return round(total, 1)
 
 
 def curve_eps(job: Job) -> list[float]:

@@ -20,7 +20,8 @@ from training.robustness.cache import Job, crafted_on
 from training.robustness.compare import labels_digest, pack_correct
 from training.robustness.heads import head_disagreement
 from training.robustness.sections import (accuracy_table, adaptive_section, comparison_section, convergence_section,
-                                          disagreement_section, pct, sanity_section, shift_section)
+                                          disagreement_section, pct, sanity_section, shift_section,
+                                          timing_section)
 from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, mark_primary,
                                          masking_warnings, default_primary, sanity_correct, score_mode, transfer_matrix)
 from training.robustness.settings import WORST_CASE
@@ -112,7 +113,7 @@ def markdown(report: dict[str, Any]) -> str:
                   "| crafted on \\ scored on | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
         for src, row in report["transfer"].items():
             lines.append(f"| {src} | " + " | ".join(pct(row[t], cis.get(src, {}).get(t)) for t in targets) + " |")
-    lines += convergence_section(report) + sanity_section(report)
+    lines += convergence_section(report) + sanity_section(report) + timing_section(report)
     lines += adaptive_section(report) + disagreement_section(report) + shift_section(report)
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in report["warnings"]] or ["None: no white-box accuracy above a black-box or transfer one."]

@@ -15,7 +15,7 @@ import torch
 
 from dhat_serve.contract import MAIN, MERGED, SECOND
 from training.models.dual_head import ModeView
-from training.robustness.cache import CURVE_ATTACK, TRANSFER_ATTACK, Job, collect, crafted_on, curve_eps
+from training.robustness.cache import CURVE_ATTACK, TRANSFER_ATTACK, Job, collect, craft_seconds, crafted_on, curve_eps
 from training.robustness.adaptive import is_system_attack, system_steps
 from training.robustness.margin_attacks import is_margin_attack, margin_config
 from training.robustness.settings import SANITY_ATTACK, SANITY_EPS, WORST_CASE
@@ -44,6 +44,7 @@ def score_mode(job: Job, mode: str) -> tuple[dict[str, Any], dict[str, np.ndarra
     for name in job.settings.attacks:
         adversarial[name] = collect(job, crafted_on(name, mode), name, job.eps)
         row["attacks"][name], correct[name] = score(job, mode, adversarial[name])
+        row["attacks"][name]["craft_seconds"] = craft_seconds(job, crafted_on(name, mode), name, job.eps)
         r = row["attacks"][name]
         log.info("%s %s: graph %.2f%% [%.2f, %.2f] twin %.2f%% (%d disagreements)", mode, name, 100 * r["graph"],
                  100 * r["graph_ci95"][0], 100 * r["graph_ci95"][1], 100 * r["twin"], r["disagreements"])

@@ -227,13 +227,16 @@ def test_system_attacks_need_the_dual_head_and_modes_must_be_in_the_artifact():
 def test_the_primary_endpoint_rule_and_flag():
     from training.robustness.scoring import default_primary, mode_only_reference
 
-    assert default_primary(("clean", "pgd20", "autoattack")) == "merged-main@autoattack"
+    assert default_primary(("clean", "pgd20", "autoattack")) == "merged-main@worst-case"  # a suite: its worst case
+    assert default_primary(("clean", "autoattack")) == "merged-main@autoattack"
+    assert default_primary(("clean", "margin20", "margin100x3", "pgd100")) == "merged-main@margin100x3"
     assert default_primary(("clean", "pgd20", "pgd10x5", "square")) == "merged-main@pgd10x5"
     assert default_primary(("clean", "square")) == "merged-main@square"
     assert default_primary(("clean",)) is None and default_primary(("clean", "joint", "agree")) is None
     accuracies = {"apgd-ce": {"graph": 0.5}, "pgd10": {"graph": 0.2}, "square": {"graph": 0.1}}
     assert mode_only_reference("agree", accuracies) == "apgd-ce"  # a fixed order, not the lowest accuracy
     assert mode_only_reference("agree10", accuracies) == "pgd10"
+    assert mode_only_reference("system100x3", {**accuracies, "margin100": {"graph": 0.3}}) == "margin100"  # same K
     with pytest.raises(ValueError, match="--primary 'merged-main@autoattack': use COMPARISON@ATTACK"):
         EvalSettings(attacks=("clean", "pgd20"), primary="merged-main@autoattack")
     assert EvalSettings(attacks=("clean", "pgd20"), primary="merged-second@pgd20").primary == "merged-second@pgd20"

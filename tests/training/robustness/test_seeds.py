@@ -50,7 +50,7 @@ def test_the_experiment_summary_names_the_primary_and_adjusts_the_rest(tmp_path)
         rep = report({"main": 0.60, "second": 0.61, "merged": 0.62 + 0.005 * s}, s)
         (tmp_path / "reports" / name / "pgd20").mkdir(parents=True)
         (tmp_path / "reports" / name / "pgd20" / "report.json").write_text(json.dumps(rep))
-    summary(tmp_path, "dh", [("dh", None, 0), ("dh-seed1", None, 1), ("dh-seed2", None, 2)])
+    summary(tmp_path, "dh", [("dh", None, 0), ("dh-seed1", None, 1), ("dh-seed2", None, 2)], "merged-main@pgd20")
     doc = json.loads((tmp_path / "experiments/dh/summary.json").read_text())
     assert doc["primary_endpoint"] == "merged-main@pgd20" and set(doc["per_seed"]) == {"0", "1", "2"}
     primary = [r for r in doc["across_seeds"] if r["role"] == "primary"]
