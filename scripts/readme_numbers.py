@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"<!-- numbers: (\S+) (\S+) -->\n(.*?)<!-- /numbers -->", re.S)
 KINDS = {"accuracy": sections.accuracy_table, "comparisons": sections.comparison_section,
          "adaptive": sections.adaptive_section, "monitor": sections.disagreement_section,
-         "shift": sections.shift_section}
+         "shift": sections.shift_section, "convergence": sections.convergence_section,
+         "sanity": sections.sanity_section, "timing": sections.timing_section}
 
 
 def seeds_table(summary: dict) -> list[str]:

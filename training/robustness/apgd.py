@@ -7,7 +7,8 @@ agreeing, ...). This is the same L-inf algorithm with the objective and the succ
 - step size 2 * eps, momentum 0.75 after the first step (their eq. 2-3);
 - checkpoints w_j = ceil(p_j * steps), p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06); at each,
   an image's step is halved and it restarts from its best point when fewer than 75 % of the steps since the last
-  checkpoint raised its objective, or its step was not halved last time and its best objective did not move;
+  checkpoint raised its objective (the paper's strict "<"; pyautoattack uses "<="), or its step was not halved last
+  time and its best objective did not move (never at the first checkpoint, as in pyautoattack);
 - **best iterate kept, success checked at every step**: the returned example of each image is the iterate with
   the highest ``rank`` (a success level: 1 = fooled, 2 = fooled and the monitor evaded, ...), ties broken by the
   objective; never the last iterate by default;
@@ -110,6 +111,7 @@ def _run(fn: Objective, x: torch.Tensor, idx: torch.Tensor, cfg: APGDConfig,
             halve = (rises < RHO * (i + 1 - last_check)) | (~reduced & (last_max >= loss_max))
             step = torch.where(halve.view(shape), step / 2, step)
             x_adv, grad = _keep(halve, x_max, x_adv), _keep(halve, grad_max, grad)
+            prev_loss = torch.where(halve, loss_max, prev_loss)  # the next rise is counted from where it restarts
             reduced, last_max, last_check, rises = halve, loss_max.clone(), i + 1, torch.zeros_like(rises)
     return out.detach(), out_rank, out_loss
 

@@ -7,13 +7,14 @@ success checked at every step; ``training.robustness.apgd``):
 
 0. the ``marginK`` example on ``merged`` alone (so ``evade`` is never weaker against ``merged`` than that attack);
 1. **both heads kept on the true class while the merger flips**: objective ``hinge(m_merged) + hinge(-m_main) +
-   hinge(-m_second)``, every term clamped at 0 (a satisfied term stops pulling); the monitor sees two agreeing,
+   hinge(-m_second)``, every term clamped at ``KAPPA`` (a satisfied term stops pulling); the monitor sees two agreeing,
    correct heads;
 2. **both heads moved to one wrong class t** with ``merged`` wrong, for each of the top wrong classes by merged's
    clean logits (APGD-T's order; min(9, classes - 1) unless asked): ``hinge(m_merged) + hinge(tm_main(t)) +
    hinge(tm_second(t))`` with ``tm`` the targeted margin.
 
-Each image keeps its highest ``adaptive.evasion_score`` (2 evaded, 1 merged fooled but flagged, 0 merged right).
+Each image keeps its highest ``adaptive.evasion_score`` (2 evaded, 1 merged fooled but flagged, 0 merged right); while
+crafting, a success counts only when every decision in it is held by more than ``margins.TAU``.
 Tensors: images (N, C, H, W) in [0, 1], labels (N,).
 """
 
@@ -27,9 +28,18 @@ from training.models.dual_head import AllOutputs, ModeView
 from training.robustness.adaptive import evasion_score, target_classes
 from training.robustness.apgd import APGDConfig, Objective, apgd
 from training.robustness.margin_attacks import margin_attack
-from training.robustness.margins import hinge, margin, targeted_margin
+from training.robustness.margins import KAPPA, TAU, hinge, margin, targeted_margin, top_gap
 
 EVADED = 2
+
+
+def firm_evasion_score(outputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.Tensor:
+    """(N,) ``adaptive.evasion_score`` with every decision held by more than ``margins.TAU`` (merged wrong by that
+    margin; the heads agreeing, each by that gap over its runner-up), so what the twin found survives on the graph."""
+    merged, main, second = outputs
+    wrong = margin(merged, y) > TAU
+    agree = (main.argmax(1) == second.argmax(1)) & (top_gap(main) > TAU) & (top_gap(second) > TAU)
+    return wrong.long() + (wrong & agree).long()
 
 
 def heads_stay_true(system: AllOutputs, y: torch.Tensor) -> Objective:
@@ -37,8 +47,8 @@ def heads_stay_true(system: AllOutputs, y: torch.Tensor) -> Objective:
     def fn(xa: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         merged, main, second = system(xa)
         yi = y[idx]
-        objective = hinge(margin(merged, yi)) + hinge(-margin(main, yi)) + hinge(-margin(second, yi))
-        return objective, evasion_score((merged, main, second), yi)
+        objective = hinge(margin(merged, yi), KAPPA) + hinge(-margin(main, yi), KAPPA) + hinge(-margin(second, yi), KAPPA)
+        return objective, firm_evasion_score((merged, main, second), yi)
 
     return fn
 
@@ -48,8 +58,9 @@ def heads_move_to(system: AllOutputs, y: torch.Tensor, t: torch.Tensor) -> Objec
     def fn(xa: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         merged, main, second = system(xa)
         yi, ti = y[idx], t[idx]
-        objective = hinge(margin(merged, yi)) + hinge(targeted_margin(main, ti)) + hinge(targeted_margin(second, ti))
-        return objective, evasion_score((merged, main, second), yi)
+        objective = (hinge(margin(merged, yi), KAPPA) + hinge(targeted_margin(main, ti), KAPPA)
+                     + hinge(targeted_margin(second, ti), KAPPA))
+        return objective, firm_evasion_score((merged, main, second), yi)
 
     return fn
 

@@ -5,11 +5,13 @@ Three families, each ``NAME[K][xR]`` (K APGD steps, default 100; R runs, default
 - ``marginK[xR]``: untargeted on one mode alone, the C&W margin ``max_{j != y} z_j - z_y`` (the "untargeted
   margin / DLR attack on each mode" a reviewer asks for beside AutoAttack's cross-entropy and targeted DLR).
 - ``systemK[xR]``: untargeted on the three outputs together (merged, main, second), the sum of their margins each
-  clamped at 0, so an output already fooled stops pulling (``joint``'s summed cross-entropy did not: the output
+  clamped at ``KAPPA`` (a little above 0), so an output already fooled stops pulling (``joint``'s summed cross-entropy did not: the output
   furthest from the label dominated). Success level per iterate: 3 for a fooled ``merged``, 1 per fooled head.
 - ``evadeK[xR]``: the head-agreement monitor evaded, on the same losses (``training.robustness.evasion``).
 
-Tensors: images (N, C, H, W) in [0, 1], labels (N,); a system attack differentiates ``AllOutputs``.
+An output counts as fooled only with a margin above ``TAU`` (the twin crafts, the graph scores: an example only just
+across the boundary could flip back). Tensors: images (N, C, H, W) in [0, 1], labels (N,); a system attack
+differentiates ``AllOutputs``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from torch import nn
 from training.attacks import eval_mode
 from training.models.dual_head import AllOutputs
 from training.robustness.apgd import APGDConfig, apgd
-from training.robustness.margins import hinge, margin
+from training.robustness.margins import KAPPA, TAU, hinge, margin
 
 MARGIN_NAME = re.compile(r"^(margin|system|evade)(\d+)?(?:x(\d+))?$")
 DEFAULT_STEPS = 100  # AutoAttack's APGD runs 100 iterations (Croce & Hein 2020, §4); the project's default here
@@ -52,15 +54,16 @@ def margin_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: APGDC
     """Untargeted APGD on one output's margin: (N, C, H, W) -> adversarial, same shape."""
     def fn(xa: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = margin(model(xa), y[idx])
-        return m, (m > 0).long()
+        return m, (m > TAU).long()
 
     with eval_mode(model):
         return apgd(fn, x, cfg, max_rank=1)
 
 
 def system_rank(outputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.Tensor:
-    """(N,) ``3 * [merged wrong] + [main wrong] + [second wrong]`` of (merged, main, second) logits."""
-    wrong = [(o.argmax(1) != y).long() for o in outputs]
+    """(N,) ``3 * [merged wrong] + [main wrong] + [second wrong]`` of (merged, main, second) logits, wrong meaning a
+    margin above ``TAU``."""
+    wrong = [(margin(o, y) > TAU).long() for o in outputs]
     return MERGED_WEIGHT * wrong[0] + wrong[1] + wrong[2]
 
 
@@ -68,7 +71,7 @@ def system_attack(system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: APG
     """Untargeted APGD on the three outputs' margins, each clamped at 0 (module docstring)."""
     def fn(xa: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = system(xa)
-        objective = sum(hinge(margin(o, y[idx])) for o in outputs)
+        objective = sum(hinge(margin(o, y[idx]), KAPPA) for o in outputs)
         return objective, system_rank(outputs, y[idx])  # type: ignore[return-value]
 
     with eval_mode(system):

@@ -30,3 +30,18 @@ def hinge(value: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:
     """``min(value, kappa)``: the attack's objective rises with ``value`` until ``value`` reaches ``kappa``, then is
     flat (zero gradient), so a satisfied term stops pulling."""
     return value.clamp(max=kappa)
+
+
+TAU = 1e-2
+"""An output counts as fooled (or agreeing) only when its margin exceeds TAU: the examples are crafted on the twin and
+scored on the graph, which differ by ~1e-5 in fp32 (~1e-3 when crafting in TF32), so an example only just across the
+boundary could flip back (the project's choice, 10x the TF32 difference)."""
+KAPPA = 5e-2
+"""Where a hinge stops pulling in the system and evasion attacks: a little past TAU, so a satisfied term is safely
+satisfied before its gradient is switched off (the project's choice)."""
+
+
+def top_gap(logits: torch.Tensor) -> torch.Tensor:
+    """(N,) top-1 minus top-2 logit: how firmly the output holds its prediction."""
+    top = logits.float().topk(2, dim=1).values
+    return top[:, 0] - top[:, 1]

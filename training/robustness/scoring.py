@@ -134,9 +134,11 @@ def mode_only_reference(name: str, attacks: dict[str, Any]) -> str | None:
     first white-box one of ``strongest_single_mode``'s fixed order (never chosen by its result; Square, a black-box
     attack, is not a reference), else None."""
     steps = system_steps(name)
-    own = f"margin{steps}" if is_margin_attack(name) else f"pgd{steps}"  # the same loss family and steps
-    if own in attacks:
-        return own
+    runs = margin_config(name, 1.0).restarts if is_margin_attack(name) else 1
+    own = [f"margin{steps}x{runs}", f"margin{steps}"] if is_margin_attack(name) else [f"pgd{steps}"]
+    for ref in own:  # the same loss family, steps and runs where it ran (so a difference is the system's)
+        if ref in attacks:
+            return ref
     return strongest_single_mode([a for a in attacks if a != "square"])
 
 

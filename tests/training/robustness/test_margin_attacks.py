@@ -80,3 +80,15 @@ def test_evade_never_evades_less_than_margin_on_merged_and_each_evasion_is_real(
         merged, main, second = (o.argmax(1) for o in system(x_evade))
     assert bool((score >= torch.maximum(base, clean)).all())
     assert bool(((merged != y) & (main == second))[score == 2].all())
+
+
+def test_a_success_counts_only_when_every_decision_is_firm():
+    from training.robustness.evasion import firm_evasion_score
+
+    y = torch.tensor([0, 0, 0, 0])
+    merged = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 0.001], [1.0, 0.0]])  # wrong, wrong, barely wrong, right
+    main = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    second = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    assert firm_evasion_score((merged, main, second), y).tolist() == [2, 1, 0, 0]
+    barely = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([[0.0, 0.005]] * 4)
+    assert firm_evasion_score((barely[0], barely[0], barely[1]), y).tolist() == [1, 1, 1, 1]  # heads agree by a hair
