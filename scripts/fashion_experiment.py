@@ -117,7 +117,8 @@ def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: a
             return
         (out / "report.json").unlink()  # asked for other images or attacks: score again (cached chunks are reused)
     settings = EvalSettings(modes=modes, attacks=attacks, n=n, batch_size=args.batch_size, device=args.device,
-                            transfer=attack in ("pgd20", "strong") and len(modes) > 1 and not args.no_transfer, curve=(),
+                            transfer=len(modes) > 1 and (attack == "strong" or (attack == "pgd20" and not args.no_transfer)),
+                            curve=(),
                             square_queries=args.square_queries,
                             data_dir=args.data_dir, attack_precision=args.attack_precision,
                             corruptions=attack == "adaptive", primary=primary_of(attacks, args.primary, attack) if len(modes) > 1 else None)
@@ -178,7 +179,8 @@ def parse_args() -> argparse.Namespace:
                              "under the strong suite's per-image worst case; it was merged-main@pgd20 before)")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {', '.join(PHASES)}")
     parser.add_argument("--no-transfer", action="store_true",
-                        help="skip the transfer matrix (slow where ONNX Runtime has only its CPU provider)")
+                        help="skip the PGD-20 phase's transfer matrix (slow where ONNX Runtime has only its CPU provider); "
+                             "the strong suite always has it")
     parser.add_argument("--data-dir", default=None, help="the data set's folder (default: the recipe's, or Debian's)")
     parser.add_argument("--root", type=Path, default=ROOT, help="where runs/, artifacts/, reports/, experiments/ go")
     return parser.parse_args()

@@ -104,6 +104,11 @@ def markdown(dhat: str, per_seed: dict[str, list[dict[str, Any]]], seeds: list[d
                f"{pts(r['mean'])} [{pts(r['ci95'][0])}, {pts(r['ci95'][1])}] | {r['t_p']:.3g} | "
                f"{r['holm_p']:.3g} | {r['verdict']} |" for r in seeds]
         md.append("")
+        md += [f"Power of {r['comparison']} under {r['attack']} over seeds {','.join(r.get('seeds', []))}: "
+               f"{r['power_at_mean']:.2f} if the true difference were the observed mean ({pts(r['mean'])} points, "
+               f"between-seed SD {100 * r['sd']:.2f}); {r['seeds_for_80pct_power'] or 'more than 100'} seeds for 80 %."
+               for r in seeds if r.get("power_at_mean") is not None and r["attack"] in ("pgd20", "worst-case")
+               and r["comparison"] == "merged - main"] + [""]
     for seed, rows in per_seed.items():
         md += [f"Seed {seed}:", "", "| comparison | attack | n | difference [95 % CI] | McNemar p | Holm p | role | verdict |",
                "|---|---|---|---|---|---|---|---|"]

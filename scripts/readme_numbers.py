@@ -31,8 +31,8 @@ KINDS = {"accuracy": sections.accuracy_table, "comparisons": sections.comparison
 
 def seeds_table(summary: dict) -> list[str]:
     """The across-seed rows of a ``fashion_experiment.py`` summary: per-seed differences, mean, t-interval."""
-    lines = ["| comparison | attack | role | seeds | per seed (points) | mean [95 % t-interval] | t-test p | Holm p | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| comparison | attack | role | seeds | per seed (points) | mean [95 % t-interval] | t-test p | Holm p | verdict "
+             "| power at the mean | seeds for 80 % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["across_seeds"]:
         ci = r["ci95"]
         interval = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "-"
@@ -40,8 +40,14 @@ def seeds_table(summary: dict) -> list[str]:
         seeds = ",".join(r["seeds"]) if "seeds" in r else "-"
         lines.append(f"| {r['comparison']} | {r['attack']} | {r['role']} | {seeds} | "
                      f"{', '.join(f'{100 * v:+.2f}' for v in r['per_seed'])} | {100 * r['mean']:+.2f} {interval} | "
-                     f"{p} | {holm_p if r['role'] == 'secondary' else '-'} | {r['verdict']} |")
+                     f"{p} | {holm_p if r['role'] == 'secondary' else '-'} | {r['verdict']} | {_power(r)} |")
     return lines
+
+
+def _power(row: dict) -> str:
+    """Power of the across-seed t-test if the true difference were the observed mean, and the seeds for 80 %."""
+    power, need = row.get("power_at_mean"), row.get("seeds_for_80pct_power")
+    return f"{power:.2f} | {need or '> 100'}" if power is not None else "- | -"
 
 
 def render(kind: str, path: str) -> str:

@@ -59,3 +59,12 @@ def test_the_experiment_summary_names_the_primary_and_adjusts_the_rest(tmp_path)
     for rows in doc["per_seed"].values():
         assert all(r["holm_p"] >= r["mcnemar_p"] for r in rows if r["role"] == "secondary")
     assert "Primary endpoint (named before the results): **merged-main@pgd20**" in (tmp_path / "experiments/dh/summary.md").read_text()
+
+
+def test_power_reproduces_the_reviewers_numbers():
+    from training.robustness.seeds import seeds_for_power, t_interval, t_power
+
+    out = t_interval([0.0159, 0.0056, 0.0196])  # the committed PGD-20 primary of seeds 0-2
+    assert out["power_at_mean"] == pytest.approx(0.436, abs=0.005)  # issue 35: "about 0.44"
+    assert t_power(out["mean"], out["sd"], 5) == pytest.approx(0.877, abs=0.005)  # "five seeds would give about 0.88"
+    assert out["seeds_for_80pct_power"] == 5 and seeds_for_power(0.01, 0.0) is None
