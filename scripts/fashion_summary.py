@@ -125,9 +125,11 @@ def summary(root: Path, dhat: str, names: list[tuple[str, str | None, int | None
     per_seed = {str(seed if seed is not None else "recipe"): seed_rows(root, d, b, primary) for d, b, seed in names}
     per_seed = {s: rows for s, rows in per_seed.items() if rows}
     seeds = across(per_seed)
-    walls = {n: json.loads(p.read_text()) for d, b, _ in names for n in filter(None, (d, b))
-             if (p := root / "runs" / n / "train_wall.json").is_file()}
     out = root / "experiments" / dhat
+    kept = json.loads((out / "summary.json").read_text()).get("train_wall", {}) if (out / "summary.json").is_file() else {}
+    walls = {n: json.loads(p.read_text()) if (p := root / "runs" / n / "train_wall.json").is_file() else kept[n]
+             for d, b, _ in names for n in filter(None, (d, b)) if (root / "runs" / n / "train_wall.json").is_file()
+             or n in kept}  # a run trained in an earlier session keeps the wall time its summary recorded
     out.mkdir(parents=True, exist_ok=True)
     md = markdown(dhat, per_seed, seeds, primary, walls)
     (out / "summary.md").write_text("\n".join(md))
