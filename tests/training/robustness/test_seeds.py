@@ -68,3 +68,13 @@ def test_power_reproduces_the_reviewers_numbers():
     assert out["power_at_mean"] == pytest.approx(0.436, abs=0.005)  # issue 35: "about 0.44"
     assert t_power(out["mean"], out["sd"], 5) == pytest.approx(0.877, abs=0.005)  # "five seeds would give about 0.88"
     assert out["seeds_for_80pct_power"] == 5 and seeds_for_power(0.01, 0.0) is None
+
+
+def test_the_experiment_puts_the_worst_case_primary_on_the_strong_phase_only():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+    from fashion_experiment import primary_of
+
+    assert primary_of(("strong",), "merged-main@worst-case", "strong") == "merged-main@worst-case"
+    assert primary_of(("clean", "pgd20"), "merged-main@worst-case", "pgd20") == "none"
+    assert primary_of(("clean", "pgd20"), "merged-main@pgd20", "pgd20") == "merged-main@pgd20"
+    assert primary_of(("clean", "pgd20", "joint", "agree"), "merged-main@pgd20", "adaptive") == "none"
