@@ -23,7 +23,8 @@ from training.robustness.sections import (accuracy_table, adaptive_section, comp
                                           disagreement_section, pct, sanity_section, shift_section,
                                           timing_section)
 from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, mark_primary,
-                                         masking_warnings, default_primary, sanity_correct, score_mode, transfer_matrix)
+                                         crafting_times, masking_warnings, default_primary, sanity_correct, score_mode,
+                                         transfer_matrix)
 from training.robustness.settings import WORST_CASE
 from training.robustness.worst_case import convergence, sanity_rows, worst_case_row
 from training.robustness.shift import shifted_traffic
@@ -65,7 +66,7 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         "square_queries": job.settings.square_queries,
         "device": str(job.dist.device), "world_size": job.dist.world_size, "providers": job.rt.providers(),
         "attack_precision": "tf32" if job.tf32() else "fp32",
-        "results": results, "worst_case": worst, "convergence": converged, "sanity": sanity,
+        "results": results, "craft_seconds": crafting_times(job), "worst_case": worst, "convergence": converged, "sanity": sanity,
         "comparisons": comps, "primary_endpoint": primary,
         "correct": {mode: {name: pack_correct(v) for name, v in row.items()} for mode, row in correct.items()},
         "transfer": transfer, "transfer_ci95": transfer_ci,

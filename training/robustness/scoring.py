@@ -44,7 +44,6 @@ def score_mode(job: Job, mode: str) -> tuple[dict[str, Any], dict[str, np.ndarra
     for name in job.settings.attacks:
         adversarial[name] = collect(job, crafted_on(name, mode), name, job.eps)
         row["attacks"][name], correct[name] = score(job, mode, adversarial[name])
-        row["attacks"][name]["craft_seconds"] = craft_seconds(job, crafted_on(name, mode), name, job.eps)
         r = row["attacks"][name]
         log.info("%s %s: graph %.2f%% [%.2f, %.2f] twin %.2f%% (%d disagreements)", mode, name, 100 * r["graph"],
                  100 * r["graph_ci95"][0], 100 * r["graph_ci95"][1], 100 * r["twin"], r["disagreements"])
@@ -54,6 +53,13 @@ def score_mode(job: Job, mode: str) -> tuple[dict[str, Any], dict[str, np.ndarra
             hits = int((graph_logits(job.rt, mode, collect(job, mode, CURVE_ATTACK, e)).argmax(1) == job.y.numpy()).sum())
             row["curve"].append({"eps": e, "graph": hits / len(job.y), "ci95": list(wilson(hits, len(job.y)))})
     return row, correct, adversarial
+
+
+def crafting_times(job: Job) -> dict[str, dict[str, float]]:
+    """Per mode and attack, the wall seconds phase 1 spent crafting (``cache.craft_seconds``); kept apart from
+    ``results`` so that the numbers of a sharded run equal a one-process run's while the times differ."""
+    return {mode: {name: craft_seconds(job, crafted_on(name, mode), name, job.eps) for name in job.settings.attacks}
+            for mode in job.settings.modes}
 
 
 def transfer_matrix(job: Job) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]], dict[str, np.ndarray]]:

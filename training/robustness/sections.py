@@ -142,14 +142,13 @@ def shift_section(report: dict[str, Any]) -> list[str]:
 
 def timing_section(report: dict[str, Any]) -> list[str]:
     """Wall seconds each attack took to craft, per mode (a system attack is crafted once, for every mode)."""
-    rows = [(m, a, r["craft_seconds"]) for m, row in report["results"].items() for a, r in row["attacks"].items()
-            if "craft_seconds" in r and a != "clean"]
-    if not rows:
-        return []
+    table = report.get("craft_seconds") or {}
     attacks = [a for a in report["attacks"] if a != "clean"]
+    if not table or not attacks:
+        return []
     lines = ["", f"Crafting wall time in seconds on {report.get('device', 'cpu')} (phase 1, summed over chunks; a system "
              "attack is crafted once on the three outputs and listed under each mode; 0: cached before timing existed):",
              "", "| mode | " + " | ".join(attacks) + " |", "|---|" + "---|" * len(attacks)]
-    for mode, row in report["results"].items():
-        lines.append(f"| {mode} | " + " | ".join(f"{row['attacks'][a].get('craft_seconds', 0):.1f}" for a in attacks) + " |")
+    for mode, row in table.items():
+        lines.append(f"| {mode} | " + " | ".join(f"{row.get(a, 0):.1f}" for a in attacks) + " |")
     return lines

@@ -41,6 +41,9 @@ def test_the_large_eps_row_reaches_zero_and_convergence_is_tabled(report):
     for mode, row in report["sanity"].items():
         assert row["graph"] == 0.0 and row["eps"] == 1.0 and row["n"] == 8, mode
     assert not [w for w in report["warnings"] if "where any image is reachable" in w]
+    assert set(report["craft_seconds"]["merged"]) == set(SUITE)  # timing beside the results, never inside them
+    assert all(s >= 0 for row in report["craft_seconds"].values() for s in row.values())
+    assert all("craft_seconds" not in r for row in report["results"].values() for r in row["attacks"].values())
     ladders = report["convergence"]["merged"]
     assert [r["attack"] for r in ladders["steps"]] == ["margin5", "margin15"]
     assert [r["attack"] for r in ladders["restarts"]] == ["margin5", "margin5x2", "margin5x3"]
