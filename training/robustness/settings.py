@@ -12,8 +12,9 @@ from training.robustness.adaptive import is_system_attack
 from training.robustness.suite import SQUARE_QUERIES, STRONG_PRESET, expand_attacks, parse_attack
 
 WORST_CASE = "worst-case"
-"""Each mode's per-image worst case over every attack of the report (clean and the transfer attack included): an
-image counts as correct only if it is correct under all of them. A column of every report with two or more attacks."""
+"""Each mode's per-image worst case over every attack of the report (clean when it was asked for, as the strong
+preset always does, and the transfer attack when it ran): an image counts as correct only if it is correct under all
+of them. A column of every report."""
 SANITY_EPS = 1.0
 SANITY_ATTACK = "margin100"
 """The large-eps sanity row (Carlini et al. 2019, §5.2 "verify that unbounded attacks reach 100 % success"): at
