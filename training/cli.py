@@ -81,7 +81,8 @@ def recipes(as_json: Annotated[bool, typer.Option("--json", help="print JSON ins
     for r in rows:
         paper = paper_rows().get(r["name"])
         r["paper"] = None if paper is None else {
-            "table": paper.table, "rows": paper.rows, "attacks": list(paper.attacks),
+            "table": paper.table, "rows": paper.rows, "scaled": paper.scaled,
+            "attacks": [] if paper.scaled else list(paper.attacks),
             "reported": {mode: paper.numbers(mode) for mode in paper.reported}}
         r["evaluate"] = evaluation_command(r["name"])
     if as_json:
@@ -95,7 +96,8 @@ def recipes(as_json: Annotated[bool, typer.Option("--json", help="print JSON ins
         where = f"Table {p['table']} {p['rows']}" if p else "ours (not in the paper)"
         cells = [" / ".join(f"{v:.2f}" for v in p["reported"].get(m, {}).values()) or "-" for m in (MERGED, MAIN)] \
             if p else ["-", "-"]
-        table.add_row(r["name"], " / ".join(r["methods"]), where, ", ".join(p["attacks"]) if p else "-", *cells)
+        table.add_row(r["name"], " / ".join(r["methods"]), where, ", ".join(p["attacks"]) if p and p["attacks"] else "-",
+                      *cells)
     console.print(table)
     console.print("measure the same columns with: dhat eval ARTIFACT --run RUN --attacks LIST  (see `--json` for each "
                   "recipe's command)")

@@ -6,6 +6,8 @@ Table II (CIFAR-100, ResNet-34 + revised ResNet-18: natural, PGD-20, PGD-100 wit
 AutoAttack for the final model; a head's numbers where the table has its standalone baseline).
 ``attacks`` is the ``dhat eval --attacks`` list that measures the same columns: Table I's PGD steps
 are 2.5 * eps / K (§IV), Table II's are 1/255 (§V: "the step size of PGD ... is set to 1/255").
+A recipe that follows a row at another scale (Fashion-MNIST on 2 cores) names the row with no numbers
+(``reported: {}``): CIFAR's accuracies say nothing about it, so it is evaluated by the default suite.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ class PaperRow:
     attacks: tuple[str, ...]
     reported: dict[str, tuple[float, ...]] = field(default_factory=dict)  # mode -> one number per attack
 
+    @property
+    def scaled(self) -> bool:
+        """True for a row followed at another scale: its design, not its numbers."""
+        return not self.reported
+
     def numbers(self, mode: str) -> dict[str, float]:
         """``{attack: accuracy %}`` the paper reports for ``mode`` (empty when the table has no such cell)."""
         return dict(zip(self.attacks, self.reported.get(mode, ())))
@@ -46,7 +53,7 @@ def load_paper(path: Path = TABLES_FILE) -> dict[str, PaperRow]:
     rows = {}
     for name, entry in doc.items():
         attacks = TABLE_ATTACKS[entry["table"]]
-        reported = {mode: tuple(float(v) for v in values) for mode, values in entry["reported"].items()}
+        reported = {mode: tuple(float(v) for v in values) for mode, values in (entry["reported"] or {}).items()}
         for mode, values in reported.items():
             if mode not in MODES or len(values) != len(attacks):
                 raise ValueError(f"{path}: {name}.{mode} needs one number per attack ({', '.join(attacks)})")
@@ -64,6 +71,6 @@ def paper_rows() -> dict[str, PaperRow]:
 def evaluation_command(recipe: str) -> str:
     """The ``dhat eval`` line that measures the paper's columns for ``recipe`` (whole test split)."""
     row = paper_rows().get(recipe)
-    attacks = ",".join(row.attacks) if row else "clean,pgd20,autoattack"
+    attacks = ",".join(row.attacks) if row and not row.scaled else "clean,pgd20,autoattack"
     # + Square (black-box, 5,000 queries as AutoAttack runs it): the gradient-masking check beside transfer
     return f"dhat eval artifacts/{recipe} --run runs/{recipe} --attacks {attacks},square"

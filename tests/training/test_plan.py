@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -112,3 +113,48 @@ def test_plan_needs_no_data_and_json_needs_plan():
     assert result.exit_code == 0, result.output
     bad = CliRunner().invoke(app, ["train", "digits", "--json"])
     assert bad.exit_code == 2 and "--json goes with --plan" in bad.output
+
+
+SWITCH_DESIGNS = ("fashion-mnist-cpu-natural-trades", "fashion-mnist-cpu-pgd2-trades", "fashion-mnist-cpu-robust-natural")
+
+
+def test_switch_designs_keep_the_fashion_mnist_cpu_scale():
+    # issue 36: same network, data subset, eps and budget rules as fashion-mnist-cpu; only the methods differ
+    base = load_recipe("fashion-mnist-cpu")
+    for name in SWITCH_DESIGNS + ("fashion-mnist-cpu-natural", "fashion-mnist-cpu-trades-1", "fashion-mnist-cpu-trades-3"):
+        r = load_recipe(name)
+        assert (r.data, r.model, r.validation) == (base.data, base.model, base.validation), name
+        assert r.stage3.attack == base.stage3.attack, name
+
+
+def test_natural_trades_follows_table_two():
+    # §V: a naturally trained (CE) main head picked by clean accuracy, then "a second head and a lightweight CNN
+    # ... both of them using PGD10 adversarial training"; stage 1 is the natural single head of the frontier
+    s1, s2, s3 = plan("fashion-mnist-cpu-natural-trades")["stages"]
+    assert (s1["method"], s1["select"]) == ("natural", "clean")
+    assert (s2["method"], s2["steps"], s2["eps"], s2["copy_main"]) == ("trades", 10, 0.1, False)
+    assert (s3["method"], s3["beta"]) == ("trades", 2.0)
+    assert load_recipe("fashion-mnist-cpu-natural").stage1 == load_recipe("fashion-mnist-cpu-natural-trades").stage1
+
+
+def test_pgd2_main_head_has_half_the_eps_and_a_quarter_step():
+    # §V: PGD-2 at eps 4/255 with a 2/255 step against 8/255: the same ratios against fashion-mnist-cpu's eps 0.1
+    s1, s2, _ = plan("fashion-mnist-cpu-pgd2-trades")["stages"]
+    eps = load_recipe("fashion-mnist-cpu-pgd2-trades").validation.attack.eps
+    assert (s1["eps"], s1["step"], s1["steps"]) == (eps / 2, eps / 4, 2)
+    assert (s2["eps"], s2["steps"]) == (eps, 10)
+
+
+def test_the_projects_own_design_fine_tunes_a_copy_of_the_robust_head_on_clean_images():
+    s1, s2, _ = plan("fashion-mnist-cpu-robust-natural")["stages"]
+    assert load_recipe("fashion-mnist-cpu-robust-natural").stage1 == load_recipe("fashion-mnist-cpu").stage1
+    assert (s2["method"], s2["copy_main"], s2["select"], s2["start_from"]) == ("natural", True, "clean", "best")
+
+
+def test_trades_alternatives_differ_from_the_equal_compute_baseline_only_in_beta():
+    base = load_recipe("fashion-mnist-cpu-trades")
+    for beta in (1, 3):
+        r = load_recipe(f"fashion-mnist-cpu-trades-{beta}")
+        assert r.stage1.beta == beta and r.stage1.epochs == base.stage1.epochs == 12
+        assert dataclasses.replace(r.stage1, beta=base.stage1.beta) == base.stage1
+        assert r.stage2.epochs == r.stage3.epochs == 0

@@ -18,8 +18,10 @@ from dhat_serve.manifest import Manifest
 from dhat_serve.contract import MERGED
 from training.robustness.cache import Job, crafted_on
 from training.robustness.compare import labels_digest, pack_correct
+from training.robustness.cost import model_costs
 from training.robustness.heads import head_disagreement
 from training.robustness.sections import (accuracy_table, adaptive_section, comparison_section, convergence_section,
+                                          cost_section,
                                           disagreement_section, pct, sanity_section, shift_section,
                                           timing_section)
 from training.robustness.scoring import (adaptive_comparisons, adaptive_warnings, comparisons, mark_primary,
@@ -66,6 +68,7 @@ def build_report(job: Job, diffs: dict[str, float], manifest: Manifest, artifact
         "square_queries": job.settings.square_queries,
         "device": str(job.dist.device), "world_size": job.dist.world_size, "providers": job.rt.providers(),
         "attack_precision": "tf32" if job.tf32() else "fp32",
+        "cost": model_costs(artifact_dir, manifest, job.settings.modes),
         "results": results, "craft_seconds": crafting_times(job), "worst_case": worst, "convergence": converged, "sanity": sanity,
         "comparisons": comps, "primary_endpoint": primary,
         "correct": {mode: {name: pack_correct(v) for name, v in row.items()} for mode, row in correct.items()},
@@ -114,7 +117,7 @@ def markdown(report: dict[str, Any]) -> str:
                   "| crafted on \\ scored on | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
         for src, row in report["transfer"].items():
             lines.append(f"| {src} | " + " | ".join(pct(row[t], cis.get(src, {}).get(t)) for t in targets) + " |")
-    lines += convergence_section(report) + sanity_section(report) + timing_section(report)
+    lines += convergence_section(report) + sanity_section(report) + timing_section(report) + cost_section(report)
     lines += adaptive_section(report) + disagreement_section(report) + shift_section(report)
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in report["warnings"]] or ["None: no white-box accuracy above a black-box or transfer one."]

@@ -152,3 +152,19 @@ def timing_section(report: dict[str, Any]) -> list[str]:
     for mode, row in table.items():
         lines.append(f"| {mode} | " + " | ".join(f"{row.get(a, 0):.1f}" for a in attacks) + " |")
     return lines
+
+
+def cost_section(report: dict[str, Any]) -> list[str]:
+    """What each mode costs to serve (``report['cost']``, from ``training.robustness.cost``); what ``dhat frontier``
+    sets beside the accuracies."""
+    cost = report.get("cost")
+    if not cost:
+        return []
+    lines = ["", f"Serving cost per graph (ONNX Runtime {cost['provider']}, {cost['machine']}; median latency; all "
+             f"graphs of the artifact: {cost['artifact_bytes']:,} bytes):", "",
+             "| mode | parameters | ONNX bytes | batch 1 (ms) | batch 32 (ms per image) |", "|---|---|---|---|---|"]
+    for mode, row in cost["modes"].items():
+        lat = row["latency"]
+        lines.append(f"| {mode} | {row['parameters']:,} | {row['onnx_bytes']:,} | {lat['1']['request_ms']:.3f} | "
+                     f"{lat['32']['per_image_ms']:.3f} |")
+    return lines

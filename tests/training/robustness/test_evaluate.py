@@ -51,12 +51,28 @@ def test_report_records_transfer_versions_and_hashes(report):
     assert len(report["artifact"]["hashes"]) == 3
 
 
+def test_report_records_what_each_mode_costs_to_serve(report, tiny_run):
+    # dhat frontier reads these instead of the artifact: parameters, bytes and latency at batch 1 and 32
+    _, artifact = tiny_run
+    cost = report["cost"]
+    assert cost["provider"] == "CPUExecutionProvider" and "cores" in cost["machine"]
+    sizes = {m: (artifact / f"{m}.onnx").stat().st_size for m in ("main", "second", "merged")}
+    assert cost["artifact_bytes"] == sum(sizes.values())
+    for mode, row in cost["modes"].items():
+        assert row["onnx_bytes"] == sizes[mode] and row["parameters"] > 0
+        lat = row["latency"]
+        assert lat["1"]["request_ms"] == lat["1"]["per_image_ms"] > 0
+        assert lat["32"]["per_image_ms"] == pytest.approx(lat["32"]["request_ms"] / 32)
+    # the merged graph holds the trunk, both heads and the merger: more than either head's graph
+    assert cost["modes"]["merged"]["parameters"] > max(cost["modes"][m]["parameters"] for m in ("main", "second"))
+
+
 def test_report_written_to_disk(tiny_run, tmp_path):
     run, artifact = tiny_run
     evaluate(artifact, run, EvalSettings(attacks=("clean", "pgd20"), n=16, batch_size=16, transfer=False, curve=(0.0, 1.0)),
              tmp_path / "rep")
     md = (tmp_path / "rep/report.md").read_text()
-    assert "| main |" in md and "pgd20" in md
+    assert "| main |" in md and "pgd20" in md and "Serving cost per graph" in md
     assert json.loads((tmp_path / "rep/report.json").read_text())["results"]["merged"]["attacks"]["pgd20"]
     assert (tmp_path / "rep/robustness.png").stat().st_size > 1000
     assert list((tmp_path / "rep/cache").glob("main_pgd20_*.safetensors"))  # resumable per chunk
