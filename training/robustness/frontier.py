@@ -44,6 +44,7 @@ class Run:
     report: dict[str, Any] = field(repr=False, compare=False)
 
     def strong(self) -> bool:
+        """Whether this report ran AutoAttack and has a per-image worst case (the strong suite, or more)."""
         return STRONG_MARK in self.attacks and bool(self.report.get("worst_case"))
 
     def accuracy(self, mode: str, attack: str) -> tuple[float, list[float]] | None:
@@ -152,4 +153,5 @@ def pareto(points: list[dict[str, Any]]) -> list[str]:
 
 
 def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """``a`` is at least as accurate and as robust as ``b``, and better on one."""
     return a["clean"] >= b["clean"] and a["robust"] >= b["robust"] and (a["clean"] > b["clean"] or a["robust"] > b["robust"])

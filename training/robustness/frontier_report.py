@@ -16,6 +16,7 @@ from typing import Any
 
 import matplotlib
 
+from dhat_serve.contract import MODES
 from training.robustness.frontier import (FrontierError, chosen, dominates, find_reports, mode_point, panels, pareto,
                                           robust_attack)
 from training.robustness.settings import WORST_CASE
@@ -23,7 +24,6 @@ from training.robustness.settings import WORST_CASE
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen before pyplot is imported
 
-MODE_ORDER = ("main", "second", "merged")
 
 
 def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, 
         points = []
         for model, versions in sorted(chosen(group, attack).items()):
             runs = list(versions.values())
-            modes = [m for m in MODE_ORDER if m in runs[0].report["results"]]
+            modes = [m for m in MODES if m in runs[0].report["results"]]
             points += [p for mode in modes if (p := mode_point(model, mode, runs, attack)) is not None]
         front = pareto(points)
         for p in points:
@@ -56,6 +56,7 @@ def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, 
 
 
 def split_pair(pair: str) -> tuple[str, str]:
+    """``"A+B"`` -> ``("A", "B")``: the two models of a ``--pair``, or an error that shows how to write one."""
     parts = tuple(p.strip() for p in pair.split("+"))
     if len(parts) != 2 or not all(parts):
         raise FrontierError(f"--pair {pair!r}: write two models joined by '+', e.g. fashion-mnist-cpu-natural+"
@@ -78,10 +79,12 @@ def deployment(models: list[str], points: list[dict[str, Any]]) -> dict[str, Any
 
 
 def axis_name(attack: str) -> str:
+    """The robust axis as a reader names it."""
     return "worst case of the strong suite" if attack == WORST_CASE else "PGD-20"
 
 
 def markdown(doc: dict[str, Any]) -> str:
+    """``frontier.md``: per panel, every point with its intervals, front membership and costs, then the deployments."""
     lines = ["# Accuracy-robustness frontier", "",
              "Each point is one model:mode (the mean over its training runs with an across-seed Student-t interval, "
              "or one run's Wilson interval), scored by ONNX Runtime on the exported graphs. Front: no other point is "
@@ -108,12 +111,14 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def cell(p: dict[str, Any], axis: str) -> str:
+    """An accuracy in % with its 95 % interval."""
     lo, hi = p[f"{axis}_ci95"] or (None, None)
     ci = "" if lo is None else f" [{100 * lo:.2f}, {100 * hi:.2f}]"
     return f"{100 * p[axis]:.2f}{ci}"
 
 
-def num(v: float | int | None, fmt: str = ",") -> str:
+def num(v: float | None, fmt: str = ",") -> str:
+    """A cost, or '-' where the report did not record it."""
     return "-" if v is None else format(v, fmt)
 
 
