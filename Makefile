@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all demo serve bench fuzz clean
+.PHONY: install lint test test-all demo serve bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# ruff: lint and the formatter's check (configured in pyproject.toml; `ruff format .` fixes the second).
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The fast tier: every unit and integration test and one tiny end-to-end pass (tests/e2e/test_tiny_pipeline.py).
 test: $(STAMP)

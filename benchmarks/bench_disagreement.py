@@ -29,15 +29,15 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_oip import oip_body  # noqa: E402
-from benchmarks.common import OUT, save  # noqa: E402
-from dhat_serve.manifest import load_manifest  # noqa: E402
-from tests.helpers.server import Server  # noqa: E402
-from training.datasets.splits import first_n  # noqa: E402
-from training.models.dual_head import AllOutputs, ModeView  # noqa: E402
-from training.robustness.suite import AttackContext, run_attack  # noqa: E402
-from training.robustness.twin import load_twin  # noqa: E402
-from training.run_dir import RunDir  # noqa: E402
+from benchmarks.bench_oip import oip_body
+from benchmarks.common import OUT, save
+from dhat_serve.manifest import load_manifest
+from tests.helpers.server import Server
+from training.datasets.splits import first_n
+from training.models.dual_head import AllOutputs, ModeView
+from training.robustness.suite import AttackContext, run_attack
+from training.robustness.twin import load_twin
+from training.run_dir import RunDir
 
 
 def counters(url: str) -> tuple[int, int]:
@@ -53,7 +53,7 @@ def send(url: str, x: np.ndarray, batch: int = 32) -> dict[str, float]:
         for i in range(0, len(x), batch):
             body, headers = oip_body(np.ascontiguousarray(x[i : i + batch]))
             client.post(f"{url}/v2/models/merged/infer", content=body, headers=headers).raise_for_status()
-    checked, disagree = (a - b for a, b in zip(counters(url), before))
+    checked, disagree = (a - b for a, b in zip(counters(url), before, strict=True))
     return {"images": checked, "disagree": disagree, "rate": disagree / checked}
 
 
@@ -68,16 +68,19 @@ def cached(cache: Path, target: str, attack: str, n: int, sha: str, eps: float) 
     """The fp32 examples ``dhat eval`` crafted with ``attack`` against ``target`` (``merged``, or ``all`` for a system
     attack) of this graph (``merged.onnx``'s sha256 ``sha``; its ``cache/``), in test order, if all n are there
     (TF32 chunks end in ``_tf32``, another graph's in its sha)."""
-    files = sorted(cache.glob(f"{target}_{attack}_eps{eps:.6f}_seed0_*_{sha[:16]}.safetensors"),  # as Job.key names them
-                   key=lambda f: int(f.stem.split("_")[4]))
+    files = sorted(
+        cache.glob(f"{target}_{attack}_eps{eps:.6f}_seed0_*_{sha[:16]}.safetensors"),  # as Job.key names them
+        key=lambda f: int(f.stem.split("_")[4]),
+    )
     if not files:
         return None
     x_adv = torch.cat([load_file(str(f))["x_adv"] for f in files])
     return x_adv if len(x_adv) == n else None
 
 
-def examples(args: argparse.Namespace, net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-             sha: str) -> dict[str, torch.Tensor]:
+def examples(
+    args: argparse.Namespace, net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, sha: str
+) -> dict[str, torch.Tensor]:
     """PGD-20 on merged and agree on the three outputs: from ``--cache`` when it holds them, else crafted here."""
     ctx = AttackContext(eps=eps, seed=0, device=torch.device("cpu"))
     out = {}
@@ -91,8 +94,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifact", type=Path, default=Path("artifacts/digits"))
     parser.add_argument("--run", type=Path, default=Path("runs/digits"))
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="a `dhat eval --attacks pgd20,agree` report's cache/ to reuse its examples")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="a `dhat eval --attacks pgd20,agree` report's cache/ to reuse its examples",
+    )
     parser.add_argument("--n", type=int, default=None, help="the first N test images (default: all)")
     args = parser.parse_args()
     recipe, splits = RunDir(args.run).load_data()
@@ -113,16 +120,24 @@ def main() -> None:
     finally:
         srv.stop()
     line = next(m for m in metrics.splitlines() if m.startswith('dhat_heads_disagree_total{mode="merged"}'))
-    result = {"artifact": str(args.artifact), "n": len(x), "eps": eps,
-              "attacks": {"pgd20": "PGD-20 on merged (twin), ignores the monitor",
-                          "agree": "agree on the three outputs (twin), built to pass the monitor"},
-              **{k: {**sent[k], "offline_rate": offline(args.artifact, a)} for k, a in arrays.items()},
-              "prometheus_after_all": float(line.split()[-1])}
+    result = {
+        "artifact": str(args.artifact),
+        "n": len(x),
+        "eps": eps,
+        "attacks": {
+            "pgd20": "PGD-20 on merged (twin), ignores the monitor",
+            "agree": "agree on the three outputs (twin), built to pass the monitor",
+        },
+        **{k: {**sent[k], "offline_rate": offline(args.artifact, a)} for k, a in arrays.items()},
+        "prometheus_after_all": float(line.split()[-1]),
+    }
     print(save(f"disagreement_{args.artifact.name}", result))
     for phase in arrays:
         r = result[phase]
-        print(f"{phase}: {r['disagree']} of {r['images']} images = {100 * r['rate']:.2f} % "
-              f"(offline on the raw session: {100 * r['offline_rate']:.2f} %)")
+        print(
+            f"{phase}: {r['disagree']} of {r['images']} images = {100 * r['rate']:.2f} % "
+            f"(offline on the raw session: {100 * r['offline_rate']:.2f} %)"
+        )
 
 
 if __name__ == "__main__":

@@ -19,15 +19,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import OUT, random_artifact, save  # noqa: E402
-from dhat_serve.contract import MODES  # noqa: E402
-from dhat_serve.runtime import ModelRuntime  # noqa: E402
-from training.attacks import pgd, pgd_schedule  # noqa: E402
-from training.checkpoints import load_checkpoint  # noqa: E402
-from training.models.dual_head import ModeView  # noqa: E402
+from benchmarks.common import OUT, random_artifact, save
+from dhat_serve.contract import MODES
+from dhat_serve.runtime import ModelRuntime
+from training.attacks import pgd, pgd_schedule
+from training.checkpoints import load_checkpoint
+from training.models.dual_head import ModeView
 
 
-def rate(fn, images: int, repeats: int) -> float:  # noqa: ANN001
+def rate(fn, images: int, repeats: int) -> float:
     """Median images/s of ``fn`` over ``repeats`` runs after one warm-up."""
     fn()
     times = []
@@ -63,18 +63,33 @@ def main() -> None:
         with torch.no_grad():
             y = twin(x).argmax(1)  # labels = the mode's own answers, so every image is attacked (as on a real model)
         arr = x.cpu().numpy()
-        rows[mode] = {"pgd20_images_per_s": round(rate(lambda: pgd(twin, x, y, cfg), args.images, args.repeats), 3),
-                      "ort_score_images_per_s": round(rate(lambda: rt.run(mode, arr), args.images, args.repeats), 1)}
+        rows[mode] = {
+            "pgd20_images_per_s": round(
+                rate(lambda twin=twin, y=y: pgd(twin, x, y, cfg), args.images, args.repeats), 3
+            ),
+            "ort_score_images_per_s": round(
+                rate(lambda mode=mode, arr=arr: rt.run(mode, arr), args.images, args.repeats), 1
+            ),
+        }
         if args.autoattack:
             from pyautoattack import AutoAttack
 
             aa = AutoAttack(twin, device=args.device, eps=8 / 255, norm="Linf", seed=0, version="standard")
             rows[mode]["autoattack_images_per_s"] = round(
-                rate(lambda: aa.run_standard_evaluation(x, y, batch_size=args.images), args.images, 1), 3)
+                rate(lambda aa=aa, y=y: aa.run_standard_evaluation(x, y, batch_size=args.images), args.images, 1), 3
+            )
         print(mode, rows[mode], flush=True)
-    save(f"bench_eval_{args.device.replace(':', '')}", {
-        "arch": args.arch, "images": args.images, "device": args.device, "torch_threads": torch.get_num_threads(),
-        "providers": rt.providers()[MODES[0]], "modes": rows})
+    save(
+        f"bench_eval_{args.device.replace(':', '')}",
+        {
+            "arch": args.arch,
+            "images": args.images,
+            "device": args.device,
+            "torch_threads": torch.get_num_threads(),
+            "providers": rt.providers()[MODES[0]],
+            "modes": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ import onnxruntime as ort
 import torch
 
 from benchmarks.common import OUT, interleaved, random_artifact, save
+from dhat_serve.contract import INPUT_NAME
 from dhat_serve.manifest import load_manifest
 from export.graphs import graph_module
 from training.checkpoints import load_checkpoint
-from dhat_serve.contract import INPUT_NAME  # noqa: E402
 
 
 def main() -> None:
@@ -34,8 +34,10 @@ def main() -> None:
     options = ort.SessionOptions()
     # ORT's idle worker threads spin after each run; interleaved with torch that would steal its cores
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sessions = {m: ort.InferenceSession(str(artifact / g.file), options, providers=["CPUExecutionProvider"])
-                for m, g in manifest.modes.items()}
+    sessions = {
+        m: ort.InferenceSession(str(artifact / g.file), options, providers=["CPUExecutionProvider"])
+        for m, g in manifest.modes.items()
+    }
     rows = {}
     for batch in (1, 16):
         x = torch.rand(batch, *manifest.input_shape)
@@ -43,18 +45,31 @@ def main() -> None:
         fns = {}
         for mode, sess in sessions.items():
             module = graph_module(net, mode)
-            fns[f"ort_{mode}"] = lambda s=sess: s.run(None, {INPUT_NAME: xn})
-            fns[f"torch_{mode}"] = lambda m=module: torch.no_grad()(m)(x)
+            fns[f"ort_{mode}"] = lambda s=sess, xn=xn: s.run(None, {INPUT_NAME: xn})
+            fns[f"torch_{mode}"] = lambda m=module, x=x: torch.no_grad()(m)(x)
         reps = max(args.repeats, int(40 / batch))
         times = interleaved(fns, repeats=reps, warmup=2)
         rows[f"batch_{batch}"] = {
-            mode: {"ort_images_per_s": batch / times[f"ort_{mode}"], "torch_images_per_s": batch / times[f"torch_{mode}"],
-                   "ort_speedup": times[f"torch_{mode}"] / times[f"ort_{mode}"]} for mode in sessions}
+            mode: {
+                "ort_images_per_s": batch / times[f"ort_{mode}"],
+                "torch_images_per_s": batch / times[f"torch_{mode}"],
+                "ort_speedup": times[f"torch_{mode}"] / times[f"ort_{mode}"],
+            }
+            for mode in sessions
+        }
         rows[f"batch_{batch}"]["merged_over_main_ort"] = times["ort_merged"] / times["ort_main"]
         rows[f"batch_{batch}"]["merged_over_main_torch"] = times["torch_merged"] / times["torch_main"]
-    save(f"export_throughput_{manifest.architecture['arch']}", {
-        "artifact": str(artifact), "arch": manifest.architecture["arch"], "input_shape": list(manifest.input_shape),
-        "torch_threads": torch.get_num_threads(), "onnxruntime": ort.__version__, "results": rows})
+    save(
+        f"export_throughput_{manifest.architecture['arch']}",
+        {
+            "artifact": str(artifact),
+            "arch": manifest.architecture["arch"],
+            "input_shape": list(manifest.input_shape),
+            "torch_threads": torch.get_num_threads(),
+            "onnxruntime": ort.__version__,
+            "results": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Load generator: ``wrk`` (a C HTTP load generator, Debian package ``wrk``) when it is on PATH, else an
 async Python client (httpx, which itself tops out near 300 requests/s on 2 cores: see the README),
-on the same machine, sending Open Inference Protocol v2 binary requests (what `tritonclient` sends with ``binary_data=True``) and, for comparison, ``/predict``
+on the same machine, sending Open Inference Protocol v2 binary requests (what `tritonclient` sends with
+``binary_data=True``) and, for comparison, ``/predict``
 JSON. The raw session is timed in the same run, after the server stops, with the same ORT settings
 the service uses (intra-op threads = cores, spinning off), so the ratio is service / raw.
 
@@ -32,30 +33,53 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import OUT, random_artifact, save  # noqa: E402
-from dhat_serve.contract import INPUT_NAME  # noqa: E402
-from dhat_serve.manifest import load_manifest  # noqa: E402
-from tests.helpers.server import Server  # noqa: E402
+from benchmarks.common import OUT, random_artifact, save
+from dhat_serve.contract import INPUT_NAME
+from dhat_serve.manifest import load_manifest
+from tests.helpers.server import Server
 
 
 def oip_body(x: np.ndarray) -> tuple[bytes, dict[str, str]]:
     """A binary OIP infer request for (N, C, H, W) float32 ``x``, asking for binary logits back."""
-    header = json.dumps({"inputs": [{"name": INPUT_NAME, "shape": list(x.shape), "datatype": "FP32",
-                                     "parameters": {"binary_data_size": x.nbytes}}],
-                         "parameters": {"binary_data_output": True}}).encode()
-    return header + x.tobytes(), {"Inference-Header-Content-Length": str(len(header)),
-                                  "Content-Type": "application/octet-stream"}
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": INPUT_NAME,
+                    "shape": list(x.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    return header + x.tobytes(), {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
 
 
-async def drive(url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float, images: int,
-                json_body: dict | None = None) -> dict[str, float]:
+async def drive(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    concurrency: int,
+    seconds: float,
+    images: int,
+    json_body: dict | None = None,
+) -> dict[str, float]:
     """Closed-loop load: ``concurrency`` clients send back to back for ``seconds``; images/s and latency."""
     latencies: list[float] = []
 
     async def client_loop(client: httpx.AsyncClient, stop: float) -> None:
         while time.perf_counter() < stop:
             start = time.perf_counter()
-            r = await (client.post(url, json=json_body) if json_body is not None else client.post(url, content=body, headers=headers))
+            r = await (
+                client.post(url, json=json_body)
+                if json_body is not None
+                else client.post(url, content=body, headers=headers)
+            )
             if r.status_code != 200:
                 raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
             latencies.append(time.perf_counter() - start)
@@ -64,24 +88,40 @@ async def drive(url: str, body: bytes, headers: dict[str, str], concurrency: int
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         warm = time.perf_counter() + 1.0
         while time.perf_counter() < warm:
-            await (client.post(url, json=json_body) if json_body is not None else client.post(url, content=body, headers=headers))
+            await (
+                client.post(url, json=json_body)
+                if json_body is not None
+                else client.post(url, content=body, headers=headers)
+            )
         start = time.perf_counter()
         await asyncio.gather(*(client_loop(client, start + seconds) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return {"images_per_s": len(latencies) * images / elapsed, "p50_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * statistics.quantiles(latencies, n=100)[98], "requests": len(latencies)}
+    return {
+        "images_per_s": len(latencies) * images / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * statistics.quantiles(latencies, n=100)[98],
+        "requests": len(latencies),
+    }
 
 
-def wrk(url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float, images: int) -> dict[str, float]:
+def wrk(
+    url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float, images: int
+) -> dict[str, float]:
     """The same closed-loop cell driven by ``wrk``: a Lua script posts ``body`` with ``headers``."""
     OUT.mkdir(exist_ok=True)
     (OUT / "wrk-body.bin").write_bytes(body)
-    lines = [f'local f = io.open("{OUT / "wrk-body.bin"}", "rb"); wrk.body = f:read("*all"); f:close()',
-             'wrk.method = "POST"'] + [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    lines = [
+        f'local f = io.open("{OUT / "wrk-body.bin"}", "rb"); wrk.body = f:read("*all"); f:close()',
+        'wrk.method = "POST"',
+    ] + [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     (OUT / "wrk-post.lua").write_text("\n".join(lines) + "\n")
     subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", str(OUT / "wrk-post.lua"), url], capture_output=True)  # warm-up
-    text = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(OUT / "wrk-post.lua"),
-                           url], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(OUT / "wrk-post.lua"), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if "Non-2xx" in text:
         raise RuntimeError(f"wrk saw non-2xx answers:\n{text}")
 
@@ -127,8 +167,12 @@ def main() -> None:
     many = np.random.default_rng(2).random((32, *shape), dtype=np.float32)
     url_path = f"/v2/models/{args.mode}/infer"
     cells: dict[str, dict] = {}
-    srv = Server(artifact, OUT / f"oip-server-{manifest.architecture['arch']}.log", DHAT_PROVIDER="cpu",
-                 DHAT_WORKERS=str(args.workers))
+    srv = Server(
+        artifact,
+        OUT / f"oip-server-{manifest.architecture['arch']}.log",
+        DHAT_PROVIDER="cpu",
+        DHAT_WORKERS=str(args.workers),
+    )
     try:
         srv.wait_ready()
         time.sleep(5 * (args.workers - 1))  # the other workers load their sessions
@@ -144,8 +188,9 @@ def main() -> None:
         cells["oip_1img_c1"] = cell(body1, headers1, 1, 1)
         cells["oip_1img_c32"] = cell(body1, headers1, 32, 1)
         cells["oip_32img_c8"] = cell(body32, headers32, 8, 32)
-        cells["predict_json_1img_c32"] = asyncio.run(drive(srv.url + "/predict", b"", {}, 32, args.seconds, 1,
-                                                           {"inputs": one.tolist(), "mode": args.mode}))
+        cells["predict_json_1img_c32"] = asyncio.run(
+            drive(srv.url + "/predict", b"", {}, 32, args.seconds, 1, {"inputs": one.tolist(), "mode": args.mode})
+        )
     finally:
         srv.stop()
     graph = artifact / manifest.modes["merged" if args.mode == "all" else args.mode].file
@@ -156,9 +201,17 @@ def main() -> None:
         "oip_32img_c8_over_raw_b32": cells["oip_32img_c8"]["images_per_s"] / cells["raw_b32"]["images_per_s"],
         "oip_c1_p50_minus_raw_b1_p50_ms": cells["oip_1img_c1"]["p50_ms"] - cells["raw_b1"]["p50_ms"],
     }
-    save(f"oip_{manifest.architecture['arch']}_{args.mode}_w{args.workers}_{'wrk' if use_wrk else 'httpx'}",
-         {"artifact": str(artifact), "mode": args.mode, "workers": args.workers, "client": "wrk" if use_wrk else "httpx",
-          "cells": cells, "ratios": ratios})
+    save(
+        f"oip_{manifest.architecture['arch']}_{args.mode}_w{args.workers}_{'wrk' if use_wrk else 'httpx'}",
+        {
+            "artifact": str(artifact),
+            "mode": args.mode,
+            "workers": args.workers,
+            "client": "wrk" if use_wrk else "httpx",
+            "cells": cells,
+            "ratios": ratios,
+        },
+    )
 
 
 if __name__ == "__main__":

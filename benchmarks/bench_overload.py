@@ -29,6 +29,7 @@ async def burst(url: str, x: np.ndarray, clients: int = 300, per_client: int = 5
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     results: list[int | str] = []
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
         async def one() -> None:
             for _ in range(per_client):
                 try:
@@ -36,6 +37,7 @@ async def burst(url: str, x: np.ndarray, clients: int = 300, per_client: int = 5
                     results.append(r.status_code)
                 except httpx.HTTPError as exc:
                     results.append(type(exc).__name__)
+
         await asyncio.gather(*(one() for _ in range(clients)))
     return results
 
@@ -48,8 +50,15 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp())
     _, artifact = make_artifact(root)
-    srv = Server(artifact, root / "server.log", DHAT_PROVIDER="cpu", DHAT_QUEUE_SIZE="2", DHAT_MAX_CONCURRENCY="24",
-                 DHAT_BATCH_SIZE="4", DHAT_KEEP_ALIVE_S=str(args.keep_alive))
+    srv = Server(
+        artifact,
+        root / "server.log",
+        DHAT_PROVIDER="cpu",
+        DHAT_QUEUE_SIZE="2",
+        DHAT_MAX_CONCURRENCY="24",
+        DHAT_BATCH_SIZE="4",
+        DHAT_KEEP_ALIVE_S=str(args.keep_alive),
+    )
     x = np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32)
     lost = 0
     try:

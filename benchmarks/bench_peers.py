@@ -40,24 +40,38 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_oip import raw  # noqa: E402
-from benchmarks.common import OUT, random_artifact, save  # noqa: E402
-from tests.helpers.server import free_port, wait_until_ready  # noqa: E402
+from benchmarks.bench_oip import raw
+from benchmarks.common import OUT, random_artifact, save
+from tests.helpers.server import free_port, wait_until_ready
 
 PEERS = Path(__file__).parent / "peers"
-PINS = {"mlserver": ["mlserver==1.7.1", "onnxruntime==1.31.1", "uvloop==0.21.0"],
-        "kserve": ["kserve==0.21.0", "onnxruntime==1.31.1"]}
+PINS = {
+    "mlserver": ["mlserver==1.7.1", "onnxruntime==1.31.1", "uvloop==0.21.0"],
+    "kserve": ["kserve==0.21.0", "onnxruntime==1.31.1"],
+}
 """Each peer's venv: the releases the issue names; MLServer 1.7.1 needs uvloop 0.21 (NOTES.md), and ONNX
 Runtime matches the service's 1.31 so every server runs the same kernels."""
-DHAT_VARIANTS = {"dhat": {}, "dhat-logged": {"DHAT_ACCESS_LOG": "1", "DHAT_TRACING": "1", "DHAT_INLINE_RUN_MS": "0"},
-                 "dhat-access": {"DHAT_ACCESS_LOG": "1"}, "dhat-tracing": {"DHAT_TRACING": "1"},
-                 "dhat-thread": {"DHAT_INLINE_RUN_MS": "0"}}
+DHAT_VARIANTS = {
+    "dhat": {},
+    "dhat-logged": {"DHAT_ACCESS_LOG": "1", "DHAT_TRACING": "1", "DHAT_INLINE_RUN_MS": "0"},
+    "dhat-access": {"DHAT_ACCESS_LOG": "1"},
+    "dhat-tracing": {"DHAT_TRACING": "1"},
+    "dhat-thread": {"DHAT_INLINE_RUN_MS": "0"},
+}
 """``dhat serve`` with its defaults, and with what issue 30 turned off by default turned back on (BentoML's access
 log, its OpenTelemetry spans, a lone request's run on the event loop): all three (``dhat-logged``) or one at a
 time, so one run says what each costs."""
 MODEL = "merged"
-CELLS = (("http_binary", 1, 1), ("http_binary", 1, 32), ("http_json", 1, 1), ("http_json", 1, 32),
-         ("grpc", 1, 1), ("grpc", 1, 32), ("http_binary", 32, 8), ("grpc", 32, 8))
+CELLS = (
+    ("http_binary", 1, 1),
+    ("http_binary", 1, 32),
+    ("http_json", 1, 1),
+    ("http_json", 1, 32),
+    ("grpc", 1, 1),
+    ("grpc", 1, 32),
+    ("http_binary", 32, 8),
+    ("grpc", 32, 8),
+)
 """(protocol, images per request, concurrency)."""
 
 
@@ -75,12 +89,19 @@ def ensure_venv(root: Path, name: str) -> Path:
 class Proc:
     """A server started in its own process group; ``stop`` SIGTERMs the group, SIGKILLs what is left after 30 s."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], http_port: int, grpc_port: int,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], http_port: int, grpc_port: int, cwd: Path | None = None
+    ) -> None:
         self.name, self.http, self.grpc = name, f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
         self.log = OUT / f"peer-{name}.log"
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=cwd, stdout=open(self.log, "w"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            cwd=cwd,
+            stdout=open(self.log, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 180) -> None:
         wait_until_ready(f"http://{self.http}/v2/models/{MODEL}/ready", self.proc, self.log, timeout)
@@ -100,21 +121,67 @@ def start(name: str, onnx: Path, artifact: Path, venvs: Path) -> Proc:
     http_port, grpc_port, env = free_port(), free_port(), {"DHAT_PEER_THREADS": "2", "PYTHONPATH": str(PEERS)}
     if name in DHAT_VARIANTS:
         root = Path(__file__).resolve().parents[1]
-        return Proc(name, [sys.executable, "-m", "dhat_serve.cli", "serve", str(artifact), "--port", str(http_port),
-                           "--grpc-port", str(grpc_port)],
-                    {"DHAT_WORKERS": "1", "DHAT_PROVIDER": "cpu", "PYTHONPATH": str(root), **DHAT_VARIANTS[name]},
-                    http_port, grpc_port, root)
+        return Proc(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "dhat_serve.cli",
+                "serve",
+                str(artifact),
+                "--port",
+                str(http_port),
+                "--grpc-port",
+                str(grpc_port),
+            ],
+            {"DHAT_WORKERS": "1", "DHAT_PROVIDER": "cpu", "PYTHONPATH": str(root), **DHAT_VARIANTS[name]},
+            http_port,
+            grpc_port,
+            root,
+        )
     if name == "kserve":
-        return Proc(name, [str(ensure_venv(venvs, "kserve")), str(PEERS / "kserve_model.py"), "--model", MODEL,
-                           "--onnx", str(onnx), "--http_port", str(http_port), "--grpc_port", str(grpc_port)],
-                    env, http_port, grpc_port)
+        return Proc(
+            name,
+            [
+                str(ensure_venv(venvs, "kserve")),
+                str(PEERS / "kserve_model.py"),
+                "--model",
+                MODEL,
+                "--onnx",
+                str(onnx),
+                "--http_port",
+                str(http_port),
+                "--grpc_port",
+                str(grpc_port),
+            ],
+            env,
+            http_port,
+            grpc_port,
+        )
     repo = OUT / "mlserver-repo"
     (repo / MODEL).mkdir(parents=True, exist_ok=True)
-    (repo / "settings.json").write_text(json.dumps({"debug": False, "parallel_workers": 0, "http_port": http_port,
-                                                    "grpc_port": grpc_port, "metrics_port": free_port()}))
-    (repo / MODEL / "model-settings.json").write_text(json.dumps({
-        "name": MODEL, "implementation": "mlserver_runtime.OnnxModel", "parameters": {"uri": str(onnx)},
-        "max_batch_size": 64, "max_batch_time": 0.002}))
+    (repo / "settings.json").write_text(
+        json.dumps(
+            {
+                "debug": False,
+                "parallel_workers": 0,
+                "http_port": http_port,
+                "grpc_port": grpc_port,
+                "metrics_port": free_port(),
+            }
+        )
+    )
+    (repo / MODEL / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": MODEL,
+                "implementation": "mlserver_runtime.OnnxModel",
+                "parameters": {"uri": str(onnx)},
+                "max_batch_size": 64,
+                "max_batch_time": 0.002,
+            }
+        )
+    )
     mlserver = ensure_venv(venvs, "mlserver").parent / "mlserver"
     return Proc(name, [str(mlserver), "start", str(repo)], env, http_port, grpc_port, repo)
 
@@ -177,13 +244,17 @@ async def closed_loop(proc: Proc, protocol: str, x: np.ndarray, concurrency: int
         elapsed = time.perf_counter() - begin
     finally:
         await close()
-    return {"images_per_s": round(len(latencies) * len(x) / elapsed, 1),
-            "p50_ms": round(1000 * statistics.median(latencies), 3),
-            "p99_ms": round(1000 * statistics.quantiles(latencies, n=100)[98], 3), "requests": len(latencies)}
+    return {
+        "images_per_s": round(len(latencies) * len(x) / elapsed, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 3),
+        "p99_ms": round(1000 * statistics.quantiles(latencies, n=100)[98], 3),
+        "requests": len(latencies),
+    }
 
 
 async def parity(proc: Proc, protocol: str, x: np.ndarray, expected: np.ndarray) -> float:
-    """The largest |logit - raw session logit| over ``x`` on ``protocol``; raises what the server answered if it refuses."""
+    """The largest |logit - raw session logit| over ``x`` on ``protocol``; raises what the server answered if it
+    refuses."""
     call, close = requester(proc, protocol, x, 1)
     try:
         return float(np.abs(await call() - expected).max())
@@ -191,8 +262,15 @@ async def parity(proc: Proc, protocol: str, x: np.ndarray, expected: np.ndarray)
         await close()
 
 
-def measure(proc: Proc, x1: np.ndarray, x32: np.ndarray, check: np.ndarray, expected: np.ndarray,
-            seconds: float, cells: tuple[tuple[str, int, int], ...] = CELLS) -> dict:
+def measure(
+    proc: Proc,
+    x1: np.ndarray,
+    x32: np.ndarray,
+    check: np.ndarray,
+    expected: np.ndarray,
+    seconds: float,
+    cells: tuple[tuple[str, int, int], ...] = CELLS,
+) -> dict:
     """Every cell of one server; a protocol whose parity request is refused is reported as refused."""
     result: dict = {"parity": {}, "cells": {}}
     for protocol in ("http_binary", "http_json", "grpc"):
@@ -201,7 +279,7 @@ def measure(proc: Proc, x1: np.ndarray, x32: np.ndarray, check: np.ndarray, expe
             result["parity"][protocol] = diff
             if diff > 1e-4:
                 raise RuntimeError(f"{proc.name} {protocol}: logits differ from the raw session by {diff}")
-        except Exception as exc:  # noqa: BLE001 - a refusal is a result (MLServer has no binary HTTP tensors)
+        except Exception as exc:
             if isinstance(exc, RuntimeError) and "differ" in str(exc):
                 raise
             result["parity"][protocol] = f"refused: {str(exc)[:160]}"
@@ -210,8 +288,9 @@ def measure(proc: Proc, x1: np.ndarray, x32: np.ndarray, check: np.ndarray, expe
         if isinstance(result["parity"][protocol], str):
             result["cells"][key] = result["parity"][protocol]
             continue
-        result["cells"][key] = asyncio.run(closed_loop(proc, protocol, x1 if images == 1 else x32, concurrency,
-                                                       seconds))
+        result["cells"][key] = asyncio.run(
+            closed_loop(proc, protocol, x1 if images == 1 else x32, concurrency, seconds)
+        )
         print(proc.name, key, result["cells"][key], flush=True)
     return result
 
@@ -234,30 +313,44 @@ def table(results: dict, raw_cells: dict, cells: tuple[tuple[str, int, int], ...
         ratio = ""
         if got and isinstance(values.get("dhat"), dict):
             best = better(got)
-            ratio = f"{values['dhat'][metric] / best:.2f}×" if metric == "images_per_s" else \
-                f"{values['dhat'][metric] - best:+.2f} ms"
+            ratio = (
+                f"{values['dhat'][metric] / best:.2f}×"
+                if metric == "images_per_s"
+                else f"{values['dhat'][metric] - best:+.2f} ms"
+            )
         unit = "p50 ms" if concurrency == 1 else "images/s"
         md.append(f"| {protocol}, {images} img, c{concurrency} ({unit}) | {' | '.join(shown)} | {ratio} |")
-    md.append(f"| raw session | b1 p50 {raw_cells['raw_b1']['p50_ms']:.3f} ms; "
-              f"b32 {raw_cells['raw_b32']['images_per_s']:.0f} images/s |" + " |" * len(servers))
+    md.append(
+        f"| raw session | b1 p50 {raw_cells['raw_b1']['p50_ms']:.3f} ms; "
+        f"b32 {raw_cells['raw_b32']['images_per_s']:.0f} images/s |" + " |" * len(servers)
+    )
     return md
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifact", type=Path, default=None,
-                        help="an exported artifact (default: a random-weight digits-shaped one, wrn-16-2-s8 1x16x16)")
+    parser.add_argument(
+        "--artifact",
+        type=Path,
+        default=None,
+        help="an exported artifact (default: a random-weight digits-shaped one, wrn-16-2-s8 1x16x16)",
+    )
     parser.add_argument("--seconds", type=float, default=6.0, help="seconds per cell, after 1 s of warm-up")
-    parser.add_argument("--servers", default="dhat,mlserver,kserve",
-                        help=f"comma-separated, of mlserver, kserve and {', '.join(DHAT_VARIANTS)}")
+    parser.add_argument(
+        "--servers",
+        default="dhat,mlserver,kserve",
+        help=f"comma-separated, of mlserver, kserve and {', '.join(DHAT_VARIANTS)}",
+    )
     parser.add_argument("--venvs", type=Path, default=OUT / "peer-venvs", help="where the peers' venvs are made")
-    parser.add_argument("--cells", default=None,
-                        help="a comma-separated subset of the cells, e.g. http_binary_1img_c32 (default: all)")
+    parser.add_argument(
+        "--cells", default=None, help="a comma-separated subset of the cells, e.g. http_binary_1img_c32 (default: all)"
+    )
     parser.add_argument("--tag", default="run", help="the result file is out/peers_TAG.json")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
-    artifact = args.artifact or random_artifact("wrn-16-2-s8", OUT / "artifact-wrn-16-2-s8-1x16", in_channels=1,
-                                                size=16)
+    artifact = args.artifact or random_artifact(
+        "wrn-16-2-s8", OUT / "artifact-wrn-16-2-s8-1x16", in_channels=1, size=16
+    )
     from dhat_serve.manifest import load_manifest
     from dhat_serve.runtime import ModelRuntime
 
@@ -273,8 +366,10 @@ def main() -> None:
             results[name] = measure(proc, x1, x32, check, expected, args.seconds, cells)
     raw_cells = {"raw_b1": raw(onnx, shape, 1, args.seconds), "raw_b32": raw(onnx, shape, 32, args.seconds)}
     md = table(results, raw_cells, cells)
-    save(f"peers_{args.tag}", {"artifact": str(artifact), "seconds": args.seconds, "servers": results,
-                              "raw": raw_cells, "table": md})
+    save(
+        f"peers_{args.tag}",
+        {"artifact": str(artifact), "seconds": args.seconds, "servers": results, "raw": raw_cells, "table": md},
+    )
     print("\n".join(md))
 
 

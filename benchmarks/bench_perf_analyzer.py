@@ -28,10 +28,10 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import OUT, save  # noqa: E402
-from dhat_serve.contract import INPUT_NAME, request_graph  # noqa: E402
-from dhat_serve.manifest import load_manifest  # noqa: E402
-from tests.helpers.server import Server  # noqa: E402
+from benchmarks.common import OUT, save
+from dhat_serve.contract import INPUT_NAME, request_graph
+from dhat_serve.manifest import load_manifest
+from tests.helpers.server import Server
 
 TOOLS = OUT / "tools"
 WHEELS = ("tritonclient==2.41.0", "nvidia-cuda-runtime-cu12==12.3.101")
@@ -42,8 +42,23 @@ def ensure_perf_analyzer() -> tuple[Path, dict[str, str]]:
     binary, libdir = TOOLS / "perf_analyzer", TOOLS / "lib"
     if not binary.exists():
         TOOLS.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--platform",
-                        "manylinux1_x86_64", "-d", str(TOOLS), *WHEELS], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux1_x86_64",
+                "-d",
+                str(TOOLS),
+                *WHEELS,
+            ],
+            check=True,
+            capture_output=True,
+        )
         libdir.mkdir(exist_ok=True)
         for wheel in TOOLS.glob("*.whl"):
             with zipfile.ZipFile(wheel) as z:
@@ -60,22 +75,47 @@ def ensure_perf_analyzer() -> tuple[Path, dict[str, str]]:
     return binary, {**os.environ, "LD_LIBRARY_PATH": f"{libdir}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
 
 
-def perf_analyzer(binary: Path, env: dict[str, str], url: str, protocol: str, model: str, concurrency: int,
-                  seconds: float) -> dict[str, float]:
+def perf_analyzer(
+    binary: Path, env: dict[str, str], url: str, protocol: str, model: str, concurrency: int, seconds: float
+) -> dict[str, float]:
     """One ``perf_analyzer`` cell (batch 1): images/s, p50 / p99 latency (ms) and its server-side split (µs)."""
     out = OUT / f"perf_analyzer_{protocol}_c{concurrency}.csv"
-    cmd = [str(binary), "-m", model, "-u", url, "-i", protocol, "-b", "1", "--concurrency-range", str(concurrency),
-           "--measurement-interval", str(int(seconds * 1000)), "-f", str(out), "--percentile", "50",
-           "--input-data", "zero"]  # zeros: in the model's [0, 1] range (its default random floats are not)
+    cmd = [
+        str(binary),
+        "-m",
+        model,
+        "-u",
+        url,
+        "-i",
+        protocol,
+        "-b",
+        "1",
+        "--concurrency-range",
+        str(concurrency),
+        "--measurement-interval",
+        str(int(seconds * 1000)),
+        "-f",
+        str(out),
+        "--percentile",
+        "50",
+        "--input-data",
+        "zero",
+    ]  # zeros: in the model's [0, 1] range (its default random floats are not)
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     if run.returncode != 0:
         raise RuntimeError(f"perf_analyzer {protocol} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
     row = next(csv.DictReader(io.StringIO(out.read_text())))
-    return {"images_per_s": float(row["Inferences/Second"]), "p50_ms": float(row["p50 latency"]) / 1000,
-            "p99_ms": float(row["p99 latency"]) / 1000, "server_queue_us": float(row["Server Queue"]),
-            "server_compute_us": float(row["Server Compute Infer"]), "client_send_us": float(row["Client Send"]),
-            "network_server_us": float(row["Network+Server Send/Recv"]), "client_recv_us": float(row["Client Recv"]),
-            "stdout_tail": run.stdout.strip().splitlines()[-12:]}
+    return {
+        "images_per_s": float(row["Inferences/Second"]),
+        "p50_ms": float(row["p50 latency"]) / 1000,
+        "p99_ms": float(row["p99 latency"]) / 1000,
+        "server_queue_us": float(row["Server Queue"]),
+        "server_compute_us": float(row["Server Compute Infer"]),
+        "client_send_us": float(row["Client Send"]),
+        "network_server_us": float(row["Network+Server Send/Recv"]),
+        "client_recv_us": float(row["Client Recv"]),
+        "stdout_tail": run.stdout.strip().splitlines()[-12:],
+    }
 
 
 def raw_session(artifact: Path, mode: str, threads: int, seconds: float) -> dict[str, float]:
@@ -83,8 +123,9 @@ def raw_session(artifact: Path, mode: str, threads: int, seconds: float) -> dict
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(artifact / f"{request_graph(mode)}.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(artifact / f"{request_graph(mode)}.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     shape = load_manifest(artifact).input_shape
     result = {}
     for batch in (1, 32):
@@ -107,17 +148,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     binary, env = ensure_perf_analyzer()
-    srv = Server(args.artifact, OUT / "perf_analyzer_server.log", grpc=True, DHAT_PROVIDER="cpu",
-                 DHAT_WORKERS=str(args.workers))
+    srv = Server(
+        args.artifact, OUT / "perf_analyzer_server.log", grpc=True, DHAT_PROVIDER="cpu", DHAT_WORKERS=str(args.workers)
+    )
     cells = {}
     try:
         srv.wait_ready()
         for protocol, url in (("http", srv.url.removeprefix("http://")), ("grpc", srv.grpc_url)):
             for concurrency in (1, 32):
-                cells[f"{protocol}_c{concurrency}"] = perf_analyzer(binary, env, url, protocol, args.mode, concurrency,
-                                                                    args.seconds)
-                print(protocol, concurrency, {k: v for k, v in cells[f"{protocol}_c{concurrency}"].items()
-                                              if k != "stdout_tail"}, flush=True)
+                cells[f"{protocol}_c{concurrency}"] = perf_analyzer(
+                    binary, env, url, protocol, args.mode, concurrency, args.seconds
+                )
+                print(
+                    protocol,
+                    concurrency,
+                    {k: v for k, v in cells[f"{protocol}_c{concurrency}"].items() if k != "stdout_tail"},
+                    flush=True,
+                )
     finally:
         srv.stop()
     raw = raw_session(args.artifact, args.mode, os.cpu_count() or 1, 3.0)

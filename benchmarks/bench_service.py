@@ -20,10 +20,10 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import OUT, random_artifact, save  # noqa: E402
-from dhat_serve.manifest import load_manifest  # noqa: E402
-from tests.helpers.server import Server  # noqa: E402
-from dhat_serve.contract import INPUT_NAME  # noqa: E402
+from benchmarks.common import OUT, random_artifact, save
+from dhat_serve.contract import INPUT_NAME
+from dhat_serve.manifest import load_manifest
+from tests.helpers.server import Server
 
 CONCURRENCY = (1, 8, 32)
 
@@ -89,9 +89,19 @@ def main() -> None:
         session = ort.InferenceSession(str(artifact / manifest.modes[mode].file), providers=["CPUExecutionProvider"])
         for b in CONCURRENCY:
             results[mode][f"raw_b{b}_images_per_s"] = raw_images_per_s(session, manifest.input_shape, b)
-        results[mode]["service_c32_over_raw_b32"] = results[mode]["service_c32"]["requests_per_s"] / results[mode]["raw_b32_images_per_s"]
-    save(f"service_{manifest.architecture['arch']}", {"artifact": str(artifact), "arch": manifest.architecture["arch"],
-                                                      "requests": args.requests, "results": results, "target": ">= 0.8 at c32"})
+        results[mode]["service_c32_over_raw_b32"] = (
+            results[mode]["service_c32"]["requests_per_s"] / results[mode]["raw_b32_images_per_s"]
+        )
+    save(
+        f"service_{manifest.architecture['arch']}",
+        {
+            "artifact": str(artifact),
+            "arch": manifest.architecture["arch"],
+            "requests": args.requests,
+            "results": results,
+            "target": ">= 0.8 at c32",
+        },
+    )
 
 
 if __name__ == "__main__":

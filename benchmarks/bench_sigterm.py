@@ -22,21 +22,23 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import OUT, save  # noqa: E402
-from tests.helpers.checkpoints import make_artifact  # noqa: E402
-from tests.helpers.server import Server  # noqa: E402
+from benchmarks.common import OUT, save
+from tests.helpers.checkpoints import make_artifact
+from tests.helpers.server import Server
 
 
-async def burst(url: str, n: int, x: np.ndarray, after: float, kill) -> tuple[list, float]:  # noqa: ANN001
+async def burst(url: str, n: int, x: np.ndarray, after: float, kill) -> tuple[list, float]:
     """``n`` concurrent /predict requests; ``kill()`` ``after`` seconds in; (outcomes, signal time)."""
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
         async def one():
             try:
                 r = await client.post(f"{url}/predict", json={"inputs": x.tolist(), "mode": "merged"})
                 return r.status_code, time.time()
             except httpx.HTTPError as exc:
                 return type(exc).__name__, time.time()
+
         task = asyncio.gather(*(one() for _ in range(n)))
         await asyncio.sleep(after)
         signalled = time.time()
@@ -56,14 +58,25 @@ def main() -> None:
     artifact = root / "artifact" if (root / "artifact/manifest.json").is_file() else make_artifact(root)[1]
     srv = Server(artifact, root / "server.log", DHAT_PROVIDER="cpu", DHAT_BATCH_SIZE="64", DHAT_QUEUE_SIZE="1000")
     srv.wait_ready()
-    kill = (lambda: os.killpg(srv.proc.pid, signal.SIGTERM)) if args.group else (lambda: os.kill(srv.proc.pid, signal.SIGTERM))
+    kill = (
+        (lambda: os.killpg(srv.proc.pid, signal.SIGTERM))
+        if args.group
+        else (lambda: os.kill(srv.proc.pid, signal.SIGTERM))
+    )
     x = np.random.default_rng(1).random((64, 1, 8, 8), dtype=np.float32)
     results, signalled = asyncio.run(burst(srv.url, args.requests, x, args.after, kill))
     srv.proc.wait(timeout=60)
     codes = [str(c) for c, _ in results]
-    save("sigterm", {"requests": args.requests, "signal_after_s": args.after, "group": args.group,
-                     "outcomes": {c: codes.count(c) for c in sorted(set(codes))},
-                     "answered_200_after_signal": sum(1 for c, t in results if c == 200 and t > signalled)})
+    save(
+        "sigterm",
+        {
+            "requests": args.requests,
+            "signal_after_s": args.after,
+            "group": args.group,
+            "outcomes": {c: codes.count(c) for c in sorted(set(codes))},
+            "answered_200_after_signal": sum(1 for c, t in results if c == 200 and t > signalled),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -14,14 +14,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import interleaved, save
+from dhat_serve.contract import MAIN, SECOND
 from training.datasets.digits import load_digits_splits
 from training.distributed import DistContext
+from training.epoch import train_epoch
 from training.freezing import freeze, trainable_parameters
 from training.models.dual_head import DualHeadNet, SingleHeadNet
 from training.models.registry import ModelConfig, create_model
 from training.recipes import load_recipe
-from training.epoch import train_epoch
-from dhat_serve.contract import MAIN, SECOND  # noqa: E402
 
 
 class AsDual(torch.nn.Module):
@@ -52,15 +52,26 @@ def main() -> None:
     opt_dual = torch.optim.SGD(trainable_parameters(dual), lr=0.01, momentum=0.9)
     opt_single = torch.optim.SGD(single.parameters(), lr=0.01, momentum=0.9)
     wrapped = AsDual(single)
-    times = interleaved({
-        "stage2_epoch": lambda: train_epoch(dual, dual, loader, opt_dual, spec, SECOND, ctx, "stage 2"),
-        "single_head_epoch": lambda: train_epoch(wrapped, wrapped, loader, opt_single, spec, MAIN, ctx, "single"),
-    }, repeats=args.repeats)
-    save("stage2_vs_single", {
-        "arch": args.arch, "images_per_epoch": len(splits.train), "method": spec.method, "pgd_steps": spec.attack.steps,
-        "seconds": times, "ratio_stage2_over_single": times["stage2_epoch"] / times["single_head_epoch"],
-        "target": "<= 1.05", "torch_threads": torch.get_num_threads(),
-    })
+    times = interleaved(
+        {
+            "stage2_epoch": lambda: train_epoch(dual, dual, loader, opt_dual, spec, SECOND, ctx, "stage 2"),
+            "single_head_epoch": lambda: train_epoch(wrapped, wrapped, loader, opt_single, spec, MAIN, ctx, "single"),
+        },
+        repeats=args.repeats,
+    )
+    save(
+        "stage2_vs_single",
+        {
+            "arch": args.arch,
+            "images_per_epoch": len(splits.train),
+            "method": spec.method,
+            "pgd_steps": spec.attack.steps,
+            "seconds": times,
+            "ratio_stage2_over_single": times["stage2_epoch"] / times["single_head_epoch"],
+            "target": "<= 1.05",
+            "torch_threads": torch.get_num_threads(),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,14 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
 
 def save(name: str, result: dict) -> Path:
     OUT.mkdir(exist_ok=True)
-    result = {**result, "machine": {"python": platform.python_version(), "processor": platform.processor(),
-                                    "cpus": __import__("os").cpu_count()}}
+    result = {
+        **result,
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.processor(),
+            "cpus": __import__("os").cpu_count(),
+        },
+    }
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
@@ -46,7 +52,12 @@ def random_artifact(arch: str, out: Path, in_channels: int = 3, size: int = 32, 
         return out
     cfg = ModelConfig(arch=arch, layout="symmetric", in_channels=in_channels, input_size=size)
     ckpt = out.parent / f"{out.name}-checkpoint"
-    save_checkpoint(ckpt, create_model(cfg), cfg, {"main_head": True, "second_head": True, "merger": True},
-                    meta=CheckpointMeta(recipe=f"random-{arch}"))
+    save_checkpoint(
+        ckpt,
+        create_model(cfg),
+        cfg,
+        {"main_head": True, "second_head": True, "merger": True},
+        meta=CheckpointMeta(recipe=f"random-{arch}"),
+    )
     export_artifact(ckpt, out, fp16=fp16, parity_n=4)
     return out

@@ -74,20 +74,33 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     runtime = ModelRuntime.load(args.artifact, provider="cuda")
     x = np.random.default_rng(0).random((BATCH, *runtime.manifest.input_shape), dtype=np.float32)
-    result: dict = {"raw_providers": runtime.providers(), "workers": args.workers, "concurrency": args.concurrency,
-                    "batch": BATCH, "raw_before": {m: images_per_s(runtime, m, BATCH, args.seconds) for m in MODES}}
+    result: dict = {
+        "raw_providers": runtime.providers(),
+        "workers": args.workers,
+        "concurrency": args.concurrency,
+        "batch": BATCH,
+        "raw_before": {m: images_per_s(runtime, m, BATCH, args.seconds) for m in MODES},
+    }
     print(json.dumps(result), flush=True)
     log = args.out / "gpu_service.log"
     pythonpath = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))  # carried wheels first
-    srv = Server(args.artifact, log, grpc=True, DHAT_PROVIDER="cuda", DHAT_WORKERS=str(args.workers),
-                 DHAT_MAX_REQUEST_BYTES=str(64 * 1024 * 1024), PYTHONPATH=pythonpath)
+    srv = Server(
+        args.artifact,
+        log,
+        grpc=True,
+        DHAT_PROVIDER="cuda",
+        DHAT_WORKERS=str(args.workers),
+        DHAT_MAX_REQUEST_BYTES=str(64 * 1024 * 1024),
+        PYTHONPATH=pythonpath,
+    )
     try:
         srv.wait_ready(timeout=300)
         time.sleep(10)  # the other workers finish their warm-up
         body, headers = oip_body(x)
         for mode in MODES:
-            result[f"http_{mode}"] = asyncio.run(drive(f"{srv.url}/v2/models/{mode}/infer", body, headers,
-                                                       args.concurrency, args.seconds, BATCH))
+            result[f"http_{mode}"] = asyncio.run(
+                drive(f"{srv.url}/v2/models/{mode}/infer", body, headers, args.concurrency, args.seconds, BATCH)
+            )
             result[f"grpc_{mode}"] = asyncio.run(grpc_drive(srv.grpc_url, mode, x, args.concurrency, args.seconds))
             print(json.dumps({mode: [result[f"http_{mode}"], result[f"grpc_{mode}"]]}), flush=True)
     finally:
@@ -96,8 +109,9 @@ def main() -> None:
     for mode in MODES:
         raw = (result["raw_before"][mode] + result["raw_after"][mode]) / 2
         result[f"ratio_{mode}"] = {p: result[f"{p}_{mode}"]["images_per_s"] / raw for p in ("http", "grpc")}
-    result["worker_sessions"] = [line.strip() for line in log.read_text().splitlines()
-                                 if re.search(r"worker \d+, mode \w+: .* runs on", line)]
+    result["worker_sessions"] = [
+        line.strip() for line in log.read_text().splitlines() if re.search(r"worker \d+, mode \w+: .* runs on", line)
+    ]
     (args.out / "gpu_oip.json").write_text(json.dumps(result, indent=1))
     print("RESULT " + json.dumps(result))
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import random_artifact
+from dhat_serve.contract import MODES
 from dhat_serve.runtime import ModelRuntime
-from dhat_serve.contract import MODES  # noqa: E402
 
 
 def images_per_s(rt: ModelRuntime, mode: str, batch: int, seconds: float = 3.0) -> float:
@@ -37,7 +37,10 @@ def main() -> None:
     for precision in ("fp32", "fp16"):
         artifact = random_artifact("wrn-34-10", out / f"wrn-34-10-{precision}", fp16=precision == "fp16")
         rt = ModelRuntime.load(artifact, provider="cuda")
-        results[precision] = {"providers": rt.providers(), "parity": {m: g.parity["max_abs_diff"] for m, g in rt.manifest.modes.items()}}
+        results[precision] = {
+            "providers": rt.providers(),
+            "parity": {m: g.parity["max_abs_diff"] for m, g in rt.manifest.modes.items()},
+        }
         for mode in MODES:
             results[precision][mode] = {f"b{b}": round(images_per_s(rt, mode, b), 1) for b in (1, 64, 256)}
         print(json.dumps({precision: results[precision]}), flush=True)

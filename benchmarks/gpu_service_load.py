@@ -8,7 +8,8 @@ import time
 
 import httpx
 import numpy as np
-from dhat_serve.contract import MODES  # noqa: E402
+
+from dhat_serve.contract import MODES
 
 
 def main() -> None:
@@ -17,8 +18,9 @@ def main() -> None:
     with httpx.Client(timeout=300) as client:
         for mode in MODES:
             for batch in (1, 64, 256):
-                body = json.dumps({"inputs": np.random.default_rng(0).random((batch, 3, 32, 32)).round(4).tolist(),
-                                   "mode": mode})
+                body = json.dumps(
+                    {"inputs": np.random.default_rng(0).random((batch, 3, 32, 32)).round(4).tolist(), "mode": mode}
+                )
                 headers = {"content-type": "application/json"}
                 client.post(f"{url}/predict", content=body, headers=headers).raise_for_status()
                 n, start = 0, time.perf_counter()

@@ -19,12 +19,12 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from dhat_serve.contract import MAIN
 from training.distributed import DistContext
+from training.epoch import train_epoch
 from training.freezing import freeze, trainable_parameters
 from training.models.registry import ModelConfig, create_model
 from training.recipes import Recipe, load_recipe
-from training.epoch import train_epoch
-from dhat_serve.contract import MAIN  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +47,9 @@ def time_epoch(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, device: torch.d
     """Warm up, then time one pass of stage 1's loop over ``x`` (N, 3, 32, 32) at ``precision``."""
     spec = recipe.stage1
     torch.manual_seed(0)
-    loader = DataLoader(TensorDataset(x, y), batch_size=recipe.data.batch_size, shuffle=True, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        TensorDataset(x, y), batch_size=recipe.data.batch_size, shuffle=True, pin_memory=device.type == "cuda"
+    )
     net = create_model(ModelConfig(arch=recipe.model.arch, layout=recipe.model.layout)).to(device)
     if device.type == "cuda":
         net.to(memory_format=torch.channels_last)
@@ -67,13 +69,25 @@ def time_epoch(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, device: torch.d
     seconds = time.perf_counter() - start
     images = len(y)
     cuda = device.type == "cuda"
-    return {"recipe": recipe.name, "precision": precision, "arch": recipe.model.arch, "method": spec.method,
-            "pgd_steps": spec.attack.steps, "batch_size": recipe.data.batch_size, "images": images,
-            "seconds": round(seconds, 2), "images_per_s": round(images / seconds, 1),
-            "epoch_s_49000": round(49_000 * seconds / images, 1), "loss": round(result.loss, 4), "device": str(device),
-            "gpu": torch.cuda.get_device_name(0) if cuda else None, "bf16_autocast": precision == "bf16" and cuda,
-            "tf32_convolutions": cuda and torch.backends.cudnn.allow_tf32, "channels_last": cuda,
-            "torch": torch.__version__}
+    return {
+        "recipe": recipe.name,
+        "precision": precision,
+        "arch": recipe.model.arch,
+        "method": spec.method,
+        "pgd_steps": spec.attack.steps,
+        "batch_size": recipe.data.batch_size,
+        "images": images,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(images / seconds, 1),
+        "epoch_s_49000": round(49_000 * seconds / images, 1),
+        "loss": round(result.loss, 4),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "bf16_autocast": precision == "bf16" and cuda,
+        "tf32_convolutions": cuda and torch.backends.cudnn.allow_tf32,
+        "channels_last": cuda,
+        "torch": torch.__version__,
+    }
 
 
 if __name__ == "__main__":

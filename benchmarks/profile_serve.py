@@ -24,12 +24,29 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_peers import MODEL, closed_loop, serving  # noqa: E402
-from benchmarks.common import OUT, random_artifact  # noqa: E402
+from benchmarks.bench_peers import MODEL, closed_loop, serving
+from benchmarks.common import OUT, random_artifact
 
-
-PACKAGES = ("opentelemetry", "prometheus_client", "_bentoml_impl", "bentoml", "starlette", "uvicorn", "h11", "httptools",
-            "uvloop", "orjson", "json", "logging", "asyncio", "concurrent", "onnxruntime", "numpy", "dhat_serve", "grpc")
+PACKAGES = (
+    "opentelemetry",
+    "prometheus_client",
+    "_bentoml_impl",
+    "bentoml",
+    "starlette",
+    "uvicorn",
+    "h11",
+    "httptools",
+    "uvloop",
+    "orjson",
+    "json",
+    "logging",
+    "asyncio",
+    "concurrent",
+    "onnxruntime",
+    "numpy",
+    "dhat_serve",
+    "grpc",
+)
 
 
 OTEL_SHORT = ("trace", "asgi", "attributes", "_semconv.py", "sampling.py")
@@ -57,7 +74,9 @@ def by_package(collapsed: Path, seconds: float, requests: int) -> list[str]:
     total = sum(own.values()) or 1
     per_request_us = 1e6 * seconds / max(requests, 1)
     lines = [f"event-loop thread, self time by library ({total} samples; {per_request_us:.0f} µs per request):", ""]
-    lines += [f"  {100 * n / total:5.1f} %  {n / total * per_request_us:6.0f} µs  {name}" for name, n in own.most_common()]
+    lines += [
+        f"  {100 * n / total:5.1f} %  {n / total * per_request_us:6.0f} µs  {name}" for name, n in own.most_common()
+    ]
     return lines
 
 
@@ -68,8 +87,10 @@ def summarise(collapsed: Path, top: int) -> list[str]:
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].split("/")[-1] + ")" if " (" in f else f
-                  for f in stack.split(";")[1:]]  # drop the process/thread frame; "fn (file)" without line numbers
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].split("/")[-1] + ")" if " (" in f else f
+            for f in stack.split(";")[1:]
+        ]  # drop the process/thread frame; "fn (file)" without line numbers
         n = int(count)
         total += n
         for frame in set(frames):
@@ -98,9 +119,26 @@ def main() -> None:
     collapsed = OUT / f"profile_{args.tag}.txt"
     with serving("dhat", artifact / f"{MODEL}.onnx", artifact, OUT) as proc:
         asyncio.run(closed_loop(proc, args.protocol, x, args.concurrency, 2.0))  # warm
-        spy = subprocess.Popen([py_spy, "record", "--subprocesses", "--format", "raw", "--full-filenames", "--rate", "250", "-d",
-                                str(int(args.seconds)), "-o", str(collapsed), "-p", str(proc.proc.pid)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--subprocesses",
+                "--format",
+                "raw",
+                "--full-filenames",
+                "--rate",
+                "250",
+                "-d",
+                str(int(args.seconds)),
+                "-o",
+                str(collapsed),
+                "-p",
+                str(proc.proc.pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
         cell = asyncio.run(closed_loop(proc, args.protocol, x, args.concurrency, args.seconds - 1))
         spy.wait()

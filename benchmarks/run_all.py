@@ -16,10 +16,13 @@ DIGITS = ROOT / "artifacts" / "digits"
 
 def main() -> None:
     """Run the benchmarks in turn; stop at the first that fails."""
-    runs = [["benchmarks.bench_stage2", "--repeats", "3"], ["benchmarks.bench_export", "--repeats", "10"],
-            ["benchmarks.bench_eval", "--images", "4", "--repeats", "1"],
-            ["benchmarks.bench_oip", "--arch", "wrn-34-10", "--seconds", "20"],
-            ["benchmarks.bench_sigterm", "--requests", "400", "--after", "0.2"]]
+    runs = [
+        ["benchmarks.bench_stage2", "--repeats", "3"],
+        ["benchmarks.bench_export", "--repeats", "10"],
+        ["benchmarks.bench_eval", "--images", "4", "--repeats", "1"],
+        ["benchmarks.bench_oip", "--arch", "wrn-34-10", "--seconds", "20"],
+        ["benchmarks.bench_sigterm", "--requests", "400", "--after", "0.2"],
+    ]
     if (DIGITS / "manifest.json").is_file():
         runs += [["benchmarks.bench_oip", "--artifact", str(DIGITS), "--workers", str(w)] for w in (1, 2)]
     for args in runs:

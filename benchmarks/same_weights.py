@@ -35,8 +35,12 @@ def train_in(tree: Path, out: Path) -> None:
 
     from tests.training.conftest import TINY
 
-    subprocess.run([sys.executable, "-c", TRAIN, str(tree), str(out), json.dumps(VARIANTS), json.dumps(TINY)],
-                   cwd=tree, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", TRAIN, str(tree), str(out), json.dumps(VARIANTS), json.dumps(TINY)],
+        cwd=tree,
+        check=True,
+        capture_output=True,
+    )
 
 
 def main() -> None:
@@ -54,7 +58,9 @@ def main() -> None:
         subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, check=False)
     files = sorted(p.relative_to(work / "old") for p in (work / "old").rglob("model.safetensors"))
     differ = [str(f) for f in files if not filecmp.cmp(work / "old" / f, work / "new" / f, shallow=False)]
-    print(f"{len(files) - len(differ)} of {len(files)} weight files identical" + (f"; differ: {differ}" if differ else ""))
+    print(
+        f"{len(files) - len(differ)} of {len(files)} weight files identical" + (f"; differ: {differ}" if differ else "")
+    )
     sys.exit(1 if differ or not files else 0)
 
 

@@ -37,8 +37,11 @@ class ApiKeys:
             path = Path(cfg.api_keys_file)
             if not path.is_file():
                 raise ValueError(f"DHAT_API_KEYS_FILE={cfg.api_keys_file}: no such file (one key per line)")
-            keys += [line.strip() for line in path.read_text().splitlines()
-                     if line.strip() and not line.lstrip().startswith("#")]
+            keys += [
+                line.strip()
+                for line in path.read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
         return cls(tuple(keys))
 
     @property

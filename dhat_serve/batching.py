@@ -77,9 +77,18 @@ class BatchedRequests:
 class Batcher:
     """A bounded queue of requests for one mode and the worker that batches them into ``run`` calls."""
 
-    def __init__(self, name: str, run: RunFn, executor: Executor, max_batch: int, max_wait_s: float, queue_size: int,
-                 observer: Observer | None = None, in_flight: Callable[[], int] | None = None,
-                 inline_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        run: RunFn,
+        executor: Executor,
+        max_batch: int,
+        max_wait_s: float,
+        queue_size: int,
+        observer: Observer | None = None,
+        in_flight: Callable[[], int] | None = None,
+        inline_s: float = 0.0,
+    ) -> None:
         self.name, self.run, self.executor = name, run, executor
         self.inline_s = inline_s  # a lone request's run this short (last time) runs on the loop itself; 0: never
         self._lone_run_s = float("inf")  # how long the last batch of one request took to run (unknown: the thread)
@@ -121,13 +130,15 @@ class Batcher:
             self.queue.put_nowait(pending)
         except asyncio.QueueFull:
             self.observer.rejected(self.name, "queue_full")
-            raise Overloaded("queue_full", f"mode {self.name}: the queue is full "
-                             f"({self.queue.maxsize} requests waiting); retry shortly") from None
+            raise Overloaded(
+                "queue_full",
+                f"mode {self.name}: the queue is full ({self.queue.maxsize} requests waiting); retry shortly",
+            ) from None
         self.observer.enqueued(self.name)
         self.observer.depth(self.name, self.queue.qsize())
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pending.future.cancel()  # the worker skips it if it has not run yet
             self.observer.rejected(self.name, "deadline")
             raise Overloaded("deadline", f"mode {self.name}: no answer within the {timeout_s:g} s deadline") from None
@@ -150,8 +161,10 @@ class Batcher:
                 break  # nobody else is in the server: waiting max_wait_s would only add latency
             remaining = deadline - time.perf_counter()
             try:
-                item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)
-            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                item = (
+                    self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)
+                )
+            except (TimeoutError, asyncio.QueueEmpty):
                 break
             if item.future.done():
                 continue
@@ -175,10 +188,14 @@ class Batcher:
                     outputs = self._timed_run(batch)  # nobody else to serve meanwhile: no thread hand-off
                 else:
                     outputs = await loop.run_in_executor(self.executor, self._timed_run, batch)
-            except Exception as exc:  # noqa: BLE001 - a failed run fails its requests, not the worker
+            except Exception as exc:
                 log.error("mode %s: session.run failed on %d images: %s", self.name, len(batch.images), exc)
-                batch.fail(InferenceFailed(f"mode {self.name}: the model run failed on a batch of "
-                                           f"{len(batch.images)} images ({type(exc).__name__})"))
+                batch.fail(
+                    InferenceFailed(
+                        f"mode {self.name}: the model run failed on a batch of "
+                        f"{len(batch.images)} images ({type(exc).__name__})"
+                    )
+                )
                 continue
             self.observer.ran(self.name, len(batch.images), time.perf_counter() - start, len(batch.items))
             batch.answer(outputs)
@@ -198,6 +215,11 @@ class Batcher:
         answer at concurrency 1); a longer run stays on the thread so the loop never stalls for more than that.
         A request that would pass its deadline during the run goes to the thread too, where the deadline's timer
         can fire while it runs (on the loop it could not, and a late answer would be a 200 instead of a 504)."""
-        return (len(batch.items) == 1 and self.in_flight is not None and self.in_flight() <= 1
-                and self.queue.empty() and self._lone_run_s <= self.inline_s
-                and time.perf_counter() + self._lone_run_s < batch.items[0].deadline)  # else the thread: its 504
+        return (
+            len(batch.items) == 1
+            and self.in_flight is not None
+            and self.in_flight() <= 1
+            and self.queue.empty()
+            and self._lone_run_s <= self.inline_s
+            and time.perf_counter() + self._lone_run_s < batch.items[0].deadline
+        )  # else the thread: its 504

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -40,14 +40,22 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug l
 
 @app.command()
 def serve(
-    artifact: Annotated[Optional[Path], typer.Argument(help="artifact directory (default: $DHAT_ARTIFACT, else BentoML store dhat:latest)")] = None,
+    artifact: Annotated[
+        Path | None,
+        typer.Argument(help="artifact directory (default: $DHAT_ARTIFACT, else BentoML store dhat:latest)"),
+    ] = None,
     port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
     host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0 exposes it to the network)")] = "127.0.0.1",
     provider: Annotated[str, typer.Option(help="auto (CUDA if a GPU is visible), cpu or cuda")] = "auto",
-    grpc_port: Annotated[int, typer.Option(help="also serve the Open Inference Protocol over gRPC on this port "
-                                                "(0: off; default $DHAT_GRPC_PORT or off)")] = -1,
-    ssl_certfile: Annotated[Optional[Path], typer.Option(help="TLS certificate (PEM) for HTTP and gRPC")] = None,
-    ssl_keyfile: Annotated[Optional[Path], typer.Option(help="TLS private key (PEM) for HTTP and gRPC")] = None,
+    grpc_port: Annotated[
+        int,
+        typer.Option(
+            help="also serve the Open Inference Protocol over gRPC on this port "
+            "(0: off; default $DHAT_GRPC_PORT or off)"
+        ),
+    ] = -1,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) for HTTP and gRPC")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM) for HTTP and gRPC")] = None,
 ) -> None:
     """Serve an artifact with BentoML: HTTP (POST /classify, POST /predict, /v2 OIP, GET /info) and, if asked, gRPC."""
     if provider not in PROVIDER_CHOICES:
@@ -67,12 +75,29 @@ def serve(
     working_dir = str(Path(__file__).resolve().parent.parent)
     cfg = checked_settings(host)
     grace = int(max(1, cfg.grace_s))  # SIGTERM: stop accepting, answer what was accepted
-    cmd = [sys.executable, "-m", "bentoml", "serve", "dhat_serve.service:DHAT", "--host", host, "--port", str(port),
-           "--working-dir", working_dir, "--timeout-graceful-shutdown", str(grace),
-           "--timeout-keep-alive", str(cfg.keep_alive_s), *tls]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "dhat_serve.service:DHAT",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--working-dir",
+        working_dir,
+        "--timeout-graceful-shutdown",
+        str(grace),
+        "--timeout-keep-alive",
+        str(cfg.keep_alive_s),
+        *tls,
+    ]
     grpc = int(env.get("DHAT_GRPC_PORT") or 0)
-    console.print(f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http{'s' if tls else ''}://{host}:{port}"
-                  + (f" and grpc://{host}:{grpc}" if grpc else ""))
+    console.print(
+        f"serving {env.get('DHAT_ARTIFACT', 'dhat:latest')} on http{'s' if tls else ''}://{host}:{port}"
+        + (f" and grpc://{host}:{grpc}" if grpc else "")
+    )
     sys.stdout.flush()
     os.execvpe(sys.executable, cmd, env)
 
@@ -88,8 +113,10 @@ def checked_settings(host: str) -> ServeConfig:
     except ValueError as exc:
         fail(str(exc))
     if not keys.enabled and host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/] listening on {host} without API keys: anyone who can reach the port "
-                      "can use it (set DHAT_API_KEYS_FILE)")
+        console.print(
+            f"[yellow]warning:[/] listening on {host} without API keys: anyone who can reach the port "
+            "can use it (set DHAT_API_KEYS_FILE)"
+        )
     return cfg
 
 
@@ -120,30 +147,40 @@ def info(
     if as_json:
         print(json.dumps(manifest.to_dict(), indent=2))
         return
-    console.print(f"{manifest.name} {manifest.version} ({manifest.precision}), {manifest.num_classes} classes, "
-                  f"input (N, {', '.join(map(str, manifest.input_shape))}) in {list(manifest.input_range)}")
+    console.print(
+        f"{manifest.name} {manifest.version} ({manifest.precision}), {manifest.num_classes} classes, "
+        f"input (N, {', '.join(map(str, manifest.input_shape))}) in {list(manifest.input_range)}"
+    )
     console.print(f"request modes: {', '.join(manifest.request_modes)} (default {manifest.default_mode})")
     table = Table(title="graphs (hashes verified)")
     for col in ("mode", "file", "size", "outputs", "max |torch - ORT|", "sha256"):
         table.add_column(col)
     for mode, g in manifest.modes.items():
-        table.add_row(mode, g.file, f"{g.size / 1e6:.2f} MB", ", ".join(g.outputs),
-                      f"{g.parity.get('max_abs_diff', float('nan')):.2e}", g.sha256[:16])
+        table.add_row(
+            mode,
+            g.file,
+            f"{g.size / 1e6:.2f} MB",
+            ", ".join(g.outputs),
+            f"{g.parity.get('max_abs_diff', float('nan')):.2e}",
+            g.sha256[:16],
+        )
     console.print(table)
 
 
 def missing_extra_message(command: str, extras: list[str], missing: str | None) -> str:
     """What to tell a user whose environment lacks the packages ``command`` needs."""
     extra = ",".join(extras) or "train"
-    return (f"`dhat {command}` needs the [{extra}] extra (module {missing!r} is not installed); install it with "
-            f"`pip install '{DISTRIBUTION}[{extra}]'` (this environment has the serving runtime only)")
+    return (
+        f"`dhat {command}` needs the [{extra}] extra (module {missing!r} is not installed); install it with "
+        f"`pip install '{DISTRIBUTION}[{extra}]'` (this environment has the serving runtime only)"
+    )
 
 
 def guarded(command: str, extras: list[str], fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` with a missing dependency turned into ``missing_extra_message`` (typer reads the wrapped signature)."""
 
     @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - whatever the command returns
+    def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ModuleNotFoundError as exc:

@@ -57,13 +57,17 @@ class ServeConfig:
     # (1 and DHAT_BATCH_SIZE, the sizes a lone request and a full batch use), a comma list, or "off".
     warmup_batches: str = "auto"
     grpc_host: str = "0.0.0.0"  # DHAT_GRPC_HOST: `dhat serve` sets it to its --host; BentoML's own default is 0.0.0.0
-    gpus: str = ""  # DHAT_GPUS: GPU ids the workers share, e.g. "0,1" (worker i takes the (i mod n)-th); empty -> all visible
+    gpus: str = (
+        ""  # DHAT_GPUS: GPU ids the workers share, e.g. "0,1" (worker i takes the (i mod n)-th); empty -> all visible
+    )
     api_keys: str = ""  # DHAT_API_KEYS: comma-separated keys (prefer the file); none -> every route is open
     api_keys_file: str | None = None  # DHAT_API_KEYS_FILE: one key per line, '#' comments
     protect_metrics: bool = False  # DHAT_PROTECT_METRICS=1: /metrics needs a key too (health probes never do)
     ssl_certfile: str | None = None  # DHAT_SSL_CERTFILE / DHAT_SSL_KEYFILE: TLS for HTTP (BentoML) and gRPC
     ssl_keyfile: str | None = None
-    cors_origins: str = ""  # DHAT_CORS_ORIGINS: comma-separated browser origins allowed to call the API; none -> no CORS
+    cors_origins: str = (
+        ""  # DHAT_CORS_ORIGINS: comma-separated browser origins allowed to call the API; none -> no CORS
+    )
     # DHAT_ACCESS_LOG=1: BentoML's access log, one line per request. Off by default: it formats and writes a
     # log record on the hot path of every request (benchmarks/README.md, issue 30, says what it cost);
     # dhat_requests_total and the latency histograms count every request either way.
@@ -118,7 +122,9 @@ class ServeConfig:
         try:
             sizes = tuple(sorted({int(part) for part in text.split(",")}))
         except ValueError:
-            raise ValueError(f"DHAT_WARMUP_BATCHES={self.warmup_batches!r}: use auto, off or batch sizes like 1,64") from None
+            raise ValueError(
+                f"DHAT_WARMUP_BATCHES={self.warmup_batches!r}: use auto, off or batch sizes like 1,64"
+            ) from None
         if sizes[0] < 1 or sizes[-1] > self.max_batch:
             raise ValueError(f"DHAT_WARMUP_BATCHES={self.warmup_batches!r}: sizes must be in 1..{self.max_batch}")
         return sizes

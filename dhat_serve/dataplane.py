@@ -43,7 +43,8 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Decoded:
-    """A request's decoded parts: its tensor (checked by the data plane to be (N, C, H, W) in [0, 1]), the outputs asked for (None: every
+    """A request's decoded parts: its tensor (checked by the data plane to be (N, C, H, W) in [0, 1]), the outputs
+    asked for (None: every
     output of the model) and the request's own deadline in seconds (None: the server's)."""
 
     images: np.ndarray
@@ -111,13 +112,16 @@ class DataPlane:
         served = self.engine.runtime.manifest.request_modes
         if model not in served:
             if model in REQUEST_MODES:  # a mode of the dual head asked of a single-head artifact
-                raise NotFound(f"model {model!r} is not in this artifact: a single-head model (its second head and "
-                               f"merger were never trained); models: {', '.join(served)}")
+                raise NotFound(
+                    f"model {model!r} is not in this artifact: a single-head model (its second head and "
+                    f"merger were never trained); models: {', '.join(served)}"
+                )
             raise NotFound(f"unknown model {model!r}; models: {', '.join(served)} (the request modes)")
         artifact = self.engine.runtime.manifest.version
         if version not in (None, "", oip_version(artifact), artifact):
-            raise NotFound(f"model {model!r} has no version {version!r}; version: {oip_version(artifact)} "
-                           f"(artifact {artifact})")
+            raise NotFound(
+                f"model {model!r} has no version {version!r}; version: {oip_version(artifact)} (artifact {artifact})"
+            )
         return model
 
     def input_spec(self) -> InputSpec:

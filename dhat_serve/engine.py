@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -24,10 +24,9 @@ import numpy as np
 
 from dhat_serve.batching import Batcher
 from dhat_serve.config import ServeConfig
-from dhat_serve.contract import (ALL, MAIN_LOGITS, MERGED, SECOND_LOGITS, request_graph,
-                                  request_output_names)
-from dhat_serve.runtime import ModelRuntime, gpu_count, worker_device
+from dhat_serve.contract import ALL, MAIN_LOGITS, MERGED, SECOND_LOGITS, request_graph, request_output_names
 from dhat_serve.observer import Observer
+from dhat_serve.runtime import ModelRuntime, gpu_count, worker_device
 
 log = logging.getLogger("bentoml.dhat")  # under "bentoml" so BentoML's log configuration shows it
 
@@ -35,27 +34,51 @@ log = logging.getLogger("bentoml.dhat")  # under "bentoml" so BentoML's log conf
 class Engine:
     """Sessions plus per-request-mode batchers; ``infer`` is the only way a request reaches ONNX Runtime."""
 
-    def __init__(self, runtime: ModelRuntime, cfg: ServeConfig, observer: Observer,
-                 in_flight: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, runtime: ModelRuntime, cfg: ServeConfig, observer: Observer, in_flight: Callable[[], int] | None = None
+    ) -> None:
         self.runtime, self.cfg, self.observer = runtime, cfg, observer
         modes = runtime.manifest.request_modes  # four, or main alone for a single-head artifact
         self.executor = ThreadPoolExecutor(max_workers=len(modes), thread_name_prefix="ort")
-        self.batchers = {mode: Batcher(mode, partial(self.run, mode), self.executor, cfg.batch_size,
-                                       cfg.max_wait_ms / 1000, cfg.queue_size, observer, in_flight,
-                                       cfg.inline_run_ms / 1000)
-                         for mode in modes}
+        self.batchers = {
+            mode: Batcher(
+                mode,
+                partial(self.run, mode),
+                self.executor,
+                cfg.batch_size,
+                cfg.max_wait_ms / 1000,
+                cfg.queue_size,
+                observer,
+                in_flight,
+                cfg.inline_run_ms / 1000,
+            )
+            for mode in modes
+        }
 
     @classmethod
-    def load(cls, artifact_dir: Path, cfg: ServeConfig, observer: Observer, in_flight: Callable[[], int] | None = None,
-             worker_index: int | None = None) -> Engine:
+    def load(
+        cls,
+        artifact_dir: Path,
+        cfg: ServeConfig,
+        observer: Observer,
+        in_flight: Callable[[], int] | None = None,
+        worker_index: int | None = None,
+    ) -> Engine:
         """Verify and open the artifact with serving thread settings on this worker's GPU (``worker_device``),
         and log the provider and device of each session once."""
         device_id = worker_device(worker_index, cfg.gpu_ids(gpu_count())) if cfg.provider != "cpu" else 0
         runtime = ModelRuntime.load(artifact_dir, cfg.provider, device_id=device_id, intra_op_threads=cfg.ort_threads())
         for mode, providers in runtime.providers().items():
             where = f"device {device_id}" if providers and providers[0] == "CUDAExecutionProvider" else "the CPU"
-            log.info("worker %s, mode %s: %s runs on %s, %s (%d intra-op threads, spinning off)", worker_index or 1,
-                     mode, runtime.manifest.modes[mode].file, ", ".join(providers), where, cfg.ort_threads())
+            log.info(
+                "worker %s, mode %s: %s runs on %s, %s (%d intra-op threads, spinning off)",
+                worker_index or 1,
+                mode,
+                runtime.manifest.modes[mode].file,
+                ", ".join(providers),
+                where,
+                cfg.ort_threads(),
+            )
         return cls(runtime, cfg, observer, in_flight)
 
     async def warm_up(self, sizes: tuple[int, ...]) -> float:
@@ -81,7 +104,9 @@ class Engine:
         self.observer.heads(request_mode, len(images), disagree)
         return {name: outputs[name] for name in request_output_names(request_mode)}
 
-    async def infer(self, request_mode: str, images: np.ndarray, timeout_s: float | None = None) -> dict[str, np.ndarray]:
+    async def infer(
+        self, request_mode: str, images: np.ndarray, timeout_s: float | None = None
+    ) -> dict[str, np.ndarray]:
         """(N, C, H, W) float32 in [0, 1] -> ``{output name: (N, classes)}``, batched with other requests.
 
         The deadline is ``DHAT_TIMEOUT_S``, or the request's own ``timeout_s`` when that is shorter."""

@@ -39,15 +39,22 @@ class Refusal(Exception):
         """The JSON body every protocol sends: ``{"error": message}``."""
         return {"error": str(self)}
 
-
     @property
     def grpc_code(self) -> str:
         """The name of the ``grpc.StatusCode`` this refusal ends a call with (``GRPC_CODES``)."""
         return GRPC_CODES.get(self.status, "INTERNAL")
 
 
-GRPC_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED",
-              429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+GRPC_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    413: "RESOURCE_EXHAUSTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 """The gRPC status (``grpc.StatusCode`` name) of each refusal's HTTP status; names, so this module needs no grpcio."""
 
 
@@ -106,8 +113,13 @@ class Overloaded(Refusal):
 
 def log_refusal(exc: Refusal, where: str = "") -> None:
     """One line per refusal: INFO for a client's mistake, WARNING when the server sheds load, ERROR on a failed run."""
-    level = logging.ERROR if exc.status == 500 else logging.WARNING if exc.status == 429 or exc.status > 500 \
+    level = (
+        logging.ERROR
+        if exc.status == 500
+        else logging.WARNING
+        if exc.status == 429 or exc.status > 500
         else logging.INFO
+    )
     log.log(level, "HTTP %d%s: %s", exc.status, f" {where}" if where else "", exc)
 
 
@@ -120,7 +132,7 @@ def refusal_response(exc: Refusal, where: str = "", close: bool = False) -> JSON
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-def bentoml_reply(exc: Refusal, ctx: Any, where: str = "") -> dict[str, str]:  # noqa: ANN401 - a bentoml.Context
+def bentoml_reply(exc: Refusal, ctx: Any, where: str = "") -> dict[str, str]:
     """The refusal from a typed BentoML API: status and headers on ``ctx.response``, the body returned."""
     log_refusal(exc, where)
     ctx.response.status_code = exc.status

@@ -79,15 +79,31 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         """The JSON document written to ``manifest.json`` (inverse of ``from_dict``)."""
         return {
-            "schema_version": self.schema_version, "name": self.name, "version": self.version,
-            "package_version": self.package_version, "precision": self.precision,
-            "architecture": self.architecture, "class_names": list(self.class_names),
-            "input": {"name": INPUT_NAME, "shape": [None, *self.input_shape], "dtype": "float32",
-                      "range": list(self.input_range)},
-            "modes": {m: {"file": g.file, "sha256": g.sha256, "size": g.size, "opset": g.opset,
-                          "outputs": list(g.outputs), "parity": g.parity,
-                          **({"external_data": g.external_data} if g.external_data else {})}
-                      for m, g in self.modes.items()},
+            "schema_version": self.schema_version,
+            "name": self.name,
+            "version": self.version,
+            "package_version": self.package_version,
+            "precision": self.precision,
+            "architecture": self.architecture,
+            "class_names": list(self.class_names),
+            "input": {
+                "name": INPUT_NAME,
+                "shape": [None, *self.input_shape],
+                "dtype": "float32",
+                "range": list(self.input_range),
+            },
+            "modes": {
+                m: {
+                    "file": g.file,
+                    "sha256": g.sha256,
+                    "size": g.size,
+                    "opset": g.opset,
+                    "outputs": list(g.outputs),
+                    "parity": g.parity,
+                    **({"external_data": g.external_data} if g.external_data else {}),
+                }
+                for m, g in self.modes.items()
+            },
             "provenance": self.provenance,
         }
 
@@ -95,20 +111,37 @@ class Manifest:
     def from_dict(cls, doc: dict[str, Any]) -> Manifest:
         """Parse ``manifest.json``; an unknown schema or a missing key is an ``ArtifactError``, never a KeyError."""
         if doc.get("schema_version") != SCHEMA_VERSION:
-            raise ArtifactError(f"manifest schema version {doc.get('schema_version')!r} is not supported "
-                                f"(this dhat-serve reads version {SCHEMA_VERSION}); re-export the artifact")
+            raise ArtifactError(
+                f"manifest schema version {doc.get('schema_version')!r} is not supported "
+                f"(this dhat-serve reads version {SCHEMA_VERSION}); re-export the artifact"
+            )
         try:
-            modes = {m: GraphEntry(file=g["file"], sha256=g["sha256"], size=int(g["size"]), opset=int(g["opset"]),
-                                   outputs=tuple(g["outputs"]), parity=g.get("parity", {}),
-                                   external_data=g.get("external_data"))
-                     for m, g in doc["modes"].items()}
+            modes = {
+                m: GraphEntry(
+                    file=g["file"],
+                    sha256=g["sha256"],
+                    size=int(g["size"]),
+                    opset=int(g["opset"]),
+                    outputs=tuple(g["outputs"]),
+                    parity=g.get("parity", {}),
+                    external_data=g.get("external_data"),
+                )
+                for m, g in doc["modes"].items()
+            }
             shape = doc["input"]["shape"][1:]
-            return cls(schema_version=SCHEMA_VERSION, name=doc["name"], version=doc["version"],
-                       package_version=doc["package_version"], precision=doc.get("precision", "fp32"),
-                       architecture=doc["architecture"], class_names=tuple(doc["class_names"]),
-                       input_shape=(int(shape[0]), int(shape[1]), int(shape[2])),
-                       input_range=(float(doc["input"]["range"][0]), float(doc["input"]["range"][1])),
-                       modes=modes, provenance=doc.get("provenance", {}))
+            return cls(
+                schema_version=SCHEMA_VERSION,
+                name=doc["name"],
+                version=doc["version"],
+                package_version=doc["package_version"],
+                precision=doc.get("precision", "fp32"),
+                architecture=doc["architecture"],
+                class_names=tuple(doc["class_names"]),
+                input_shape=(int(shape[0]), int(shape[1]), int(shape[2])),
+                input_range=(float(doc["input"]["range"][0]), float(doc["input"]["range"][1])),
+                modes=modes,
+                provenance=doc.get("provenance", {}),
+            )
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             raise ArtifactError(f"manifest is malformed: {exc!r}") from None
 
@@ -119,8 +152,10 @@ def verify_file(directory: Path, name: str, sha256: str, size: int | None = None
     if not path.is_file():
         raise ArtifactError(f"{path}: listed in the manifest but missing")
     if size is not None and path.stat().st_size != size:
-        raise ArtifactError(f"{path}: size {path.stat().st_size} does not match the manifest ({size}); "
-                            "the file was changed or truncated after export")
+        raise ArtifactError(
+            f"{path}: size {path.stat().st_size} does not match the manifest ({size}); "
+            "the file was changed or truncated after export"
+        )
     if sha256_file(path) != sha256:
         raise ArtifactError(f"{path}: sha256 does not match the manifest; the file was changed after export")
     return path
@@ -140,8 +175,10 @@ def load_manifest(artifact_dir: str | Path, verify: bool = True) -> Manifest:
     if tuple(manifest.modes) != SINGLE_HEAD_GRAPHS:
         missing = [m for m in MODES if m not in manifest.modes]
         if missing:
-            raise ArtifactError(f"{path}: no graph for mode(s) {', '.join(missing)} (a dual-head artifact has "
-                                f"{', '.join(MODES)}; a single-head one {', '.join(SINGLE_HEAD_GRAPHS)} alone)")
+            raise ArtifactError(
+                f"{path}: no graph for mode(s) {', '.join(missing)} (a dual-head artifact has "
+                f"{', '.join(MODES)}; a single-head one {', '.join(SINGLE_HEAD_GRAPHS)} alone)"
+            )
     if verify:
         for entry in manifest.modes.values():
             verify_file(artifact_dir, entry.file, entry.sha256, entry.size)

@@ -47,11 +47,17 @@ class BatchStats:
 
     def to_dict(self) -> dict[str, float | int | dict[str, int]]:
         """The project's own numbers (an execution is one ``session.run``), beside Triton's in ``triton``."""
-        return {"request_count": self.requests, "execution_count": self.runs, "inference_count": self.images,
-                "images_per_execution": self.images / self.runs if self.runs else 0.0,
-                "queue_seconds_total": self.queue_seconds, "compute_seconds_total": self.compute_seconds,
-                "rejected": dict(self.rejected), "heads_checked": self.heads_checked,
-                "heads_disagree": self.heads_disagree}
+        return {
+            "request_count": self.requests,
+            "execution_count": self.runs,
+            "inference_count": self.images,
+            "images_per_execution": self.images / self.runs if self.runs else 0.0,
+            "queue_seconds_total": self.queue_seconds,
+            "compute_seconds_total": self.compute_seconds,
+            "rejected": dict(self.rejected),
+            "heads_checked": self.heads_checked,
+            "heads_disagree": self.heads_disagree,
+        }
 
     def triton(self) -> dict[str, Any]:
         """Triton's per-model statistics (``model_stats[]``, minus name and version), as perf_analyzer reads them.
@@ -61,14 +67,30 @@ class BatchStats:
         apart from the run, so ``compute_input`` and ``compute_output`` are 0 ns."""
         pair = lambda c: {"count": c[0], "ns": c[1]}  # noqa: E731
         zero = {"count": self.compute[0], "ns": 0}
-        return {"last_inference": self.last_inference_ms, "inference_count": self.images, "execution_count": self.runs,
-                "inference_stats": {"success": pair(self.success), "fail": pair(self.fail), "queue": pair(self.queue),
-                                    "compute_input": zero, "compute_infer": pair(self.compute),
-                                    "compute_output": zero, "cache_hit": {"count": 0, "ns": 0},
-                                    "cache_miss": {"count": 0, "ns": 0}},
-                "batch_stats": [{"batch_size": size, "compute_input": {"count": c, "ns": 0},
-                                 "compute_infer": {"count": c, "ns": ns}, "compute_output": {"count": c, "ns": 0}}
-                                for size, (c, ns) in sorted(self.batches.items())]}
+        return {
+            "last_inference": self.last_inference_ms,
+            "inference_count": self.images,
+            "execution_count": self.runs,
+            "inference_stats": {
+                "success": pair(self.success),
+                "fail": pair(self.fail),
+                "queue": pair(self.queue),
+                "compute_input": zero,
+                "compute_infer": pair(self.compute),
+                "compute_output": zero,
+                "cache_hit": {"count": 0, "ns": 0},
+                "cache_miss": {"count": 0, "ns": 0},
+            },
+            "batch_stats": [
+                {
+                    "batch_size": size,
+                    "compute_input": {"count": c, "ns": 0},
+                    "compute_infer": {"count": c, "ns": ns},
+                    "compute_output": {"count": c, "ns": 0},
+                }
+                for size, (c, ns) in sorted(self.batches.items())
+            ],
+        }
 
 
 class Prometheus:
@@ -82,28 +104,52 @@ class Prometheus:
 
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         m = bentoml.metrics
-        self.requests = m.Counter(name="dhat_requests", documentation="Requests by endpoint, mode and outcome",
-                                  labelnames=["endpoint", "mode", "outcome"])
-        self.latency = m.Histogram(name="dhat_request_latency_seconds", documentation="Request latency by mode",
-                                   labelnames=["endpoint", "mode"],
-                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
-        self.queue = m.Histogram(name="dhat_queue_seconds", documentation="Time a request waited for its batch",
-                                 labelnames=["mode"], buckets=SECONDS_BUCKETS)
-        self.compute = m.Histogram(name="dhat_compute_seconds", documentation="Seconds per ONNX Runtime run",
-                                   labelnames=["mode"], buckets=SECONDS_BUCKETS)
-        self.batch = m.Histogram(name="dhat_onnx_batch_images", documentation="Images per ONNX Runtime call",
-                                 labelnames=["mode"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
-        self.rejected = m.Counter(name="dhat_rejected", documentation="Requests refused by reason",
-                                  labelnames=["mode", "reason"])
-        self.depth = m.Gauge(name="dhat_queue_depth", documentation="Requests waiting in each mode's queue now",
-                             labelnames=["mode"])
+        self.requests = m.Counter(
+            name="dhat_requests",
+            documentation="Requests by endpoint, mode and outcome",
+            labelnames=["endpoint", "mode", "outcome"],
+        )
+        self.latency = m.Histogram(
+            name="dhat_request_latency_seconds",
+            documentation="Request latency by mode",
+            labelnames=["endpoint", "mode"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.queue = m.Histogram(
+            name="dhat_queue_seconds",
+            documentation="Time a request waited for its batch",
+            labelnames=["mode"],
+            buckets=SECONDS_BUCKETS,
+        )
+        self.compute = m.Histogram(
+            name="dhat_compute_seconds",
+            documentation="Seconds per ONNX Runtime run",
+            labelnames=["mode"],
+            buckets=SECONDS_BUCKETS,
+        )
+        self.batch = m.Histogram(
+            name="dhat_onnx_batch_images",
+            documentation="Images per ONNX Runtime call",
+            labelnames=["mode"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+        self.rejected = m.Counter(
+            name="dhat_rejected", documentation="Requests refused by reason", labelnames=["mode", "reason"]
+        )
+        self.depth = m.Gauge(
+            name="dhat_queue_depth", documentation="Requests waiting in each mode's queue now", labelnames=["mode"]
+        )
         self.in_flight = m.Gauge(name="dhat_requests_in_flight", documentation="Requests inside this worker now")
-        self.images_run = m.Counter(name="dhat_images", documentation="Images run through ONNX Runtime, by mode",
-                                labelnames=["mode"])
-        self.disagree = m.Counter(name="dhat_heads_disagree", labelnames=["mode"],
-                                  documentation="Images whose main and second heads' argmax differ (merged, all)")
+        self.images_run = m.Counter(
+            name="dhat_images", documentation="Images run through ONNX Runtime, by mode", labelnames=["mode"]
+        )
+        self.disagree = m.Counter(
+            name="dhat_heads_disagree",
+            labelnames=["mode"],
+            documentation="Images whose main and second heads' argmax differ (merged, all)",
+        )
 
-    def child(self, metric: str, *labels: str) -> Any:  # noqa: ANN401 - a prometheus_client child series
+    def child(self, metric: str, *labels: str) -> Any:
         """The series of instrument ``metric`` (an attribute name above) for ``labels``, in its labelnames' order."""
         key = (metric, labels)
         found = self._children.get(key)
@@ -148,7 +194,11 @@ class Observer:
     def ran(self, mode: str, images: int, seconds: float, requests: int = 1) -> None:
         """One ``session.run`` of ``images`` images (from ``requests`` requests) took ``seconds``."""
         stats, ns = self.of(mode), int(seconds * 1e9)
-        stats.runs, stats.images, stats.compute_seconds = stats.runs + 1, stats.images + images, stats.compute_seconds + seconds
+        stats.runs, stats.images, stats.compute_seconds = (
+            stats.runs + 1,
+            stats.images + images,
+            stats.compute_seconds + seconds,
+        )
         stats.compute[0], stats.compute[1] = stats.compute[0] + requests, stats.compute[1] + requests * ns
         count, total = stats.batches.get(images, (0, 0))
         stats.batches[images] = [count + 1, total + ns]

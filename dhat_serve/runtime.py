@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from dhat_serve.config import PROVIDER_CHOICES
-from dhat_serve.manifest import Manifest, load_manifest
 from dhat_serve.contract import INPUT_NAME, request_graph, request_output_names
+from dhat_serve.manifest import Manifest, load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,13 @@ def cuda_options(device_id: int, exact_fp32: bool) -> dict[str, str]:
     return {"device_id": str(device_id), **({"use_tf32": "0"} if exact_fp32 else {})}
 
 
-def open_sessions(graphs: dict[str, Path], provider: str = "auto", device_id: int = 0,
-                  intra_op_threads: int = 0, exact_fp32: bool = False) -> dict[str, ort.InferenceSession]:
+def open_sessions(
+    graphs: dict[str, Path],
+    provider: str = "auto",
+    device_id: int = 0,
+    intra_op_threads: int = 0,
+    exact_fp32: bool = False,
+) -> dict[str, ort.InferenceSession]:
     """One ONNX Runtime session per ``{mode: graph path}`` on the chosen provider.
 
     ``device_id`` picks the GPU of the CUDA provider (one per process under torchrun);
@@ -93,7 +98,7 @@ def open_sessions(graphs: dict[str, Path], provider: str = "auto", device_id: in
     if CUDA in providers and hasattr(ort, "preload_dlls"):
         try:
             ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels when torch is not installed
-        except Exception as exc:  # noqa: BLE001 - best effort; the session's providers say what it got
+        except Exception as exc:
             log.warning("onnxruntime.preload_dlls failed: %s", exc)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -101,7 +106,9 @@ def open_sessions(graphs: dict[str, Path], provider: str = "auto", device_id: in
         options.intra_op_num_threads = intra_op_threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = [(p, cuda_options(device_id, exact_fp32)) if p == CUDA else p for p in providers]
-    return {mode: ort.InferenceSession(str(path), sess_options=options, providers=chosen) for mode, path in graphs.items()}
+    return {
+        mode: ort.InferenceSession(str(path), sess_options=options, providers=chosen) for mode, path in graphs.items()
+    }
 
 
 @dataclass
@@ -122,7 +129,7 @@ class GraphSessions:
         """(N, C, H, W) float32 in [0, 1] -> ``{output name: (N, classes)}`` for ``request_mode``, one session run."""
         names = request_output_names(request_mode)
         outputs = self.sessions[request_graph(request_mode)].run(list(names), {INPUT_NAME: images})
-        return dict(zip(names, outputs))
+        return dict(zip(names, outputs, strict=True))
 
     def predict(self, request_mode: str, images: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
         """``run`` over (N, C, H, W) images in chunks of ``batch_size`` (memory stays bounded on a data set)."""
@@ -139,8 +146,14 @@ class ModelRuntime(GraphSessions):
     manifest: Manifest
 
     @classmethod
-    def load(cls, artifact_dir: str | Path, provider: str = "auto", device_id: int = 0,
-             intra_op_threads: int = 0, exact_fp32: bool = False) -> ModelRuntime:
+    def load(
+        cls,
+        artifact_dir: str | Path,
+        provider: str = "auto",
+        device_id: int = 0,
+        intra_op_threads: int = 0,
+        exact_fp32: bool = False,
+    ) -> ModelRuntime:
         """Verify the artifact's hashes, then open one session per mode (see ``open_sessions``)."""
         artifact_dir = Path(artifact_dir)
         manifest = load_manifest(artifact_dir)  # verifies every hash before anything is loaded

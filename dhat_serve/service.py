@@ -61,8 +61,10 @@ def resolve_artifact_dir(cfg: ServeConfig) -> Path:
     try:
         return Path(bentoml.models.get("dhat:latest").path)
     except bentoml.exceptions.NotFound:
-        raise ArtifactError("no artifact: set DHAT_ARTIFACT=ARTIFACT_DIR (or run `dhat serve ARTIFACT_DIR`), "
-                            "or import one with `dhat export ... --to-bentoml`") from None
+        raise ArtifactError(
+            "no artifact: set DHAT_ARTIFACT=ARTIFACT_DIR (or run `dhat serve ARTIFACT_DIR`), "
+            "or import one with `dhat export ... --to-bentoml`"
+        ) from None
 
 
 def current_plane() -> DataPlane:
@@ -89,17 +91,22 @@ async def warm(engine: Engine, state: ProcessState, sizes: tuple[int, ...]) -> N
 
 
 @bentoml.asgi_app(protocol_app(current_plane), path="/")
-@bentoml.service(name="dhat", workers=CONFIG.workers, traffic={"timeout": CONFIG.timeout_s + 5},
-                 logging={"access": {"enabled": CONFIG.access_log}},
-                 tracing={} if CONFIG.tracing else {"excluded_urls": NO_TRACING})
+@bentoml.service(
+    name="dhat",
+    workers=CONFIG.workers,
+    traffic={"timeout": CONFIG.timeout_s + 5},
+    logging={"access": {"enabled": CONFIG.access_log}},
+    tracing={} if CONFIG.tracing else {"excluded_urls": NO_TRACING},
+)
 class DHAT:
     """Classify images with a DH-AT model; each request picks ``mode``: main, second, merged or all."""
 
     def __init__(self) -> None:
         logfilter.install()
         state, observer = ProcessState(), Observer(Prometheus())
-        engine = Engine.load(resolve_artifact_dir(CONFIG), CONFIG, observer, lambda: state.in_flight,
-                             bentoml.server_context.worker_index)
+        engine = Engine.load(
+            resolve_artifact_dir(CONFIG), CONFIG, observer, lambda: state.in_flight, bentoml.server_context.worker_index
+        )
         self.plane = DataPlane(engine, state, observer, CONFIG.max_concurrency)
         asyncio.get_running_loop().create_task(warm(engine, state, CONFIG.warmup_sizes()))  # then ready
         drain = Drain(state, CONFIG.grace_s, delay_s=CONFIG.drain_delay_s)
@@ -112,7 +119,7 @@ class DHAT:
         """BentoML's ``/readyz``: the worker's readiness (loaded, warm, not draining), as ``/v2/health/ready``."""
         return self.plane.state.ready
 
-    async def _answer(self, ctx: bentoml.Context, request: InferRequest, encode: Any) -> dict[str, Any]:  # noqa: ANN401
+    async def _answer(self, ctx: bentoml.Context, request: InferRequest, encode: Any) -> dict[str, Any]:
         """The data plane's result encoded by ``encode``, or its refusal through ``errors.bentoml_reply``."""
         try:
             return encode(await self.plane.infer(request))
@@ -120,8 +127,9 @@ class DHAT:
             return bentoml_reply(exc, ctx, request.endpoint)
 
     @bentoml.api(route="/classify")
-    async def classify(self, image: Path, ctx: bentoml.Context, mode: str | None = None,
-                       top_k: int | None = None) -> dict[str, Any]:
+    async def classify(
+        self, image: Path, ctx: bentoml.Context, mode: str | None = None, top_k: int | None = None
+    ) -> dict[str, Any]:
         """Classify one PNG/JPEG image (multipart field ``image``); ``mode``: main, second, merged or all (default
         merged; a single-head artifact serves main only, its default).
 
@@ -134,8 +142,11 @@ class DHAT:
             channels, size, _ = spec.shape
             return Decoded(decode_image(Path(image).read_bytes(), channels, size, CONFIG.max_image_pixels)[None])
 
-        return await self._answer(ctx, InferRequest("classify", mode, decode),
-                                  lambda r: classify_answer(r.model, r.outputs, self.names, k, r.artifact))
+        return await self._answer(
+            ctx,
+            InferRequest("classify", mode, decode),
+            lambda r: classify_answer(r.model, r.outputs, self.names, k, r.artifact),
+        )
 
     @bentoml.api(route="/predict")
     async def predict(self, inputs: list, ctx: bentoml.Context, mode: str | None = None) -> dict[str, Any]:
@@ -147,15 +158,21 @@ class DHAT:
         def decode(spec: InputSpec) -> Decoded:
             return Decoded(json_array(inputs, spec.shape, spec.max_batch))  # validate_array: the data plane's
 
-        return await self._answer(ctx, InferRequest("predict", mode, decode),
-                                  lambda r: predict_answer(r.model, r.outputs, r.artifact))
+        return await self._answer(
+            ctx, InferRequest("predict", mode, decode), lambda r: predict_answer(r.model, r.outputs, r.artifact)
+        )
 
 
 # Added first, so outermost: CORS answers browsers' preflights; the guard caps every request's body (.npy ones
 # included) and reads it, so the key check inside it can refuse without leaving unread bytes on the socket.
 if CONFIG.cors_origins:
-    DHAT.add_asgi_middleware(CORSMiddleware, allow_origins=list(comma_list(CONFIG.cors_origins)),
-                             allow_methods=["GET", "POST"], allow_headers=CORS_HEADERS, expose_headers=CORS_HEADERS)
+    DHAT.add_asgi_middleware(
+        CORSMiddleware,
+        allow_origins=list(comma_list(CONFIG.cors_origins)),
+        allow_methods=["GET", "POST"],
+        allow_headers=CORS_HEADERS,
+        expose_headers=CORS_HEADERS,
+    )
 DHAT.add_asgi_middleware(RequestGuard, max_bytes=CONFIG.max_request_bytes)
 DHAT.add_asgi_middleware(KeyCheck, cfg=CONFIG)
 DHAT.add_asgi_middleware(NpyPredict, plane=current_plane)  # POST /predict with a .npy body (see http/npy.py)

@@ -56,7 +56,8 @@ def check_batch_size(n: int, max_batch: int) -> None:
 
 def json_array(inputs: Any, shape: Sequence[int], max_batch: int) -> np.ndarray:
     """A JSON nested list -> an array, refusing a non-list, a batch size out of range (before ``np.asarray``: a
-    huge list costs nothing to refuse) and a ragged list; the rest is ``validate_array``'s, which the data plane runs."""
+    huge list costs nothing to refuse) and a ragged list; the rest is ``validate_array``'s, which the data plane
+    runs."""
     expected = f"(N, {', '.join(map(str, shape))})"
     if not isinstance(inputs, list):
         raise BadRequest(f"inputs must be a nested list of shape {expected}, got {type(inputs).__name__}")

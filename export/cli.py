@@ -7,7 +7,7 @@ a message naming the extra to install.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -20,8 +20,12 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
     opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
     fp16: Annotated[bool, typer.Option("--fp16", help="half-precision weights (float32 in and out)")] = False,
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="the data set's folder, if it moved since training")] = None,
-    to_bentoml: Annotated[bool, typer.Option("--to-bentoml", help="also import into the BentoML model store as dhat")] = False,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="the data set's folder, if it moved since training")
+    ] = None,
+    to_bentoml: Annotated[
+        bool, typer.Option("--to-bentoml", help="also import into the BentoML model store as dhat")
+    ] = False,
 ) -> None:
     """Export main.onnx, second.onnx, merged.onnx and manifest.json, each checked against PyTorch."""
     if not source.exists():
@@ -38,8 +42,13 @@ def export_cmd(
     for col in ("mode", "file", "size", "max |torch - ORT|", "argmax agreement"):
         table.add_column(col)
     for mode, g in manifest.modes.items():
-        table.add_row(mode, g.file, f"{g.size / 1e6:.2f} MB", f"{g.parity['max_abs_diff']:.2e}",
-                      f"{g.parity['clean']['argmax_agreement']:.3f}")
+        table.add_row(
+            mode,
+            g.file,
+            f"{g.size / 1e6:.2f} MB",
+            f"{g.parity['max_abs_diff']:.2e}",
+            f"{g.parity['clean']['argmax_agreement']:.3f}",
+        )
     console.print(table)
     if to_bentoml:
         console.print(f"BentoML model store: {import_to_bentoml(out, manifest)}")

@@ -1,6 +1,7 @@
 """Write one ONNX graph per mode with the dynamo exporter.
 
-Each graph takes ``images`` (``dhat_serve.contract.INPUT_NAME``, N x C x H x W) float32 in [0, 1] with a dynamic batch axis (normalisation is
+Each graph takes ``images`` (``dhat_serve.contract.INPUT_NAME``, N x C x H x W) float32 in [0, 1] with a dynamic batch
+axis (normalisation is
 inside) and returns ``logits`` (N, classes); ``merged.onnx`` also returns ``main_logits`` and
 ``second_logits`` from the same trunk pass. Graphs are single self-contained files: the exporter's
 default side file ``NAME.onnx.data`` is avoided (``external_data=False``) up to protobuf's 2 GB limit.
@@ -31,7 +32,7 @@ class Float16Graph(nn.Module):
         super().__init__()
         self.inner = inner.half()
 
-    def forward(self, x: torch.Tensor):  # noqa: ANN201 - a tensor or a tuple of tensors
+    def forward(self, x: torch.Tensor):
         """(N, C, H, W) float32 -> the inner module's outputs, each (N, classes) float32."""
         out = self.inner(x.half())
         return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
@@ -48,13 +49,22 @@ def parameter_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
 
 
-def export_graph(module: nn.Module, example: torch.Tensor, path: Path, mode: str, opset: int = DEFAULT_OPSET) -> Path | None:
+def export_graph(
+    module: nn.Module, example: torch.Tensor, path: Path, mode: str, opset: int = DEFAULT_OPSET
+) -> Path | None:
     """Export ``module`` to ``path``; return the side data file if the weights had to go to one (> 2 GB)."""
     external = parameter_bytes(module) > PROTOBUF_LIMIT
     batch = torch.export.Dim("batch", min=1, max=4096)
     torch.onnx.export(
-        module, (example,), str(path), input_names=[INPUT_NAME], output_names=list(GRAPH_OUTPUTS[mode]),
-        opset_version=opset, dynamo=True, external_data=external, dynamic_shapes={"x": {0: batch}},
+        module,
+        (example,),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=list(GRAPH_OUTPUTS[mode]),
+        opset_version=opset,
+        dynamo=True,
+        external_data=external,
+        dynamic_shapes={"x": {0: batch}},
     )
     onnx.checker.check_model(str(path), full_check=False)
     data = path.with_name(path.name + ".data")

@@ -32,8 +32,12 @@ class Parity:
 
     def to_dict(self) -> dict:
         """The manifest's ``parity`` entry."""
-        return {"max_abs_diff": self.max_abs_diff, "argmax_agreement": self.argmax_agreement, "n": self.n,
-                "tolerance": self.tolerance}
+        return {
+            "max_abs_diff": self.max_abs_diff,
+            "argmax_agreement": self.argmax_agreement,
+            "n": self.n,
+            "tolerance": self.tolerance,
+        }
 
 
 def cpu_graph(mode: str, path: Path) -> GraphSessions:
@@ -65,6 +69,6 @@ def measure(module: nn.Module, graph: GraphSessions, mode: str, x: torch.Tensor,
     module.eval()
     ours = torch_outputs(module, x)
     theirs = graph_outputs(graph, mode, x.numpy())
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs, strict=True))
     agree = float(np.mean(ours[0].argmax(1) == theirs[0].argmax(1)))
     return Parity(diff, agree, len(x), TOLERANCE[precision])

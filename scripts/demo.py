@@ -23,7 +23,9 @@ from training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RUN, ARTIFACT, REPORT, REPORT_AA = (ROOT / p for p in ("runs/digits", "artifacts/digits", "reports/digits", "reports/digits-aa"))
+RUN, ARTIFACT, REPORT, REPORT_AA = (
+    ROOT / p for p in ("runs/digits", "artifacts/digits", "reports/digits", "reports/digits-aa")
+)
 
 
 def step(title: str) -> None:
@@ -51,12 +53,41 @@ def build(aa_n: int) -> None:
     step(f"3/4 evaluate the graphs: clean + PGD-20 on the 270 test images, AutoAttack on merged's first {aa_n}")
     if not (REPORT / "report.json").is_file():
         # no accuracy-vs-eps curve: its five extra PGD-20 runs per mode took 66 of this step's 89 s here
-        dhat("eval", str(ARTIFACT), "--run", str(RUN), "--attacks", "clean,pgd20", "--n", "270", "--batch-size", "270",
-             "--no-curve", "--out", str(REPORT))
+        dhat(
+            "eval",
+            str(ARTIFACT),
+            "--run",
+            str(RUN),
+            "--attacks",
+            "clean,pgd20",
+            "--n",
+            "270",
+            "--batch-size",
+            "270",
+            "--no-curve",
+            "--out",
+            str(REPORT),
+        )
     if not (REPORT_AA / "report.json").is_file():
         # merged only, the mode a robust deployment serves: the standard ensemble costs minutes per mode here
-        dhat("eval", str(ARTIFACT), "--run", str(RUN), "--attacks", "clean,autoattack", "--n", str(aa_n),
-             "--batch-size", str(aa_n), "--modes", MERGED, "--no-transfer", "--no-curve", "--out", str(REPORT_AA))
+        dhat(
+            "eval",
+            str(ARTIFACT),
+            "--run",
+            str(RUN),
+            "--attacks",
+            "clean,autoattack",
+            "--n",
+            str(aa_n),
+            "--batch-size",
+            str(aa_n),
+            "--modes",
+            MERGED,
+            "--no-transfer",
+            "--no-curve",
+            "--out",
+            str(REPORT_AA),
+        )
     print(f"reports in {REPORT} and {REPORT_AA}")
 
 
@@ -84,8 +115,13 @@ def serve_and_query() -> dict[str, float]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(ROOT / "reports/demo-server.log", "w")
-    proc = subprocess.Popen([str(BIN / "dhat"), "serve", str(ARTIFACT), "--port", str(port)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "dhat"), "serve", str(ARTIFACT), "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     latency: dict[str, float] = {}
     try:
         deadline = time.time() + 120
@@ -99,14 +135,20 @@ def serve_and_query() -> dict[str, float]:
         for mode in (*MODES, ALL):
             httpx.post(f"{url}/classify", files={"image": ("d.png", png, "image/png")}, data={"mode": mode})  # warm-up
             start = time.perf_counter()
-            r = httpx.post(f"{url}/classify", files={"image": ("d.png", png, "image/png")}, data={"mode": mode}, timeout=30)
+            r = httpx.post(
+                f"{url}/classify", files={"image": ("d.png", png, "image/png")}, data={"mode": mode}, timeout=30
+            )
             latency[mode] = 1000 * (time.perf_counter() - start)
             body = r.json()
             shown = body["modes"][MERGED]["label"] if mode == ALL else body.get("label")  # `all` answers per mode
             extra = f", heads agree: {body['heads_agree']}" if mode == ALL else f", confidence {body['confidence']:.3f}"
-            print(f"POST /classify mode={mode}: HTTP {r.status_code}, label {shown} (true {label}){extra}, "
-                  f"{latency[mode]:.1f} ms")
-        r = httpx.post(f"{url}/classify", files={"image": ("notes.txt", b"not an image", "text/plain")}, data={"mode": MAIN})
+            print(
+                f"POST /classify mode={mode}: HTTP {r.status_code}, label {shown} (true {label}){extra}, "
+                f"{latency[mode]:.1f} ms"
+            )
+        r = httpx.post(
+            f"{url}/classify", files={"image": ("notes.txt", b"not an image", "text/plain")}, data={"mode": MAIN}
+        )
         print(f"POST /classify with a text file: HTTP {r.status_code} {r.text}")
         r = httpx.post(f"{url}/predict", json={"inputs": [[[0.5] * 16] * 16], "mode": MERGED})
         print(f"POST /predict with a (1, 16, 16) tensor: HTTP {r.status_code} {r.text}")
@@ -124,21 +166,32 @@ def table(latency: dict[str, float], aa_n: int) -> None:
     for mode in MODES:
         r, a = main["results"][mode]["attacks"], aa["results"].get(mode)
         robust = f"{100 * a['attacks']['autoattack']['graph']:.2f}%" if a else "-"
-        print(f"{mode:<8} {100 * r['clean']['graph']:>11.2f}% {100 * r['pgd20']['graph']:>12.2f}% "
-              f"{robust:>17} {latency.get(mode, float('nan')):>8.1f} ms")
-    print(f"(eps = {main['eps']:.3g}, accuracies scored by ONNX Runtime on the exported graphs; "
-          f"'all' mode latency {latency.get(ALL, float('nan')):.1f} ms)")
+        print(
+            f"{mode:<8} {100 * r['clean']['graph']:>11.2f}% {100 * r['pgd20']['graph']:>12.2f}% "
+            f"{robust:>17} {latency.get(mode, float('nan')):>8.1f} ms"
+        )
+    print(
+        f"(eps = {main['eps']:.3g}, accuracies scored by ONNX Runtime on the exported graphs; "
+        f"'all' mode latency {latency.get(ALL, float('nan')):.1f} ms)"
+    )
     print(f"\nrun dir:   {RUN}  (training_curves.png, metrics.jsonl, stage*/best|last)")
     print(f"artifact:  {ARTIFACT}  (main.onnx, second.onnx, merged.onnx, manifest.json)")
-    print(f"reports:   {REPORT}/report.md, {REPORT_AA}/report.md  (accuracy vs eps: the same `dhat eval` without "
-          "--no-curve writes robustness.png)")
+    print(
+        f"reports:   {REPORT}/report.md, {REPORT_AA}/report.md  (accuracy vs eps: the same `dhat eval` without "
+        "--no-curve writes robustness.png)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--serve-only", action="store_true", help="build what is missing, then serve in the foreground")
-    parser.add_argument("--aa-n", type=int, default=10, help="test images for AutoAttack on merged (on 2 cores 25 took 168 s, "
-                        "10 took 139 s: the cost is mostly per iteration, not per image)")
+    parser.add_argument(
+        "--aa-n",
+        type=int,
+        default=10,
+        help="test images for AutoAttack on merged (on 2 cores 25 took 168 s, "
+        "10 took 139 s: the cost is mostly per iteration, not per image)",
+    )
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args()
     (ROOT / "reports").mkdir(exist_ok=True)

@@ -25,9 +25,14 @@ def equal_compute(run: Path) -> dict:
         stages[str(stage)] = {"epochs": len(secs), "fastest_epoch_s": min(secs), "cost_s": len(secs) * min(secs)}
     total = sum(s["cost_s"] for s in stages.values())
     per_epoch = stages["1"]["fastest_epoch_s"]
-    return {"run": str(run), "stages": stages, "total_s": round(total, 1), "baseline_epoch_s": per_epoch,
-            "baseline_epochs": round(total / per_epoch),
-            "rule": "round(sum_s epochs_s * fastest_epoch_s / fastest stage-1 epoch), seconds on this CPU"}
+    return {
+        "run": str(run),
+        "stages": stages,
+        "total_s": round(total, 1),
+        "baseline_epoch_s": per_epoch,
+        "baseline_epochs": round(total / per_epoch),
+        "rule": "round(sum_s epochs_s * fastest_epoch_s / fastest stage-1 epoch), seconds on this CPU",
+    }
 
 
 def main() -> None:

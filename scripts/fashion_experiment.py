@@ -42,7 +42,8 @@ def recipe_seed(recipe: str) -> int:
 
 
 def run_name(recipe: str, seed: int | None) -> str:
-    """``R`` for the recipe's own seed (or None), else ``R-seedS``: one folder name under runs/, artifacts/, reports/."""
+    """``R`` for the recipe's own seed (or None), else ``R-seedS``: one folder name under runs/, artifacts/,
+    reports/."""
     stem = Path(recipe).stem
     return stem if seed is None or seed == recipe_seed(recipe) else f"{stem}-seed{seed}"
 
@@ -67,7 +68,9 @@ def train(recipe_name: str, seed: int | None, root: Path, device: str | None, da
     finally:
         if run.path.is_dir():
             sessions.append({"seconds": round(time.time() - start, 1), "device": device or "auto"})
-            wall.write_text(json.dumps({"seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions}))
+            wall.write_text(
+                json.dumps({"seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions})
+            )
 
 
 def export(name: str, root: Path, data_dir: str | None) -> None:
@@ -116,16 +119,26 @@ def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: a
         if tuple(old["attacks"]) == expand_attacks(attacks, len(modes) > 1) and (n is None or old["data"]["n"] == n):
             return
         (out / "report.json").unlink()  # asked for other images or attacks: score again (cached chunks are reused)
-    settings = EvalSettings(modes=modes, attacks=attacks, n=n, batch_size=args.batch_size, device=args.device,
-                            transfer=len(modes) > 1 and (attack == "strong" or (attack == "pgd20" and not args.no_transfer)),
-                            curve=(),
-                            square_queries=args.square_queries,
-                            data_dir=args.data_dir, attack_precision=args.attack_precision,
-                            corruptions=attack == "adaptive", primary=primary_of(attacks, args.primary, attack) if len(modes) > 1 else None)
+    settings = EvalSettings(
+        modes=modes,
+        attacks=attacks,
+        n=n,
+        batch_size=args.batch_size,
+        device=args.device,
+        transfer=len(modes) > 1 and (attack == "strong" or (attack == "pgd20" and not args.no_transfer)),
+        curve=(),
+        square_queries=args.square_queries,
+        data_dir=args.data_dir,
+        attack_precision=args.attack_precision,
+        corruptions=attack == "adaptive",
+        primary=primary_of(attacks, args.primary, attack) if len(modes) > 1 else None,
+    )
     start = time.time()
     report = run_eval(root / "artifacts" / name, root / "runs" / name, settings, out)
     if report is not None:
-        (out / "wall.json").write_text(json.dumps({"seconds": round(time.time() - start, 1), "device": report["device"]}))
+        (out / "wall.json").write_text(
+            json.dumps({"seconds": round(time.time() - start, 1), "device": report["device"]})
+        )
 
 
 def publish(root: Path, name: str, attack: str, dhat: str) -> None:
@@ -138,17 +151,21 @@ def publish(root: Path, name: str, attack: str, dhat: str) -> None:
             (dst / f"{name}-{attack}-{file}").write_text((src / file).read_text())
 
 
-def run_phases(recipe: str, seed: int | None, modes: tuple[str, ...], phases: set[str], args: argparse.Namespace,
-               dhat: str) -> None:
+def run_phases(
+    recipe: str, seed: int | None, modes: tuple[str, ...], phases: set[str], args: argparse.Namespace, dhat: str
+) -> None:
     """Every asked phase of one (recipe, seed), in order; each skips what exists."""
     name = run_name(recipe, seed)
     if "train" in phases:
         train(recipe, seed, args.root, args.device, args.data_dir)
     if "export" in phases:
         export(name, args.root, args.data_dir)
-    for phase, attack, wanted in (("eval", "pgd20", True), ("aa", "autoattack", args.aa_n),
-                                  ("adaptive", "adaptive", args.adaptive_n and len(modes) > 1),
-                                  ("strong", "strong", args.strong_n)):
+    for phase, attack, wanted in (
+        ("eval", "pgd20", True),
+        ("aa", "autoattack", args.aa_n),
+        ("adaptive", "adaptive", args.adaptive_n and len(modes) > 1),
+        ("strong", "strong", args.strong_n),
+    ):
         if phase in phases and wanted:
             evaluate(name, args.root, modes, attack, args)
             publish(args.root, name, attack, dhat)
@@ -160,27 +177,51 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dhat", default="fashion-mnist-cpu", help="the DH-AT recipe, or none (the baseline alone)")
     parser.add_argument("--baseline", default="fashion-mnist-cpu-trades", help="single-head baseline recipe, or none")
-    parser.add_argument("--seeds", default=None, help="comma-separated training seeds, e.g. 0,1,2 (default: the recipe's)")
+    parser.add_argument(
+        "--seeds", default=None, help="comma-separated training seeds, e.g. 0,1,2 (default: the recipe's)"
+    )
     parser.add_argument("--aa-n", type=int, default=1000, help="AutoAttack on the first N test images (0: skip)")
     parser.add_argument("--n", type=int, default=None, help="clean and PGD-20 on the first N (default: all 10,000)")
-    parser.add_argument("--adaptive-n", type=int, default=2000,
-                        help="the adaptive phase (joint, agree, corruptions) on the first N (0: skip)")
-    parser.add_argument("--strong-n", type=int, default=1000,
-                        help="the strong suite (AutoAttack, margin, system, evade, Square, transfer; its per-image worst "
-                             "case is the primary endpoint) on the first N (0: skip)")
-    parser.add_argument("--square-queries", type=int, default=5000,
-                        help="queries of the Square attack on the graph (AutoAttack's 5,000)")
+    parser.add_argument(
+        "--adaptive-n",
+        type=int,
+        default=2000,
+        help="the adaptive phase (joint, agree, corruptions) on the first N (0: skip)",
+    )
+    parser.add_argument(
+        "--strong-n",
+        type=int,
+        default=1000,
+        help="the strong suite (AutoAttack, margin, system, evade, Square, transfer; its per-image worst "
+        "case is the primary endpoint) on the first N (0: skip)",
+    )
+    parser.add_argument(
+        "--square-queries",
+        type=int,
+        default=5000,
+        help="queries of the Square attack on the graph (AutoAttack's 5,000)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if visible)")
     parser.add_argument("--batch-size", type=int, default=500, help="images per attack chunk")
-    parser.add_argument("--attack-precision", default="fp32", choices=ATTACK_PRECISIONS,
-                        help="tf32: craft on CUDA with TF32 convolutions (faster); scores stay fp32")
-    parser.add_argument("--primary", default="merged-main@worst-case",
-                        help="the primary endpoint, COMPARISON@ATTACK, named before the results (issue 35: merged - main "
-                             "under the strong suite's per-image worst case; it was merged-main@pgd20 before)")
+    parser.add_argument(
+        "--attack-precision",
+        default="fp32",
+        choices=ATTACK_PRECISIONS,
+        help="tf32: craft on CUDA with TF32 convolutions (faster); scores stay fp32",
+    )
+    parser.add_argument(
+        "--primary",
+        default="merged-main@worst-case",
+        help="the primary endpoint, COMPARISON@ATTACK, named before the results (issue 35: merged - main "
+        "under the strong suite's per-image worst case; it was merged-main@pgd20 before)",
+    )
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {', '.join(PHASES)}")
-    parser.add_argument("--no-transfer", action="store_true",
-                        help="skip the PGD-20 phase's transfer matrix (slow where ONNX Runtime has only its CPU provider); "
-                             "the strong suite always has it")
+    parser.add_argument(
+        "--no-transfer",
+        action="store_true",
+        help="skip the PGD-20 phase's transfer matrix (slow where ONNX Runtime has only its CPU provider); "
+        "the strong suite always has it",
+    )
     parser.add_argument("--data-dir", default=None, help="the data set's folder (default: the recipe's, or Debian's)")
     parser.add_argument("--root", type=Path, default=ROOT, help="where runs/, artifacts/, reports/, experiments/ go")
     return parser.parse_args()

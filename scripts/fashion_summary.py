@@ -17,13 +17,18 @@ from typing import Any
 
 from dhat_serve.contract import MAIN, MERGED, MODES, SECOND
 from training.robustness.compare import compare
-from training.robustness.settings import EvaluationError
 from training.robustness.seeds import t_interval
+from training.robustness.settings import EvaluationError
 from training.robustness.stats import adjust_secondaries
 
 log = logging.getLogger(__name__)
-ATTACKS = (("clean", "pgd20"), ("pgd20", "pgd20"), ("autoattack", "autoattack"), ("autoattack", "strong"),
-           ("worst-case", "strong"))
+ATTACKS = (
+    ("clean", "pgd20"),
+    ("pgd20", "pgd20"),
+    ("autoattack", "autoattack"),
+    ("autoattack", "strong"),
+    ("worst-case", "strong"),
+)
 """(attack, the report it is read from): clean and PGD-20 from the PGD-20 report, AutoAttack from its own or from the
 strong suite's report, and the strong suite's per-image worst case (issue 35's primary endpoint)."""
 
@@ -74,13 +79,24 @@ def across(per_seed: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     keys = list(dict.fromkeys((r["comparison"], r["attack"]) for rows in per_seed.values() for r in rows))
     out: list[dict[str, Any]] = []
     for comparison, attack in keys:
-        found = {seed: r for seed, rows in per_seed.items()
-                 for r in rows if (r["comparison"], r["attack"]) == (comparison, attack)}
+        found = {
+            seed: r
+            for seed, rows in per_seed.items()
+            for r in rows
+            if (r["comparison"], r["attack"]) == (comparison, attack)
+        }
         if len(found) >= 2:
             role = next(iter(found.values())).get("role")
-            out.append({"comparison": comparison, "attack": attack, "role": role, "seeds": list(found),
-                        "per_seed": [r["difference"] for r in found.values()],
-                        **t_interval([r["difference"] for r in found.values()])})
+            out.append(
+                {
+                    "comparison": comparison,
+                    "attack": attack,
+                    "role": role,
+                    "seeds": list(found),
+                    "per_seed": [r["difference"] for r in found.values()],
+                    **t_interval([r["difference"] for r in found.values()]),
+                }
+            )
     primary = next((r for r in out if r["role"] == "primary"), None)
     adjust_secondaries(out, primary, p_key="t_p", estimate="mean")  # secondaries' verdicts on Holm-adjusted t-tests
     return out
@@ -90,50 +106,89 @@ def pts(v: float) -> str:
     return f"{100 * v:+.2f}"
 
 
-def markdown(dhat: str, per_seed: dict[str, list[dict[str, Any]]], seeds: list[dict[str, Any]], primary: str,
-             walls: dict[str, Any]) -> list[str]:
-    md = [f"# {dhat}: paired differences per training run and across runs", "",
-          f"Primary endpoint (named before the results): **{primary}**, its verdict from the across-seed interval. "
-          "Differences in points; within a run Newcombe's hybrid score 95 % interval and McNemar's exact p (Holm-"
-          "adjusted for secondary rows); across runs the mean and its Student-t 95 % interval over the seeds.", ""]
+def markdown(
+    dhat: str,
+    per_seed: dict[str, list[dict[str, Any]]],
+    seeds: list[dict[str, Any]],
+    primary: str,
+    walls: dict[str, Any],
+) -> list[str]:
+    md = [
+        f"# {dhat}: paired differences per training run and across runs",
+        "",
+        f"Primary endpoint (named before the results): **{primary}**, its verdict from the across-seed interval. "
+        "Differences in points; within a run Newcombe's hybrid score 95 % interval and McNemar's exact p (Holm-"
+        "adjusted for secondary rows); across runs the mean and its Student-t 95 % interval over the seeds.",
+        "",
+    ]
     if seeds and len(per_seed) > 1:
-        md += ["| comparison | attack | role | seeds | per seed | mean [95 % t-interval] | t-test p | Holm p | verdict |",
-               "|---|---|---|---|---|---|---|---|---|"]
-        md += [f"| {r['comparison']} | {r['attack']} | {r['role']} | {','.join(r.get('seeds', []))} | "
-               f"{', '.join(pts(v) for v in r['per_seed'])} | "
-               f"{pts(r['mean'])} [{pts(r['ci95'][0])}, {pts(r['ci95'][1])}] | {r['t_p']:.3g} | "
-               f"{r['holm_p']:.3g} | {r['verdict']} |" for r in seeds]
+        md += [
+            "| comparison | attack | role | seeds | per seed | mean [95 % t-interval] | t-test p | Holm p | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        md += [
+            f"| {r['comparison']} | {r['attack']} | {r['role']} | {','.join(r.get('seeds', []))} | "
+            f"{', '.join(pts(v) for v in r['per_seed'])} | "
+            f"{pts(r['mean'])} [{pts(r['ci95'][0])}, {pts(r['ci95'][1])}] | {r['t_p']:.3g} | "
+            f"{r['holm_p']:.3g} | {r['verdict']} |"
+            for r in seeds
+        ]
         md.append("")
-        md += [f"Power of {r['comparison']} under {r['attack']} over seeds {','.join(r.get('seeds', []))}: "
-               f"{r['power_at_mean']:.2f} if the true difference were the observed mean ({pts(r['mean'])} points, "
-               f"between-seed SD {100 * r['sd']:.2f}); {r['seeds_for_80pct_power'] or 'more than 100'} seeds for 80 %."
-               for r in seeds if r.get("power_at_mean") is not None and r["attack"] in ("pgd20", "worst-case")
-               and r["comparison"] == "merged - main"] + [""]
+        md += [
+            f"Power of {r['comparison']} under {r['attack']} over seeds {','.join(r.get('seeds', []))}: "
+            f"{r['power_at_mean']:.2f} if the true difference were the observed mean ({pts(r['mean'])} points, "
+            f"between-seed SD {100 * r['sd']:.2f}); {r['seeds_for_80pct_power'] or 'more than 100'} seeds for 80 %."
+            for r in seeds
+            if r.get("power_at_mean") is not None
+            and r["attack"] in ("pgd20", "worst-case")
+            and r["comparison"] == "merged - main"
+        ] + [""]
     for seed, rows in per_seed.items():
-        md += [f"Seed {seed}:", "", "| comparison | attack | n | difference [95 % CI] | McNemar p | Holm p | role | verdict |",
-               "|---|---|---|---|---|---|---|---|"]
-        md += [f"| {r['comparison']} | {r['attack']} | {r['n']} | {pts(r['difference'])} [{pts(r['ci95'][0])}, "
-               f"{pts(r['ci95'][1])}] | {r['mcnemar_p']:.3g} | {r['holm_p']:.3g} | {r['role']} | {r['verdict']} |"
-               for r in rows]
+        md += [
+            f"Seed {seed}:",
+            "",
+            "| comparison | attack | n | difference [95 % CI] | McNemar p | Holm p | role | verdict |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        md += [
+            f"| {r['comparison']} | {r['attack']} | {r['n']} | {pts(r['difference'])} [{pts(r['ci95'][0])}, "
+            f"{pts(r['ci95'][1])}] | {r['mcnemar_p']:.3g} | {r['holm_p']:.3g} | {r['role']} | {r['verdict']} |"
+            for r in rows
+        ]
         md.append("")
     return md + [f"Training wall time: {json.dumps(walls)}", ""]
 
 
-def summary(root: Path, dhat: str, names: list[tuple[str, str | None, int | None]],
-            primary: str = "merged-main@worst-case") -> None:
+def summary(
+    root: Path, dhat: str, names: list[tuple[str, str | None, int | None]], primary: str = "merged-main@worst-case"
+) -> None:
     """``experiments/DHAT/summary.md`` and ``.json`` from the reports under ``root/reports``."""
     per_seed = {str(seed if seed is not None else "recipe"): seed_rows(root, d, b, primary) for d, b, seed in names}
     per_seed = {s: rows for s, rows in per_seed.items() if rows}
     seeds = across(per_seed)
     out = root / "experiments" / dhat
-    kept = json.loads((out / "summary.json").read_text()).get("train_wall", {}) if (out / "summary.json").is_file() else {}
-    walls = {n: json.loads(p.read_text()) if (p := root / "runs" / n / "train_wall.json").is_file() else kept[n]
-             for d, b, _ in names for n in filter(None, (d, b)) if (root / "runs" / n / "train_wall.json").is_file()
-             or n in kept}  # a run trained in an earlier session keeps the wall time its summary recorded
+    kept = (
+        json.loads((out / "summary.json").read_text()).get("train_wall", {}) if (out / "summary.json").is_file() else {}
+    )
+    walls = {
+        n: json.loads(p.read_text()) if (p := root / "runs" / n / "train_wall.json").is_file() else kept[n]
+        for d, b, _ in names
+        for n in filter(None, (d, b))
+        if (root / "runs" / n / "train_wall.json").is_file() or n in kept
+    }  # a run trained in an earlier session keeps the wall time its summary recorded
     out.mkdir(parents=True, exist_ok=True)
     md = markdown(dhat, per_seed, seeds, primary, walls)
     (out / "summary.md").write_text("\n".join(md))
-    (out / "summary.json").write_text(json.dumps({"primary_endpoint": primary, "per_seed": per_seed,
-                                                  "across_seeds": seeds, "train_wall": walls,
-                                                  "modes": list(MODES)}, indent=2))
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "primary_endpoint": primary,
+                "per_seed": per_seed,
+                "across_seeds": seeds,
+                "train_wall": walls,
+                "modes": list(MODES),
+            },
+            indent=2,
+        )
+    )
     print("\n".join(md))

@@ -23,24 +23,35 @@ from training.robustness import sections
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"<!-- numbers: (\S+) (\S+) -->\n(.*?)<!-- /numbers -->", re.S)
-KINDS = {"accuracy": sections.accuracy_table, "comparisons": sections.comparison_section,
-         "adaptive": sections.adaptive_section, "monitor": sections.disagreement_section,
-         "shift": sections.shift_section, "convergence": sections.convergence_section,
-         "sanity": sections.sanity_section, "timing": sections.timing_section}
+KINDS = {
+    "accuracy": sections.accuracy_table,
+    "comparisons": sections.comparison_section,
+    "adaptive": sections.adaptive_section,
+    "monitor": sections.disagreement_section,
+    "shift": sections.shift_section,
+    "convergence": sections.convergence_section,
+    "sanity": sections.sanity_section,
+    "timing": sections.timing_section,
+}
 
 
 def seeds_table(summary: dict) -> list[str]:
     """The across-seed rows of a ``fashion_experiment.py`` summary: per-seed differences, mean, t-interval."""
-    lines = ["| comparison | attack | role | seeds | per seed (points) | mean [95 % t-interval] | t-test p | Holm p | verdict "
-             "| power at the mean | seeds for 80 % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| comparison | attack | role | seeds | per seed (points) | mean [95 % t-interval] | t-test p | Holm p "
+        "| verdict | power at the mean | seeds for 80 % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in summary["across_seeds"]:
         ci = r["ci95"]
         interval = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else "-"
         p, holm_p = (f"{r[k]:.3g}" if r.get(k) is not None else "-" for k in ("t_p", "holm_p"))
         seeds = ",".join(r["seeds"]) if "seeds" in r else "-"
-        lines.append(f"| {r['comparison']} | {r['attack']} | {r['role']} | {seeds} | "
-                     f"{', '.join(f'{100 * v:+.2f}' for v in r['per_seed'])} | {100 * r['mean']:+.2f} {interval} | "
-                     f"{p} | {holm_p if r['role'] == 'secondary' else '-'} | {r['verdict']} | {_power(r)} |")
+        lines.append(
+            f"| {r['comparison']} | {r['attack']} | {r['role']} | {seeds} | "
+            f"{', '.join(f'{100 * v:+.2f}' for v in r['per_seed'])} | {100 * r['mean']:+.2f} {interval} | "
+            f"{p} | {holm_p if r['role'] == 'secondary' else '-'} | {r['verdict']} | {_power(r)} |"
+        )
     return lines
 
 
@@ -66,7 +77,9 @@ def stale(readme: str) -> list[str]:
         if not (ROOT / path).is_file():
             out.append(f"{kind} {path}: no such file (commit the report.json the README quotes)")
         elif body != render(kind, path):
-            out.append(f"{kind} {path}: the README's table differs from the file (run python scripts/readme_numbers.py)")
+            out.append(
+                f"{kind} {path}: the README's table differs from the file (run python scripts/readme_numbers.py)"
+            )
     return out
 
 

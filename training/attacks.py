@@ -39,7 +39,9 @@ class PGDConfig:
         if not 0.0 <= self.eps <= 1.0:
             raise ValueError(f"eps must be in [0, 1] (pixel scale; 8/255 = 0.0314), got {self.eps}")
         if self.step < 0 or self.steps < 0 or self.restarts < 1:
-            raise ValueError(f"need step >= 0, steps >= 0, restarts >= 1; got {self.step}, {self.steps}, {self.restarts}")
+            raise ValueError(
+                f"need step >= 0, steps >= 0, restarts >= 1; got {self.step}, {self.steps}, {self.restarts}"
+            )
         if self.loss not in LOSSES:
             raise ValueError(f"unknown attack loss {self.loss!r}; valid: {', '.join(LOSSES)}")
         if self.random_start not in STARTS:
@@ -64,8 +66,14 @@ def pgd_schedule(eps: float, steps: int, restarts: int = 1, step: float | None =
     One definition for every evaluation attack (``pgd20``, ``pgd100x5``) and the accuracy-vs-eps curve;
     ``step`` replaces 2.5 * eps / K where a table fixes it (Table II: 1/255).
     """
-    return PGDConfig(eps=eps, step=2.5 * eps / steps if step is None else step, steps=steps, restarts=restarts,
-                     random_start="uniform", loss="ce")
+    return PGDConfig(
+        eps=eps,
+        step=2.5 * eps / steps if step is None else step,
+        steps=steps,
+        restarts=restarts,
+        random_start="uniform",
+        loss="ce",
+    )
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -98,12 +106,14 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, c
     for _ in range(cfg.steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
-            grad, = torch.autograd.grad(objective(x_adv), x_adv)
+            (grad,) = torch.autograd.grad(objective(x_adv), x_adv)
         x_adv = project(x_adv.detach() + cfg.step * grad.sign(), x, cfg.eps)
     return x_adv.detach()
 
 
-def _one_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig, target: torch.Tensor | None) -> torch.Tensor:
+def _one_run(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig, target: torch.Tensor | None
+) -> torch.Tensor:
     return ascend(lambda x_adv: _objective(model(x_adv).float(), y, target, cfg.loss), x, cfg)
 
 
@@ -133,8 +143,10 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig) -> t
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy in eval mode (flags restored), in [0, 1]."""
     with eval_mode(model):
-        correct = sum(int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-                      for i in range(0, len(y), batch_size))
+        correct = sum(
+            int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+            for i in range(0, len(y), batch_size)
+        )
     return correct / max(len(y), 1)
 
 

@@ -16,9 +16,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -140,7 +141,9 @@ def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     cfg_file = path / CONFIG_FILE
     if not cfg_file.is_file():
-        raise CheckpointError(f"{path} is not a checkpoint: {CONFIG_FILE} is missing (expected {CONFIG_FILE} + {WEIGHTS_FILE})")
+        raise CheckpointError(
+            f"{path} is not a checkpoint: {CONFIG_FILE} is missing (expected {CONFIG_FILE} + {WEIGHTS_FILE})"
+        )
     doc = json.loads(cfg_file.read_text())
     if doc.get("format") != FORMAT:
         raise CheckpointError(f"{cfg_file}: unsupported checkpoint format {doc.get('format')!r} (expected {FORMAT})")
@@ -162,7 +165,9 @@ def check_state_matches(net: nn.Module, state: dict[str, torch.Tensor], source: 
             )
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
     """Rebuild the network from ``config.json`` and load ``model.safetensors`` into it, exactly."""
     path = Path(path)
     doc = read_checkpoint_config(path)
@@ -195,7 +200,11 @@ def rewrite_meta(path: str | Path, change: Callable[[CheckpointMeta], Checkpoint
 def momentum_state(net: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """SGD momentum buffers by parameter name (``momentum.<name>``): what ``--resume`` needs besides weights."""
     names = {p: name for name, p in net.named_parameters()}
-    return {f"momentum.{names[p]}": s["momentum_buffer"] for p, s in opt.state.items() if s.get("momentum_buffer") is not None}
+    return {
+        f"momentum.{names[p]}": s["momentum_buffer"]
+        for p, s in opt.state.items()
+        if s.get("momentum_buffer") is not None
+    }
 
 
 def load_momentum(net: nn.Module, opt: torch.optim.Optimizer, checkpoint: Path) -> None:
@@ -218,7 +227,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling refusal becomes one clear message
+    except Exception as exc:
         raise CheckpointError(f"{path}: not a plain state dict (weights_only load refused it: {exc})") from exc
     for wrapper in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):

@@ -1,4 +1,5 @@
-"""The ``dhat`` commands ``training`` owns: ``train``, ``models``, ``recipes``, ``datasets``, ``eval`` and ``compare``.
+"""The ``dhat`` commands ``train``, ``models``, ``recipes`` and ``datasets`` (``eval`` and ``compare`` live in
+``training.eval_command``, ``frontier`` in ``training.frontier_command``).
 
 Registered in the ``dhat.commands`` entry-point group, so the runtime's ``dhat`` app finds them without
 importing ``training``. Torch is imported inside each command, not here: ``dhat --help`` and
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -36,11 +37,20 @@ def models(
         layouts = ["single", "symmetric"] + (["asymmetric"] if spec.default_second else [])
         for layout in layouts:
             cfg = ModelConfig(arch=name, layout=layout, num_classes=num_classes)
-            rows.append({"arch": name, "layout": layout, "second_arch": cfg.resolved_second_arch if layout != "single" else None,
-                         "description": spec.description, "parameters": parameter_table(cfg)})
+            rows.append(
+                {
+                    "arch": name,
+                    "layout": layout,
+                    "second_arch": cfg.resolved_second_arch if layout != "single" else None,
+                    "description": spec.description,
+                    "parameters": parameter_table(cfg),
+                }
+            )
     pairs, features = len(class_pairs(num_classes)[0]), merger_features(num_classes)
-    merger_note = (f"merger: the paper's literal design (Fig. 4-6): {pairs:,} class pairs, a {features:,}-wide FC, "
-                   f"{rows[-1]['parameters']['merger']:,} parameters for {num_classes} classes")
+    merger_note = (
+        f"merger: the paper's literal design (Fig. 4-6): {pairs:,} class pairs, a {features:,}-wide FC, "
+        f"{rows[-1]['parameters']['merger']:,} parameters for {num_classes} classes"
+    )
     if as_json:
         for r in rows:
             r["merger"] = {"design": "literal (paper Fig. 4-6)", "class_pairs": pairs, "fc_in_features": features}
@@ -51,7 +61,9 @@ def models(
         table.add_column(col, justify="right" if col not in ("arch", "layout") else "left")
     for r in rows:
         p = r["parameters"]
-        table.add_row(r["arch"], r["layout"], *(f"{p[k]:,}" for k in ("trunk", "main_head", "second_head", "merger", "total")))
+        table.add_row(
+            r["arch"], r["layout"], *(f"{p[k]:,}" for k in ("trunk", "main_head", "second_head", "merger", "total"))
+        )
     console.print(table)
     console.print(merger_note)
 
@@ -80,10 +92,17 @@ def recipes(as_json: Annotated[bool, typer.Option("--json", help="print JSON ins
     rows = describe_recipes()
     for r in rows:
         paper = paper_rows().get(r["name"])
-        r["paper"] = None if paper is None else {
-            "table": paper.table, "rows": paper.rows, "scaled": paper.scaled,
-            "attacks": [] if paper.scaled else list(paper.attacks),
-            "reported": {mode: paper.numbers(mode) for mode in paper.reported}}
+        r["paper"] = (
+            None
+            if paper is None
+            else {
+                "table": paper.table,
+                "rows": paper.rows,
+                "scaled": paper.scaled,
+                "attacks": [] if paper.scaled else list(paper.attacks),
+                "reported": {mode: paper.numbers(mode) for mode in paper.reported},
+            }
+        )
         r["evaluate"] = evaluation_command(r["name"])
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -94,13 +113,19 @@ def recipes(as_json: Annotated[bool, typer.Option("--json", help="print JSON ins
     for r in rows:
         p = r["paper"]
         where = f"Table {p['table']} {p['rows']}" if p else "ours (not in the paper)"
-        cells = [" / ".join(f"{v:.2f}" for v in p["reported"].get(m, {}).values()) or "-" for m in (MERGED, MAIN)] \
-            if p else ["-", "-"]
-        table.add_row(r["name"], " / ".join(r["methods"]), where, ", ".join(p["attacks"]) if p and p["attacks"] else "-",
-                      *cells)
+        cells = (
+            [" / ".join(f"{v:.2f}" for v in p["reported"].get(m, {}).values()) or "-" for m in (MERGED, MAIN)]
+            if p
+            else ["-", "-"]
+        )
+        table.add_row(
+            r["name"], " / ".join(r["methods"]), where, ", ".join(p["attacks"]) if p and p["attacks"] else "-", *cells
+        )
     console.print(table)
-    console.print("measure the same columns with: dhat eval ARTIFACT --run RUN --attacks LIST  (see `--json` for each "
-                  "recipe's command)")
+    console.print(
+        "measure the same columns with: dhat eval ARTIFACT --run RUN --attacks LIST  (see `--json` for each "
+        "recipe's command)"
+    )
 
 
 def print_plan(recipe: Recipe, as_json: bool) -> None:
@@ -112,36 +137,73 @@ def print_plan(recipe: Recipe, as_json: bool) -> None:
         print(json.dumps(plan, indent=2))
         return
     table = Table(title=f"plan of {plan['recipe']} (epochs counted from 1)")
-    for col in ("stage", "method", "beta", "attack eps / step / steps", "attack start / loss", "epochs",
-                "learning rate per epoch", "starts from", "best by"):
+    for col in (
+        "stage",
+        "method",
+        "beta",
+        "attack eps / step / steps",
+        "attack start / loss",
+        "epochs",
+        "learning rate per epoch",
+        "starts from",
+        "best by",
+    ):
         table.add_column(col)
     for s in plan["stages"]:
-        start = (s["init"] or "scratch") if s["stage"] == 1 else \
-            f"stage {s['stage'] - 1} {s['start_from']}" + (" (second head = copy of main)" if s["copy_main"] else "")
+        start = (
+            (s["init"] or "scratch")
+            if s["stage"] == 1
+            else f"stage {s['stage'] - 1} {s['start_from']}"
+            + (" (second head = copy of main)" if s["copy_main"] else "")
+        )
         if s["continue_schedule"]:
             b = s["paper_best_epoch"]
-            start += f"; lr: stage {s['stage'] - 1}'s schedule from its {s['start_from']} epoch in this run" + \
-                (f" (the paper's was {b}: epochs {b + 1}-{b + s['epochs']} shown)" if b is not None else "")
+            start += f"; lr: stage {s['stage'] - 1}'s schedule from its {s['start_from']} epoch in this run" + (
+                f" (the paper's was {b}: epochs {b + 1}-{b + s['epochs']} shown)" if b is not None else ""
+            )
         attack = f"{s['attack_start']} / {s['attack_loss']}" if s["attack_start"] else "none (clean images)"
-        table.add_row(str(s["stage"]), s["method"], f"{s['beta']:g}", f"{s['eps']:.4g} / {s['step']:.4g} / {s['steps']}",
-                      attack, str(s["epochs"]), lr_runs(s["lr"]), start, s["select"])
+        table.add_row(
+            str(s["stage"]),
+            s["method"],
+            f"{s['beta']:g}",
+            f"{s['eps']:.4g} / {s['step']:.4g} / {s['steps']}",
+            attack,
+            str(s["epochs"]),
+            lr_runs(s["lr"]),
+            start,
+            s["select"],
+        )
     console.print(table)
 
 
 def train(
     recipe: Annotated[str, typer.Argument(help="built-in recipe name (e.g. digits) or a YAML file")],
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. stage1.epochs=2")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="run directory (default runs/RECIPE)")] = None,
-    stage: Annotated[Optional[int], typer.Option("--stage", help="run only this stage (1, 2 or 3)")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. stage1.epochs=2")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/RECIPE)")] = None,
+    stage: Annotated[int | None, typer.Option("--stage", help="run only this stage (1, 2 or 3)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last complete epoch")] = False,
-    init: Annotated[Optional[Path], typer.Option("--init", help="stage 1: start from this single-head checkpoint")] = None,
-    finetune_init: Annotated[bool, typer.Option("--finetune-init", help="with --init: train stage 1 for the recipe's "
-                                                "epochs from it (default: use it as is, 0 epochs)")] = False,
-    copy_main: Annotated[bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")] = False,
-    stage1_from: Annotated[Optional[Path], typer.Option("--stage1-from", help="reuse this run's complete stage 1 "
-                                                        "(checked: same seed, network, data and stage-1 settings)")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder holding the data set's files (see `dhat datasets`)")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")] = None,
+    init: Annotated[Path | None, typer.Option("--init", help="stage 1: start from this single-head checkpoint")] = None,
+    finetune_init: Annotated[
+        bool,
+        typer.Option(
+            "--finetune-init",
+            help="with --init: train stage 1 for the recipe's epochs from it (default: use it as is, 0 epochs)",
+        ),
+    ] = False,
+    copy_main: Annotated[
+        bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")
+    ] = False,
+    stage1_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--stage1-from",
+            help="reuse this run's complete stage 1 (checked: same seed, network, data and stage-1 settings)",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="folder holding the data set's files (see `dhat datasets`)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="print what each stage will do (no data, no training)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="with --plan: print the plan as JSON")] = False,
 ) -> None:
@@ -156,9 +218,13 @@ def train(
     # --init is used as is unless --finetune-init or an explicit stage1.epochs=N asks for training from it
     finetune = finetune_init or any(o.split("=", 1)[0].strip() == "stage1.epochs" for o in overrides)
     try:
-        resolved = with_flags(load_recipe(recipe, overrides), init=None if init is None else str(init),
-                              finetune_init=finetune, copy_main=copy_main,
-                              data_dir=None if data_dir is None else str(data_dir))
+        resolved = with_flags(
+            load_recipe(recipe, overrides),
+            init=None if init is None else str(init),
+            finetune_init=finetune,
+            copy_main=copy_main,
+            data_dir=None if data_dir is None else str(data_dir),
+        )
     except RecipeError as exc:
         fail(str(exc))
     if plan:
@@ -180,98 +246,3 @@ def train(
     except (StageError, FileNotFoundError, RecipeError, DataError) as exc:
         fail(str(exc))
     console.print(f"run directory: {run_dir}")
-
-
-ATTACKS_HELP = ("comma-separated, or `strong` for the whole suite (AutoAttack standard, APGD-DLR, margin20/100/500 and "
-                "margin100x3/x5, system100x3, evade100, Square on the graph, transfer; a per-image worst case, convergence "
-                "ladders and a large-eps sanity row): clean, pgdK[xR][@STEP], apgd-ce, apgd-dlr, apgd-dlr-t, autoattack, "
-                "square, marginK[xR] (APGD on the logit margin of one mode, best iterate, R runs); on the dual head's three "
-                "outputs together: systemK[xR] (the three margins, each clamped at 0) and evadeK[xR] (monitor evasion: "
-                "heads kept on the true class while merged flips, or both heads moved to one wrong class); the older, "
-                "weaker joint[K] and agree[K] (cross-entropy, PGD, last iterate) are kept for the committed reports")
-
-PRIMARY_HELP = ("the primary endpoint, COMPARISON@ATTACK, e.g. merged-main@pgd20 (default: merged-main under AutoAttack, "
-                "else APGD-DLR-T, APGD-CE, the longest PGD); every other comparison is secondary, Holm-adjusted")
-
-
-def eval_cmd(
-    artifact: Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")],
-    run: Annotated[Path, typer.Option("--run", "--run-dir", help="the run directory the artifact was exported from")],
-    modes: Annotated[Optional[str], typer.Option(help="comma-separated modes (default: every mode the artifact has)")] = None,
-    attacks: Annotated[str, typer.Option(help=ATTACKS_HELP)] = "clean,pgd20",
-    eps: Annotated[Optional[str], typer.Option(help="L-inf budget, e.g. 8/255 (default: the run's validation eps)")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", "--n-images", help="test images to evaluate (default: the whole test split)")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="images per attack batch (and per cached chunk)")] = 250,
-    seed: Annotated[int, typer.Option(help="attack seed")] = 0,
-    square_queries: Annotated[int, typer.Option("--square-queries", help="queries of the Square attack (AutoAttack's "
-                                                "5,000; fewer run its p schedule compressed to that budget)")] = 5000,
-    no_transfer: Annotated[bool, typer.Option("--no-transfer", help="skip the transfer matrix")] = False,
-    no_curve: Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")] = False,
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="the data set's folder, if it moved since training")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="report directory (default reports/ARTIFACT_NAME in the "
-                                                "current folder, outside the artifact: a re-export keeps the report and its cache)")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")] = None,
-    attack_precision: Annotated[str, typer.Option("--attack-precision", help="fp32, or tf32: on CUDA craft the examples "
-                                                  "with TF32 convolutions (faster); checks and scores stay fp32")] = "fp32",
-    agree_targets: Annotated[Optional[int], typer.Option("--agree-targets", help="target classes the agree attack tries "
-                                                         "per image (default: min(9, classes - 1), as APGD-T)")] = None,
-    no_corruptions: Annotated[bool, typer.Option("--no-corruptions", help="skip the shifted-traffic rows (accuracy and "
-                                                 "head disagreement on Gaussian noise, blur and low contrast)")] = False,
-    primary: Annotated[Optional[str], typer.Option(help=PRIMARY_HELP)] = None,
-) -> None:
-    """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
-
-    Under `torchrun --nproc_per_node N -m dhat_serve.cli eval ...` each rank attacks a shard of the test
-    set and rank 0 writes one report, equal to a one-process run with the same seed. Spell --run as
-    --run-dir and --n as --n-images there: torchrun reads abbreviations of its own options (--run-path,
-    --nnodes) anywhere on the line.
-    """
-    from training.datasets.splits import DataError
-    from training.typed_yaml import parse_number
-    from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
-    from training.robustness.report import markdown
-
-    try:
-        budget = None if eps is None else parse_number(eps, "--eps")
-        settings = EvalSettings(modes=tuple(m.strip() for m in modes.split(",") if m.strip()) if modes else None,
-                                attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), eps=budget, n=n,
-                                batch_size=batch_size, seed=seed, square_queries=square_queries,
-                                transfer=not no_transfer, curve=() if no_curve else EvalSettings.curve, data_dir=data_dir,
-                                device=device, attack_precision=attack_precision, agree_targets=agree_targets,
-                                corruptions=not no_corruptions, primary=primary)
-    except ValueError as exc:  # RecipeError is a ValueError
-        fail(str(exc))
-    if not run.is_dir():
-        fail(f"--run {run}: no such run directory")
-    report_dir = out or Path("reports") / artifact.resolve().name
-    try:
-        report = evaluate(artifact, run, settings, report_dir)
-    except (EvaluationError, FileNotFoundError, DataError) as exc:
-        fail(str(exc))
-    if report is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 reports
-        return
-    console.print(markdown(report))
-    plot = ", robustness.png" if (report_dir / "robustness.png").is_file() else ""
-    console.print(f"report: {report_dir}/report.md, report.json{plot}")
-
-
-def compare(
-    a: Annotated[Path, typer.Argument(help="checkpoint A, e.g. runs/r/stage1/epoch-76 (kept by stage1.keep_epochs)")],
-    b: Annotated[Path, typer.Argument(help="checkpoint B of the same run, e.g. runs/r/stage1/epoch-91")],
-    n: Annotated[int, typer.Option("--n", help="first N test images")] = 500,
-    steps: Annotated[int, typer.Option(help="PGD steps (the paper: 100)")] = 100,
-    seed: Annotated[int, typer.Option(help="attack seed")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="folder for compare.json / .md / .png")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
-) -> None:
-    """Fig. 1 / §III-A: does each checkpoint's PGD example fool the other? And the averaged perturbation."""
-    from training.checkpoints import is_checkpoint
-    from training.robustness.pair import markdown, run_compare
-
-    for path in (a, b):
-        if not is_checkpoint(path):
-            fail(f"{path}: not a checkpoint (keep epochs with stageN.keep_epochs=[76,91], or use stageN/best, last)")
-    if a.parent.parent.resolve() != b.parent.parent.resolve():
-        fail(f"{a} and {b} are not of one run: the comparison attacks both on that run's test images")
-    table = run_compare(a, b, out or Path("reports") / f"compare-{a.name}-{b.name}", n, steps, seed, device)
-    console.print(markdown(table))

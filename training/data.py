@@ -9,9 +9,10 @@ here ever downloads: a source that needs files names where it looked and what to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from training.datasets.splits import DataSplits
 from training.typed_yaml import RecipeError
@@ -44,8 +45,10 @@ class DataSpec:
             raise RecipeError(f"data.train_size must be >= 1 (or null for all), got {self.train_size}")
         allowed = SOURCES[self.dataset].channels
         if self.channels is not None and self.channels not in allowed:
-            raise RecipeError(f"data.channels={self.channels} is not possible for {self.dataset} "
-                              f"(allowed: {', '.join(map(str, allowed))})")
+            raise RecipeError(
+                f"data.channels={self.channels} is not possible for {self.dataset} "
+                f"(allowed: {', '.join(map(str, allowed))})"
+            )
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,10 @@ def _idx(classes: tuple[str, ...]) -> Callable[[DataSpec, Path | None], DataSpli
         from training.datasets.idx import load_idx_splits
 
         assert folder is not None
-        return load_idx_splits(folder, classes, image_size=spec.image_size, val_size=spec.val_size,
-                               train_size=spec.train_size)
+        return load_idx_splits(
+            folder, classes, image_size=spec.image_size, val_size=spec.val_size, train_size=spec.train_size
+        )
+
     return load
 
 
@@ -96,8 +101,13 @@ def _imagefolder(spec: DataSpec, folder: Path | None) -> DataSplits:
     from training.datasets.imagefolder import load_imagefolder_splits
 
     assert folder is not None
-    return load_imagefolder_splits(folder, image_size=spec.image_size, channels=spec.channels or 3,
-                                   val_size=spec.val_size, train_size=spec.train_size)
+    return load_imagefolder_splits(
+        folder,
+        image_size=spec.image_size,
+        channels=spec.channels or 3,
+        val_size=spec.val_size,
+        train_size=spec.train_size,
+    )
 
 
 def _sources() -> dict[str, DataSource]:
@@ -105,15 +115,27 @@ def _sources() -> dict[str, DataSource]:
 
     idx_layout = "DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"
     rows = [
-        DataSource("digits", "scikit-learn's 1,797 8x8 digits, embedded (70/15/15 split)", _digits, (1,),
-                   needs_dir=False),
-        DataSource("fashion-mnist", "Zalando's 70,000 28x28 grey clothes images, 10 classes",
-                   _idx(FASHION_MNIST_CLASSES), (1,), default_dir=DEBIAN_FASHION_MNIST, layout=idx_layout),
+        DataSource(
+            "digits", "scikit-learn's 1,797 8x8 digits, embedded (70/15/15 split)", _digits, (1,), needs_dir=False
+        ),
+        DataSource(
+            "fashion-mnist",
+            "Zalando's 70,000 28x28 grey clothes images, 10 classes",
+            _idx(FASHION_MNIST_CLASSES),
+            (1,),
+            default_dir=DEBIAN_FASHION_MNIST,
+            layout=idx_layout,
+        ),
         DataSource("mnist", "LeCun's 70,000 28x28 handwritten digits", _idx(MNIST_CLASSES), (1,), layout=idx_layout),
         DataSource("cifar10", "CIFAR-10, 60,000 32x32 colour images", _cifar, (3,), layout="DIR/cifar-10-batches-py/"),
         DataSource("cifar100", "CIFAR-100, 60,000 32x32 colour images", _cifar, (3,), layout="DIR/cifar-100-python/"),
-        DataSource("imagefolder", "any folder of images; class names from folder names", _imagefolder, (1, 3),
-                   layout="DIR/{train,test}/CLASS/*.png|jpg, optional DIR/val/"),
+        DataSource(
+            "imagefolder",
+            "any folder of images; class names from folder names",
+            _imagefolder,
+            (1, 3),
+            layout="DIR/{train,test}/CLASS/*.png|jpg, optional DIR/val/",
+        ),
     ]
     return {s.name: s for s in rows}
 
@@ -127,8 +149,10 @@ def load_splits(spec: DataSpec) -> DataSplits:
     folder = source.folder(spec.data_dir)
     if source.needs_dir and folder is None:
         hint = f" (or install Debian's dataset-{spec.dataset} for {source.default_dir})" if source.default_dir else ""
-        raise FileNotFoundError(f"{spec.dataset} needs --data-dir (or data.data_dir=...) pointing at a folder "
-                                f"laid out as {source.layout}{hint}; nothing is downloaded")
+        raise FileNotFoundError(
+            f"{spec.dataset} needs --data-dir (or data.data_dir=...) pointing at a folder "
+            f"laid out as {source.layout}{hint}; nothing is downloaded"
+        )
     return source.load(spec, folder)
 
 
@@ -138,7 +162,14 @@ def describe_sources() -> list[dict[str, Any]]:
     for s in SOURCES.values():
         folder = s.folder(None)
         where = "embedded" if not s.needs_dir else (str(folder) if folder else "--data-dir DIR")
-        rows.append({"name": s.name, "summary": s.summary, "layout": s.layout or "-", "looks_in": where,
-                     "found": (not s.needs_dir) or folder is not None, "channels": list(s.channels)})
+        rows.append(
+            {
+                "name": s.name,
+                "summary": s.summary,
+                "layout": s.layout or "-",
+                "looks_in": where,
+                "found": (not s.needs_dir) or folder is not None,
+                "channels": list(s.channels),
+            }
+        )
     return rows
-

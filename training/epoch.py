@@ -53,8 +53,13 @@ def epoch_loader(splits: DataSplits, recipe: Recipe, ctx: DistContext, n: int, e
     else:
         gen = torch.Generator().manual_seed(epoch_seed(recipe.seed, n, epoch))
         sampler, batch = RandomSampler(splits.train, generator=gen), recipe.data.batch_size
-    return DataLoader(splits.train, batch_size=batch, sampler=sampler, num_workers=recipe.data.workers,
-                      pin_memory=ctx.device.type == "cuda")
+    return DataLoader(
+        splits.train,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=recipe.data.workers,
+        pin_memory=ctx.device.type == "cuda",
+    )
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,17 @@ class EpochResult:
     seconds: float
 
 
-def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, spec: StageSpec,
-                mode: str, ctx: DistContext, desc: str, precision: str = "fp32") -> EpochResult:
+def train_epoch(
+    net: DualHeadNet,
+    model: nn.Module,
+    loader: DataLoader,
+    opt: torch.optim.Optimizer,
+    spec: StageSpec,
+    mode: str,
+    ctx: DistContext,
+    desc: str,
+    precision: str = "fp32",
+) -> EpochResult:
     """One pass over ``loader``; ``model`` is ``net`` or its DDP wrapper (the loss runs through it).
 
     ``precision`` is the recipe's (fp32, or bf16 autocast on CUDA)."""
@@ -87,12 +101,16 @@ def train_epoch(net: DualHeadNet, model: nn.Module, loader: DataLoader, opt: tor
         opt.step()
         total += loss.item() * len(y)
         seen += len(y)
-        bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen * ctx.world_size / (time.perf_counter() - start):.0f}")
+        bar.set_postfix(
+            loss=f"{total / seen:.4f}", img_s=f"{seen * ctx.world_size / (time.perf_counter() - start):.0f}"
+        )
     seconds = time.perf_counter() - start
     return EpochResult(total / max(seen, 1), seen * ctx.world_size / max(seconds, 1e-9), seconds)
 
 
-def validate(net: DualHeadNet, mode: str, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, device: torch.device) -> tuple[float, float]:
+def validate(
+    net: DualHeadNet, mode: str, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, device: torch.device
+) -> tuple[float, float]:
     """(clean, PGD) accuracy of ``mode`` on the validation batch (N, C, H, W), with a fixed attack seed."""
     view = ModeView(net, mode)
     torch.manual_seed(recipe.seed)

@@ -5,7 +5,7 @@ fresh clone. Registered in the ``dhat.commands`` entry-point group, as ``trainin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,11 +13,17 @@ from dhat_serve.console import console, fail
 
 
 def frontier(
-    paths: Annotated[list[Path], typer.Argument(help="eval reports (report.json) or folders searched for *report.json")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="eval reports (report.json) or folders searched for *report.json")
+    ],
     out: Annotated[Path, typer.Option("--out", help="folder for frontier.png, frontier.md and frontier.json")],
-    pair: Annotated[Optional[list[str]], typer.Option(
-        "--pair", help="two single models served side by side, as one deployment: MODEL_A+MODEL_B (recipe names); "
-        "repeatable")] = None,
+    pair: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pair",
+            help="two single models served side by side, as one deployment: MODEL_A+MODEL_B (recipe names); repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Clean against robust accuracy for every model:mode, the Pareto front, and what each deployment's switch buys."""
     from training.robustness.frontier import FrontierError
@@ -28,6 +34,8 @@ def frontier(
     except FrontierError as e:
         fail(str(e))
     for panel in doc["panels"]:
-        console.print(f"{panel['dataset']} eps {panel['eps']:g}: {len(panel['points'])} points, front: "
-                      f"{', '.join(panel['front'])}")
+        console.print(
+            f"{panel['dataset']} eps {panel['eps']:g}: {len(panel['points'])} points, front: "
+            f"{', '.join(panel['front'])}"
+        )
     console.print(f"wrote {out / 'frontier.png'}, frontier.md and frontier.json")

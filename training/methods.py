@@ -60,8 +60,15 @@ class Method:
         fixed = {"random_start": self.attack_start, "loss": self.attack_loss} if self.adversarial else {}
         return [k for k, v in fixed.items() if k in attack and attack[k] != v]
 
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float, attack: PGDConfig,
-             attack_model: nn.Module | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        beta: float,
+        attack: PGDConfig,
+        attack_model: nn.Module | None = None,
+    ) -> torch.Tensor:
         """The training loss of a batch: ``model`` maps (N, C, H, W) -> (N, classes); ``attack`` is already
         ``training_attack``'s. ``attack_model`` (default ``model``) crafts the examples: under DDP it is the
         bare network, because a DDP forward that is never followed by a backward breaks the next step."""
@@ -81,12 +88,15 @@ def _sat(_nat: None, logits_adv: torch.Tensor, y: torch.Tensor, _beta: float) ->
     return sat_loss(logits_adv, y)
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("natural", None, None, _natural, "clean"),
-    Method("sat", "uniform", "ce", _sat, "robust", clean_forward=False),
-    Method("trades", "normal", "kl", trades_loss, "robust"),
-    Method("mart", "normal", "ce", mart_loss, "robust"),
-)}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("natural", None, None, _natural, "clean"),
+        Method("sat", "uniform", "ce", _sat, "robust", clean_forward=False),
+        Method("trades", "normal", "kl", trades_loss, "robust"),
+        Method("mart", "normal", "ce", mart_loss, "robust"),
+    )
+}
 
 
 def method_of(name: str) -> Method:

@@ -40,7 +40,7 @@ class PaperRow:
 
     def numbers(self, mode: str) -> dict[str, float]:
         """``{attack: accuracy %}`` the paper reports for ``mode`` (empty when the table has no such cell)."""
-        return dict(zip(self.attacks, self.reported.get(mode, ())))
+        return dict(zip(self.attacks, self.reported.get(mode, ()), strict=False))
 
 
 TABLE_ATTACKS = {"I": TABLE_I_ATTACKS, "II": TABLE_II_ATTACKS}

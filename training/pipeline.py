@@ -26,15 +26,22 @@ def check_run_dir(recipe: Recipe, run_dir: Path, stages: Sequence[int], resume: 
     saved = RunDir(run_dir).recipe_file
     if saved.is_file():
         if recipe_to_dict(load_saved_recipe(saved)) != recipe_to_dict(recipe):
-            raise StageError(f"{saved} holds a different recipe than the one asked for; use a new --out "
-                             "(or the same recipe and overrides as before)")
+            raise StageError(
+                f"{saved} holds a different recipe than the one asked for; use a new --out "
+                "(or the same recipe and overrides as before)"
+            )
     first = min(stages)
     if first > 1 and not (resume and RunDir(run_dir).stage_complete(first)):
         require_previous(run_dir, first, recipe.stage(first))
 
 
-def train_recipe(recipe: Recipe, run_dir: str | Path, stages: Sequence[int] = (1, 2, 3), resume: bool = False,
-                 device: str | None = None) -> Path:
+def train_recipe(
+    recipe: Recipe,
+    run_dir: str | Path,
+    stages: Sequence[int] = (1, 2, 3),
+    resume: bool = False,
+    device: str | None = None,
+) -> Path:
     """Run ``stages`` of ``recipe`` into ``run_dir``; complete stages are skipped when resuming."""
     run_dir = Path(run_dir)
     run = RunDir(run_dir)

@@ -11,7 +11,7 @@ from typing import Any
 
 from training.methods import method_of
 from training.recipes import Recipe
-from training.stages import STAGES
+from training.stage_table import STAGES
 
 
 def recipe_plan(recipe: Recipe) -> dict[str, Any]:
@@ -20,19 +20,30 @@ def recipe_plan(recipe: Recipe) -> dict[str, Any]:
     stages = []
     for stage in STAGES:
         spec = recipe.stage(stage.number)
-        stages.append({
-            "stage": stage.number, "mode": stage.mode, "trains": list(stage.trains), "method": spec.method,
-            "beta": spec.beta, "eps": spec.attack.eps, "step": spec.attack.step, "steps": spec.attack.steps,
-            "attack_start": spec.attack.random_start if method_of(spec.method).adversarial else None,
-            "attack_loss": spec.attack.loss if method_of(spec.method).adversarial else None,
-            "epochs": spec.epochs, "lr": stage_lrs(recipe, stage.number), "milestones": list(spec.milestones),
-            "continue_schedule": spec.continue_schedule, "paper_best_epoch": spec.paper_best_epoch,
-            "weight_decay": spec.weight_decay,
-            "start_from": None if stage.number == 1 else spec.start_from,
-            "init": spec.init if stage.number == 1 else None,
-            "copy_main": spec.copy_main if stage.number == 2 else False,
-            "select": spec.select,
-        })
+        stages.append(
+            {
+                "stage": stage.number,
+                "mode": stage.mode,
+                "trains": list(stage.trains),
+                "method": spec.method,
+                "beta": spec.beta,
+                "eps": spec.attack.eps,
+                "step": spec.attack.step,
+                "steps": spec.attack.steps,
+                "attack_start": spec.attack.random_start if method_of(spec.method).adversarial else None,
+                "attack_loss": spec.attack.loss if method_of(spec.method).adversarial else None,
+                "epochs": spec.epochs,
+                "lr": stage_lrs(recipe, stage.number),
+                "milestones": list(spec.milestones),
+                "continue_schedule": spec.continue_schedule,
+                "paper_best_epoch": spec.paper_best_epoch,
+                "weight_decay": spec.weight_decay,
+                "start_from": None if stage.number == 1 else spec.start_from,
+                "init": spec.init if stage.number == 1 else None,
+                "copy_main": spec.copy_main if stage.number == 2 else False,
+                "select": spec.select,
+            }
+        )
     return {"recipe": recipe.name, "stages": stages}
 
 

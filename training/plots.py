@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -23,7 +23,7 @@ def plot_training_curves(metrics_file: Path, out: Path) -> Path:
     rows = read_metrics(metrics_file)
     stages = sorted({r["stage"] for r in rows})
     fig, axes = plt.subplots(1, max(len(stages), 1), figsize=(4.5 * max(len(stages), 1), 3.6), squeeze=False)
-    for ax, stage in zip(axes[0], stages):
+    for ax, stage in zip(axes[0], stages, strict=True):
         rs = [r for r in rows if r["stage"] == stage]
         ep = [r["epoch"] for r in rs]  # 1-based in metrics.jsonl
         ax.plot(ep, [100 * r["val_clean"] for r in rs], "o-", label="clean")
@@ -32,8 +32,13 @@ def plot_training_curves(metrics_file: Path, out: Path) -> Path:
         picked = [r for r in rs if r.get("best")] or [max(rs, key=lambda r: r["val_robust"])]
         best = picked[-1]
         ax.axvline(best["epoch"], color="gray", ls="--", lw=1)
-        ax.annotate(f"best: epoch {best['epoch']}", (best["epoch"], 100 * best["val_robust"]),
-                    textcoords="offset points", xytext=(4, -12), fontsize=8)
+        ax.annotate(
+            f"best: epoch {best['epoch']}",
+            (best["epoch"], 100 * best["val_robust"]),
+            textcoords="offset points",
+            xytext=(4, -12),
+            fontsize=8,
+        )
         ax.set_title(f"stage {stage} ({rs[0]['mode']})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy (%)")

@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 
 from training.attacks import PGDConfig
-from training.typed_yaml import RecipeError, apply_override, build
 from training.data import DataSpec
 from training.methods import METHODS, method_of
+from training.typed_yaml import RecipeError, apply_override, build
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
 SELECTIONS = ("robust", "clean", "last")
@@ -60,7 +60,9 @@ class StageSpec:
         if self.start_from not in ("best", "last"):
             raise RecipeError(f"start_from must be 'best' or 'last', got {self.start_from!r}")
         if any(e < 1 or e > self.epochs for e in self.keep_epochs):
-            raise RecipeError(f"keep_epochs are 1-based epochs of this stage (1..{self.epochs}), got {list(self.keep_epochs)}")
+            raise RecipeError(
+                f"keep_epochs are 1-based epochs of this stage (1..{self.epochs}), got {list(self.keep_epochs)}"
+            )
         if any(m < 1 for m in self.milestones):
             raise RecipeError(f"milestones are 1-based epoch numbers (>= 1), got {list(self.milestones)}")
         method = method_of(self.method)
@@ -81,8 +83,10 @@ class StageSpec:
             return
         for key in method.overridden(attack):
             fixed = getattr(method.training_attack(PGDConfig()), key)
-            raise RecipeError(f"{prefix}.attack.{key}: method {method.name!r} trains with {key} {fixed!r} (as its "
-                              f"authors' code does), not {attack[key]!r}; remove the key or choose another method")
+            raise RecipeError(
+                f"{prefix}.attack.{key}: method {method.name!r} trains with {key} {fixed!r} (as its "
+                f"authors' code does), not {attack[key]!r}; remove the key or choose another method"
+            )
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of the 1-based ``epoch``: lr * gamma^(number of milestones m with epoch >= m).
@@ -136,8 +140,9 @@ class Recipe:
     validation: ValidationSpec = field(default_factory=ValidationSpec)
     stage1: StageSpec = field(default_factory=StageSpec)
     stage2: StageSpec = field(default_factory=StageSpec)
-    stage3: StageSpec = field(default_factory=lambda: StageSpec(method="trades", beta=2.0, epochs=15, lr=0.02,
-                                                                 milestones=()))
+    stage3: StageSpec = field(
+        default_factory=lambda: StageSpec(method="trades", beta=2.0, epochs=15, lr=0.02, milestones=())
+    )
     precision: str = "fp32"  # or bf16 (PRECISIONS): autocast on CUDA
 
     def __post_init__(self) -> None:
@@ -167,8 +172,9 @@ def recipe_path(name_or_path: str) -> Path:
     builtin = RECIPE_DIR / f"{name_or_path}.yaml"
     if builtin.is_file():
         return builtin
-    raise RecipeError(f"no recipe {name_or_path!r}: not a YAML file and not one of the built-in recipes "
-                      f"({', '.join(list_recipes())})")
+    raise RecipeError(
+        f"no recipe {name_or_path!r}: not a YAML file and not one of the built-in recipes ({', '.join(list_recipes())})"
+    )
 
 
 def list_recipes() -> list[str]:
@@ -191,9 +197,16 @@ def describe_recipes() -> list[dict[str, Any]]:
     rows = []
     for name in list_recipes():
         recipe = load_recipe(name)
-        rows.append({"name": name, "dataset": recipe.data.dataset, "arch": recipe.model.arch,
-                     "layout": recipe.model.layout, "methods": [recipe.stage(n).method for n in (1, 2, 3)],
-                     "description": recipe_description(recipe_path(name))})
+        rows.append(
+            {
+                "name": name,
+                "dataset": recipe.data.dataset,
+                "arch": recipe.model.arch,
+                "layout": recipe.model.layout,
+                "methods": [recipe.stage(n).method for n in (1, 2, 3)],
+                "description": recipe_description(recipe_path(name)),
+            }
+        )
     return rows
 
 
@@ -211,8 +224,14 @@ def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     return build(Recipe, recipe_dict(name_or_path, overrides))
 
 
-def with_flags(recipe: Recipe, *, init: str | None = None, finetune_init: bool = False, copy_main: bool = False,
-               data_dir: str | None = None) -> Recipe:
+def with_flags(
+    recipe: Recipe,
+    *,
+    init: str | None = None,
+    finetune_init: bool = False,
+    copy_main: bool = False,
+    data_dir: str | None = None,
+) -> Recipe:
     """The recipe with ``dhat train``'s typed flags applied as values (never re-parsed as YAML text).
 
     ``init`` is used as is (stage 1 trains 0 epochs: §III-C, "the main head can also be directly loaded from a

@@ -99,8 +99,12 @@ class RunDir:
     def upgrade_epoch_numbers(self) -> bool:
         """A run written when epochs counted from 0: renumber its metrics rows and checkpoint metas from 1
         (once; later runs are 1-based already). Returns whether anything changed."""
-        metas = {c: read_meta(c) for n in (1, 2, 3) for c in (self.checkpoint(n, BEST), self.checkpoint(n, LAST))
-                 if is_checkpoint(c)}
+        metas = {
+            c: read_meta(c)
+            for n in (1, 2, 3)
+            for c in (self.checkpoint(n, BEST), self.checkpoint(n, LAST))
+            if is_checkpoint(c)
+        }
         old = [c for c, m in metas.items() if m.epoch is not None and m.epoch_base == 0]
         if not old:
             return False

@@ -40,11 +40,15 @@ def reuse_stage1(recipe: Recipe, run_dir: Path, source: Path) -> None:
     """Copy ``source``'s complete stage 1 (checkpoints and metrics rows) into the new run ``run_dir``."""
     src, dst = RunDir(source), RunDir(run_dir)
     if not src.is_run() or not src.stage_complete(1):
-        raise StageError(f"--stage1-from {source}: not a run with a complete stage 1 (train it with "
-                         f"`dhat train RECIPE --out {source} --stage 1`)")
+        raise StageError(
+            f"--stage1-from {source}: not a run with a complete stage 1 (train it with "
+            f"`dhat train RECIPE --out {source} --stage 1`)"
+        )
     diffs = stage1_differences(recipe, src.load_recipe())
     if diffs:
-        raise StageError(f"--stage1-from {source}: its stage 1 is not the one {recipe.name} trains: " + "; ".join(diffs))
+        raise StageError(
+            f"--stage1-from {source}: its stage 1 is not the one {recipe.name} trains: " + "; ".join(diffs)
+        )
     if dst.stage(1).exists() or dst.is_run():
         raise StageError(f"--stage1-from: {run_dir} already holds a run; choose a new --out")
     shutil.copytree(src.stage(1), dst.stage(1))

@@ -1,12 +1,4 @@
-"""The three DH-AT stages (§III-C) and the epoch loop they share.
-
-======  ===============  =====================================  ==========================
-stage   forward mode     trains                                 frozen (no grad, BN fixed)
-======  ===============  =====================================  ==========================
-1       ``main``         trunk + main head (or ``init`` loads)  second head, merger
-2       ``second``       second head (fresh or copy of main)    trunk, main head, merger
-3       ``merged``       merger (TRADES, 1/lambda = 2)          trunk, both heads
-======  ===============  =====================================  ==========================
+"""The epoch loop the three DH-AT stages (§III-C, table in ``training.stage_table``) share.
 
 Each stage writes ``RUN/stageN/{best,last}/`` (checkpoints, atomically; layout in ``training.run_dir``)
 and appends to ``RUN/metrics.jsonl``. ``last`` carries the SGD momentum, so ``--resume`` continues from the last
@@ -24,54 +16,28 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dhat_serve.contract import MAIN, MERGED, SECOND, Mode
-from training.checkpoints import (CheckpointMeta, is_checkpoint, load_checkpoint, load_momentum, load_single_head,
-                                  momentum_state, read_meta, save_checkpoint)
+from training.checkpoints import (
+    CheckpointMeta,
+    is_checkpoint,
+    load_checkpoint,
+    load_momentum,
+    load_single_head,
+    momentum_state,
+    read_meta,
+    save_checkpoint,
+)
 from training.datasets.splits import DataSplits, first_n
 from training.distributed import DistContext
-from training.freezing import copy_main_to_second, freeze, trainable_parameters
 from training.epoch import EpochResult, epoch_loader, epoch_seed, selection_score, train_epoch, validate
+from training.freezing import copy_main_to_second, freeze, trainable_parameters
 from training.models.dual_head import PARTS, DualHeadNet
 from training.models.registry import ModelConfig, create_model
 from training.models.wideresnet import init_wrn_weights
 from training.recipes import Recipe, StageSpec
 from training.run_dir import BEST, LAST, RunDir
+from training.stage_table import Stage, StageError, stage_of
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One row of the stage table above: what a stage runs, trains and hands on.
-
-    ``mode`` is the forward the stage trains and validates; ``trains`` the parts left unfrozen;
-    ``produces`` the part marked trained when it ends. What picks ``best`` is the recipe's
-    ``stageN.select`` (robust, clean or last), because it depends on the method, not on the stage.
-    """
-
-    number: int
-    mode: Mode
-    trains: tuple[str, ...]
-    produces: str
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage(1, MAIN, ("trunk", "main_head"), "main_head"),
-    Stage(2, SECOND, ("second_head",), "second_head"),
-    Stage(3, MERGED, ("merger",), "merger"),
-)
-
-
-def stage_of(n: int) -> Stage:
-    """The stage numbered ``n`` (1, 2 or 3), or a StageError naming the valid numbers."""
-    for stage in STAGES:
-        if stage.number == n:
-            return stage
-    raise StageError(f"--stage must be 1, 2 or 3, got {n}")
-
-
-class StageError(RuntimeError):
-    """A stage that cannot start; raised before any training, with what to run instead."""
 
 
 def require_previous(run_dir: Path, n: int, spec: StageSpec) -> Path:
@@ -89,9 +55,14 @@ def model_config(recipe: Recipe, splits: DataSplits) -> ModelConfig:
     """The network a recipe asks for, sized to its data (classes, channels, image size, mean / std)."""
     m = recipe.model
     return ModelConfig(
-        arch=m.arch, layout=m.layout, second_arch=m.second_arch, num_classes=splits.num_classes,
-        in_channels=splits.in_channels, input_size=splits.image_size,
-        mean=splits.mean if m.normalize else (), std=splits.std if m.normalize else (),
+        arch=m.arch,
+        layout=m.layout,
+        second_arch=m.second_arch,
+        num_classes=splits.num_classes,
+        in_channels=splits.in_channels,
+        input_size=splits.image_size,
+        mean=splits.mean if m.normalize else (),
+        std=splits.std if m.normalize else (),
         class_names=splits.class_names,
     )
 
@@ -129,17 +100,31 @@ def prepare_net(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits) -> tu
     return net, cfg, trained
 
 
-def stage_meta(recipe: Recipe, stage: int, *, epoch: int, complete: bool, best: float, clean: float,
-               robust: float) -> CheckpointMeta:
+def stage_meta(
+    recipe: Recipe, stage: int, *, epoch: int, complete: bool, best: float, clean: float, robust: float
+) -> CheckpointMeta:
     """The meta every training checkpoint of ``stage`` carries, from one place (same fields at every epoch);
     ``epoch`` is 1-based (0: none trained)."""
     spec = recipe.stage(stage)
-    return CheckpointMeta(stage=stage, epoch=epoch, epoch_base=1, complete=complete, select=spec.select, best_score=best,
-                          val_clean=clean, val_robust=robust, recipe=recipe.name, seed=recipe.seed,
-                          eps=spec.attack.eps, validation_eps=recipe.validation.attack.eps)
+    return CheckpointMeta(
+        stage=stage,
+        epoch=epoch,
+        epoch_base=1,
+        complete=complete,
+        select=spec.select,
+        best_score=best,
+        val_clean=clean,
+        val_robust=robust,
+        recipe=recipe.name,
+        seed=recipe.seed,
+        eps=spec.attack.eps,
+        validation_eps=recipe.validation.attack.eps,
+    )
 
 
-def _resume_point(net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resume: bool, ctx: DistContext) -> tuple[int, float]:
+def _resume_point(
+    net: DualHeadNet, opt: torch.optim.Optimizer, last: Path, resume: bool, ctx: DistContext
+) -> tuple[int, float]:
     """(first epoch to run, best selection score so far): (0, -1) for a fresh stage, else from ``last``."""
     if not is_checkpoint(last):
         return 0, -1.0
@@ -173,9 +158,14 @@ class StageRun:
     def save(self, which: str, meta: CheckpointMeta, trained: dict[str, bool] | None = None) -> None:
         """Write ``best`` or ``last`` (``last`` with the momentum ``--resume`` needs)."""
         extra = momentum_state(self.net, self.opt) if which == LAST else None
-        save_checkpoint(self.run.checkpoint(self.stage.number, which), self.net, self.cfg,
-                        trained if trained is not None else {**self.trained, self.stage.produces: True}, meta,
-                        extra_tensors=extra)
+        save_checkpoint(
+            self.run.checkpoint(self.stage.number, which),
+            self.net,
+            self.cfg,
+            trained if trained is not None else {**self.trained, self.stage.produces: True},
+            meta,
+            extra_tensors=extra,
+        )
 
 
 def start_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: DistContext) -> StageRun:
@@ -186,8 +176,11 @@ def start_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: 
     if ctx.device.type == "cuda":
         net.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(trainable_parameters(net), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
-    model: nn.Module = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
-        if ctx.enabled else net
+    model: nn.Module = (
+        DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        if ctx.enabled
+        else net
+    )
     x_val, y_val = (t.to(ctx.device) for t in first_n(splits.val, recipe.validation.n))
     start = read_meta(require_previous(run_dir, n, spec)).epochs_done if n > 1 else 0
     return StageRun(recipe, stage_of(n), spec, RunDir(run_dir), net, model, cfg, trained, opt, ctx, x_val, y_val, start)
@@ -214,20 +207,42 @@ def end_epoch(sr: StageRun, epoch: int, lr: float, result: EpochResult, best: fl
     score = selection_score(sr.spec.select, epoch, clean, robust)
     is_best, best = score > best, max(best, score)
     n = sr.stage.number
-    sr.run.append_metrics({"stage": n, "mode": sr.stage.mode, "epoch": epoch, "lr": lr, "loss": result.loss,
-                           "val_clean": clean, "val_robust": robust, "best": is_best,
-                           "seconds": round(result.seconds, 3), "images_per_s": round(result.images_per_s, 1),
-                           **({"schedule_epoch": sr.start_epoch + epoch} if sr.spec.continue_schedule else {})})
-    meta = stage_meta(sr.recipe, n, epoch=epoch, complete=epoch == sr.spec.epochs, best=best, clean=clean,
-                      robust=robust)
+    sr.run.append_metrics(
+        {
+            "stage": n,
+            "mode": sr.stage.mode,
+            "epoch": epoch,
+            "lr": lr,
+            "loss": result.loss,
+            "val_clean": clean,
+            "val_robust": robust,
+            "best": is_best,
+            "seconds": round(result.seconds, 3),
+            "images_per_s": round(result.images_per_s, 1),
+            **({"schedule_epoch": sr.start_epoch + epoch} if sr.spec.continue_schedule else {}),
+        }
+    )
+    meta = stage_meta(
+        sr.recipe, n, epoch=epoch, complete=epoch == sr.spec.epochs, best=best, clean=clean, robust=robust
+    )
     if is_best:
         sr.save(BEST, meta)
     if epoch in sr.spec.keep_epochs:
         save_checkpoint(sr.run.kept(n, epoch), sr.net, sr.cfg, {**sr.trained, sr.stage.produces: True}, meta)
     sr.save(LAST, meta)
-    log.info("stage %d epoch %d/%d: lr %.4g loss %.4f | val clean %.2f%% PGD %.2f%%%s | %.1fs, %.0f img/s", n,
-             epoch, sr.spec.epochs, lr, result.loss, 100 * clean, 100 * robust, " (best)" if is_best else "",
-             result.seconds, result.images_per_s)
+    log.info(
+        "stage %d epoch %d/%d: lr %.4g loss %.4f | val clean %.2f%% PGD %.2f%%%s | %.1fs, %.0f img/s",
+        n,
+        epoch,
+        sr.spec.epochs,
+        lr,
+        result.loss,
+        100 * clean,
+        100 * robust,
+        " (best)" if is_best else "",
+        result.seconds,
+        result.images_per_s,
+    )
     return best
 
 
@@ -248,8 +263,17 @@ def run_stage(recipe: Recipe, n: int, run_dir: Path, splits: DataSplits, ctx: Di
         for group in sr.opt.param_groups:
             group["lr"] = lr
         loader = epoch_loader(splits, recipe, ctx, n, epoch)
-        result = train_epoch(sr.net, sr.model, loader, sr.opt, sr.spec, sr.stage.mode, ctx,
-                             f"stage {n} epoch {epoch + 1}/{sr.spec.epochs}", recipe.precision)
+        result = train_epoch(
+            sr.net,
+            sr.model,
+            loader,
+            sr.opt,
+            sr.spec,
+            sr.stage.mode,
+            ctx,
+            f"stage {n} epoch {epoch + 1}/{sr.spec.epochs}",
+            recipe.precision,
+        )
         if ctx.is_main:
             best = end_epoch(sr, epoch + 1, lr, result, best)
         ctx.barrier()

@@ -37,15 +37,21 @@ class OnnxModel(Model):
         self.ready = True
         return self.ready
 
-    async def predict(self, payload: InferRequest, headers: dict | None = None,
-                      response_headers: dict | None = None) -> InferResponse:
+    async def predict(
+        self, payload: InferRequest, headers: dict | None = None, response_headers: dict | None = None
+    ) -> InferResponse:
         images = payload.inputs[0].as_numpy().astype(np.float32, copy=False)
         (logits,) = self.session.run(["logits"], {"images": images})
         output = InferOutput(name="logits", shape=list(logits.shape), datatype="FP32")
         output.set_data_from_numpy(logits, binary_data=False)  # the response encoder re-sets it as asked
         # KServe's JSON response model needs a string id; a request without one gets a fresh one
-        return InferResponse(response_id=payload.id or generate_uuid(), model_name=self.name, infer_outputs=[output],
-                             use_binary_outputs=payload.use_binary_outputs, requested_outputs=payload.request_outputs)
+        return InferResponse(
+            response_id=payload.id or generate_uuid(),
+            model_name=self.name,
+            infer_outputs=[output],
+            use_binary_outputs=payload.use_binary_outputs,
+            requested_outputs=payload.request_outputs,
+        )
 
 
 if __name__ == "__main__":

@@ -31,5 +31,6 @@ class OnnxModel(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         images = NumpyCodec.decode_input(payload.inputs[0]).astype(np.float32, copy=False)
         (logits,) = self.session.run(["logits"], {"images": images})
-        return InferenceResponse(model_name=self.name, id=payload.id,
-                                 outputs=[NumpyCodec.encode_output("logits", logits)])
+        return InferenceResponse(
+            model_name=self.name, id=payload.id, outputs=[NumpyCodec.encode_output("logits", logits)]
+        )

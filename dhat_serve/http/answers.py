@@ -52,7 +52,9 @@ def describe(logits: np.ndarray, class_names: Sequence[str], top_k: int) -> dict
     order = np.argsort(-probs)[:top_k]
     label = int(order[0])
     return {
-        "label": label, "class_name": class_names[label], "confidence": float(probs[label]),
+        "label": label,
+        "class_name": class_names[label],
+        "confidence": float(probs[label]),
         "top_k": [{"label": int(i), "class_name": class_names[int(i)], "probability": float(probs[i])} for i in order],
     }
 
@@ -64,8 +66,11 @@ def _finite_rows(a: np.ndarray) -> list[list[float]]:
 def batch_result(logits: np.ndarray) -> dict[str, Any]:
     """(N, C) logits -> labels, probabilities and logits as lists (JSON-safe finite floats)."""
     probs = softmax(logits.astype(np.float64))
-    return {"labels": logits.argmax(-1).astype(int).tolist(), "probabilities": _finite_rows(probs),
-            LOGITS: _finite_rows(logits)}
+    return {
+        "labels": logits.argmax(-1).astype(int).tolist(),
+        "probabilities": _finite_rows(probs),
+        LOGITS: _finite_rows(logits),
+    }
 
 
 def by_mode(request_mode: str, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -73,22 +78,28 @@ def by_mode(request_mode: str, outputs: Mapping[str, np.ndarray]) -> dict[str, n
     return {REQUEST_OUTPUTS[request_mode][name]: array for name, array in outputs.items()}
 
 
-def _answer(request_mode: str, results: dict[str, Any], labels: dict[str, Any], artifact: dict[str, str],
-            per_image: bool) -> dict[str, Any]:
+def _answer(
+    request_mode: str, results: dict[str, Any], labels: dict[str, Any], artifact: dict[str, str], per_image: bool
+) -> dict[str, Any]:
     """The one answer shape: a single mode's result inline, or ``modes`` + agreement flags for ``all``."""
     if request_mode != ALL:
         return {"mode": request_mode, **results[request_mode], "artifact": artifact}
     if per_image:
-        rows = list(zip(*labels.values()))
-        heads = [a == b for a, b in zip(labels[MAIN], labels[SECOND])]
+        rows = list(zip(*labels.values(), strict=True))
+        heads = [a == b for a, b in zip(labels[MAIN], labels[SECOND], strict=True)]
         agree: Any = [len(set(r)) == 1 for r in rows]
     else:
         heads, agree = labels[MAIN] == labels[SECOND], len(set(labels.values())) == 1
     return {"mode": ALL, "modes": results, "heads_agree": heads, "all_agree": agree, "artifact": artifact}
 
 
-def classify_answer(request_mode: str, outputs: Mapping[str, np.ndarray], class_names: Sequence[str], top_k: int,
-                    artifact: dict[str, str]) -> dict[str, Any]:
+def classify_answer(
+    request_mode: str,
+    outputs: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    top_k: int,
+    artifact: dict[str, str],
+) -> dict[str, Any]:
     """``/classify``'s answer for one image; ``outputs`` hold (1, classes) logits per output name."""
     results = {mode: describe(logits[0], class_names, top_k) for mode, logits in by_mode(request_mode, outputs).items()}
     return _answer(request_mode, results, {m: r["label"] for m, r in results.items()}, artifact, per_image=False)

@@ -8,7 +8,8 @@ this module: 300 requests of 64 images, SIGTERM one second in, 77 to 300 of them
 ``Drain.install`` replaces the worker's SIGTERM handler with one that at once turns readiness to 503
 (``ProcessState.draining``: the load balancer or Kubernetes stops routing here, which takes it seconds),
 keeps accepting and serving for ``delay_s`` (``DHAT_DRAIN_DELAY_S``) so clients routed here meanwhile are
-answered, then closes the listening sockets (no new connections), then waits until no request has been in flight for ``quiet_s`` seconds
+answered, then closes the listening sockets (no new connections), then waits until no request has been in flight for
+``quiet_s`` seconds
 (at most ``grace_s``), so buffered requests are read and answered, and only then hands over to
 uvicorn's handler. Other listeners of the worker (the gRPC server) register a stop in ``on_close``:
 it is called with ``grace_s`` when the HTTP sockets close, and its RPCs in flight count like HTTP requests.
@@ -47,7 +48,7 @@ class Drain:
             return False
         loop = asyncio.get_running_loop()
 
-        def on_sigterm(sig: int, frame: Any) -> None:  # noqa: ANN401
+        def on_sigterm(sig: int, frame: Any) -> None:
             if self.draining:
                 return
             self.draining = self.state.draining = True  # readiness 503 from now on, before anything closes
@@ -56,7 +57,7 @@ class Drain:
         signal.signal(signal.SIGTERM, on_sigterm)
         return True
 
-    async def drain(self, server: Any, original: Callable, sig: int, frame: Any) -> None:  # noqa: ANN401
+    async def drain(self, server: Any, original: Callable, sig: int, frame: Any) -> None:
         """Keep accepting for ``delay_s`` (connections already on their way), stop listening, wait for
         ``quiet_s`` without requests in flight (at most ``grace_s``), then exit."""
         if self.delay_s > 0:

@@ -10,7 +10,8 @@ Refusals are answered with ``errors.refusal_response``. It knows no route and re
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import Request
 
@@ -32,8 +33,9 @@ class RequestGuard:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self.max_bytes:
-                refusal = PayloadTooLarge(f"request body of more than {total} bytes is over the limit of "
-                                          f"{self.max_bytes} bytes")
+                refusal = PayloadTooLarge(
+                    f"request body of more than {total} bytes is over the limit of {self.max_bytes} bytes"
+                )
                 await refusal_response(refusal, close=True)(scope, receive, send)
                 return None
             chunks.append(chunk)
@@ -59,7 +61,7 @@ class RequestGuard:
         try:
             form = await Request(scope, once).form()
             await form.close()
-        except Exception as exc:  # noqa: BLE001 - any parser failure is the client's malformed body
+        except Exception as exc:
             return BadRequest(f"malformed multipart/form-data body: {exc or type(exc).__name__}")
         return None
 
@@ -69,7 +71,9 @@ class RequestGuard:
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            refusal = PayloadTooLarge(f"request body of {int(length)} bytes is over the limit of {self.max_bytes} bytes")
+            refusal = PayloadTooLarge(
+                f"request body of {int(length)} bytes is over the limit of {self.max_bytes} bytes"
+            )
             await refusal_response(refusal, close=True)(scope, receive, send)  # the body stays unread: close
             return
         body = await self._read_body(scope, receive, send)

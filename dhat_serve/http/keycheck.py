@@ -1,4 +1,5 @@
-"""The API-key check of every HTTP route but the probes (``auth.ApiKeys``: what is configured and how it is compared)."""
+"""The API-key check of every HTTP route but the probes (``auth.ApiKeys``: what is configured and how it is
+compared)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ class KeyCheck:
         self.open = OPEN_PATHS if cfg.protect_metrics else (*OPEN_PATHS, "/metrics")
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or not self.keys.enabled or scope.get("path") in self.open \
-                or scope.get("method") == "OPTIONS":  # CORS preflights carry no credentials
+        if (
+            scope["type"] != "http"
+            or not self.keys.enabled
+            or scope.get("path") in self.open
+            or scope.get("method") == "OPTIONS"
+        ):  # CORS preflights carry no credentials
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization")

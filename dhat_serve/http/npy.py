@@ -12,7 +12,8 @@ order of ``contract.REQUEST_OUTPUTS["all"]``; ``X-Dhat-Logits-Of`` names the mod
 from __future__ import annotations
 
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from starlette.requests import Request
@@ -49,9 +50,15 @@ async def predict_npy(plane: DataPlane, request: Request) -> Response:
     logits = np.stack(list(outputs.values())) if len(outputs) > 1 else next(iter(outputs.values()))
     buf = io.BytesIO()
     np.save(buf, logits.astype(np.float32), allow_pickle=False)
-    return Response(buf.getvalue(), media_type="application/x-npy",
-                    headers={"X-Dhat-Mode": result.model, "X-Dhat-Logits-Of": ",".join(REQUEST_OUTPUTS[result.model].values()),
-                             "X-Dhat-Artifact-Version": result.artifact["version"]})
+    return Response(
+        buf.getvalue(),
+        media_type="application/x-npy",
+        headers={
+            "X-Dhat-Mode": result.model,
+            "X-Dhat-Logits-Of": ",".join(REQUEST_OUTPUTS[result.model].values()),
+            "X-Dhat-Artifact-Version": result.artifact["version"],
+        },
+    )
 
 
 class NpyPredict:

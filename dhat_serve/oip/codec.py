@@ -29,8 +29,17 @@ from dhat_serve.errors import BadRequest
 HEADER_LENGTH = "inference-header-content-length"
 LONG_INTEGER = re.compile(rb"(?<![\d.eE])-?\d{19,}(?![\d.eE])")
 """An integer literal that may not fit 64 bits (a run of digits after a fraction point or exponent is not one)."""
-DATATYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT8": np.int8, "INT16": np.int16,
-             "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8, "BOOL": np.bool_}
+DATATYPES = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "FP16": np.float16,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "UINT8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 @dataclass(frozen=True)
@@ -54,15 +63,17 @@ def request_timeout(params: dict[str, Any]) -> float | None:
     if type(priority) is not int or priority < 0:
         raise BadRequest(f"parameter 'priority' must be a non-negative integer, got {priority!r}")
     if priority != 0:
-        raise BadRequest(f"parameter 'priority' {priority} is not supported: each mode's queue is served in "
-                         "arrival order; send 0 or leave it out")
+        raise BadRequest(
+            f"parameter 'priority' {priority} is not supported: each mode's queue is served in "
+            "arrival order; send 0 or leave it out"
+        )
     timeout = params.get("timeout", 0)
     if type(timeout) is not int or timeout < 0:
         raise BadRequest(f"parameter 'timeout' must be a non-negative integer of microseconds, got {timeout!r}")
     return timeout / 1e6 if timeout else None
 
 
-def loads(text: bytes) -> Any:  # noqa: ANN401 - any JSON value
+def loads(text: bytes) -> Any:
     """A JSON document: orjson for what it parses (the fast path, a few times the standard library's speed), the
     standard library for the rest, so what is accepted and each error's message stay the standard library's
     (``NaN`` and ``Infinity`` literals parse there and are then refused as non-finite; deep nesting is a 400).
@@ -92,7 +103,7 @@ def _json_header(body: bytes, header_length: str | None) -> tuple[dict[str, Any]
         json_part, rest = body[:n], body[n:]
     doc = loads(json_part)
     if not isinstance(doc, dict):
-        raise BadRequest("the request must be a JSON object with an \"inputs\" list")
+        raise BadRequest('the request must be a JSON object with an "inputs" list')
     return doc, rest
 
 
@@ -102,7 +113,7 @@ def _parameters(obj: dict[str, Any], where: str) -> dict[str, Any]:
     if params is None:
         return {}
     if not isinstance(params, dict):
-        raise BadRequest(f"{where} \"parameters\" must be a JSON object, got {type(params).__name__}")
+        raise BadRequest(f'{where} "parameters" must be a JSON object, got {type(params).__name__}')
     return params
 
 
@@ -114,8 +125,9 @@ def _flag(params: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def decode_tensor(name: object, datatype: object, shape: object, data: object = None,
-                  raw: bytes | None = None) -> np.ndarray:
+def decode_tensor(
+    name: object, datatype: object, shape: object, data: object = None, raw: bytes | None = None
+) -> np.ndarray:
     """One OIP tensor from its typed / JSON ``data`` or its ``raw`` bytes, as an array of ``shape``.
 
     HTTP and gRPC both call it, so a wrong datatype, shape or length gets one message on both."""
@@ -128,17 +140,18 @@ def decode_tensor(name: object, datatype: object, shape: object, data: object = 
     count = math.prod(shape)
     if raw is not None:
         if len(raw) != count * 4:
-            raise BadRequest(f"input {name!r}: shape {shape} of FP32 needs {count * 4} bytes, the request holds "
-                             f"{len(raw)}")
+            raise BadRequest(
+                f"input {name!r}: shape {shape} of FP32 needs {count * 4} bytes, the request holds {len(raw)}"
+            )
         return np.frombuffer(raw, dtype=np.float32).reshape(shape)
     if data is None:
-        raise BadRequest(f"input {name!r} has neither \"data\" nor parameters.binary_data_size")
+        raise BadRequest(f'input {name!r} has neither "data" nor parameters.binary_data_size')
     try:
         array = np.asarray(data, dtype=np.float32)
     except (ValueError, TypeError, RecursionError):
-        raise BadRequest(f"input {name!r}: \"data\" is not a (nested) list of FP32 numbers") from None
+        raise BadRequest(f'input {name!r}: "data" is not a (nested) list of FP32 numbers') from None
     if array.size != count:
-        raise BadRequest(f"input {name!r}: shape {shape} needs {count} values, \"data\" has {array.size}")
+        raise BadRequest(f'input {name!r}: shape {shape} needs {count} values, "data" has {array.size}')
     return array.reshape(shape)
 
 
@@ -151,8 +164,9 @@ def _binary_part(spec: dict[str, Any], rest: bytes, offset: int) -> tuple[bytes 
     if type(size) is not int or size < 0:
         raise BadRequest(f"input {spec.get('name')!r}: binary_data_size {size!r} must be a byte count")
     if offset + size > len(rest):
-        raise BadRequest(f"input {spec.get('name')!r}: the body holds {len(rest) - offset} bytes of tensor data, "
-                         f"{size} announced")
+        raise BadRequest(
+            f"input {spec.get('name')!r}: the body holds {len(rest) - offset} bytes of tensor data, {size} announced"
+        )
     return rest[offset : offset + size], offset + size
 
 
@@ -161,7 +175,7 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str, binary_
     doc, rest = _json_header(body, header_length)
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise BadRequest("\"inputs\" must be a non-empty list of tensors")
+        raise BadRequest('"inputs" must be a non-empty list of tensors')
     offset, images = 0, None
     for spec in inputs:
         if not isinstance(spec, dict):
@@ -177,7 +191,7 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str, binary_
         raise BadRequest(f"this model takes exactly one input {input_name!r}, got {len(inputs)}")
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest(f"\"id\" must be a string, got {type(request_id).__name__}")
+        raise BadRequest(f'"id" must be a string, got {type(request_id).__name__}')
     params = _parameters(doc, "the request's")
     default = _flag(params, "binary_data_output", binary_default)
     outputs, binary = _outputs(doc, default)
@@ -185,12 +199,13 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str, binary_
 
 
 def _outputs(doc: dict[str, Any], default: bool) -> tuple[tuple[str, ...] | None, dict[str, bool]]:
-    """The output names asked for (None: every output) and each one's binary flag; the names are the data plane's check."""
+    """The output names asked for (None: every output) and each one's binary flag; the names are the data plane's
+    check."""
     asked = doc.get("outputs")
     if asked is None:
         return None, {}
     if not isinstance(asked, list):
-        raise BadRequest("\"outputs\" must be a list of {\"name\": ...} objects")
+        raise BadRequest('"outputs" must be a list of {"name": ...} objects')
     chosen, binary = [], {}
     for spec in asked:
         name = spec.get("name") if isinstance(spec, dict) else None
@@ -201,8 +216,14 @@ def _outputs(doc: dict[str, Any], default: bool) -> tuple[tuple[str, ...] | None
     return tuple(chosen), binary
 
 
-def encode_infer(model: str, version: str, request_id: str | None, outputs: dict[str, np.ndarray],
-                 binary: dict[str, bool], binary_default: bool = False) -> tuple[bytes, int | None]:
+def encode_infer(
+    model: str,
+    version: str,
+    request_id: str | None,
+    outputs: dict[str, np.ndarray],
+    binary: dict[str, bool],
+    binary_default: bool = False,
+) -> tuple[bytes, int | None]:
     """The response body and, when any output is binary, the JSON header's length (for the HTTP header)."""
     entries, blobs = [], []
     for name, array in outputs.items():

@@ -36,10 +36,14 @@ from dhat_serve.oip.models import EXTENSIONS, model_config, model_metadata, mode
 
 log = logging.getLogger("bentoml.dhat")
 
-def parameters(params: Any) -> dict[str, Any]:  # noqa: ANN401 - a protobuf map<string, InferParameter>
+
+def parameters(params: Any) -> dict[str, Any]:
     """A request's ``InferParameter`` map as plain values, the form ``oip.request_timeout`` reads."""
-    return {key: getattr(p, p.WhichOneof("parameter_choice")) for key, p in params.items()
-            if p.WhichOneof("parameter_choice")}
+    return {
+        key: getattr(p, p.WhichOneof("parameter_choice"))
+        for key, p in params.items()
+        if p.WhichOneof("parameter_choice")
+    }
 
 
 def request_tensor(request: pb.ModelInferRequest) -> np.ndarray:
@@ -55,7 +59,7 @@ def request_tensor(request: pb.ModelInferRequest) -> np.ndarray:
     return decode_tensor(spec.name, spec.datatype, list(spec.shape), spec.contents.fp32_contents, raw)
 
 
-def infer_request(request: pb.ModelInferRequest, context: Any) -> InferRequest:  # noqa: ANN401
+def infer_request(request: pb.ModelInferRequest, context: Any) -> InferRequest:
     """The data plane's request of a ``ModelInferRequest``; its deadline is the shorter of Triton's ``timeout``
     parameter and the client's own gRPC deadline."""
 
@@ -84,22 +88,22 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, plane: Callable[[], DataPlane]) -> None:
         self.plane = plane
 
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:  # noqa: N802, ANN401
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
         """The process answers (health: open without a key)."""
         return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:  # noqa: N802, ANN401
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
         """Loaded, warm and not draining (health: open without a key)."""
         try:
             return pb.ServerReadyResponse(ready=self.plane().state.ready)
         except Refusal:  # still loading: not ready, which is an answer, not an error
             return pb.ServerReadyResponse(ready=False)
 
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:  # noqa: N802, ANN401
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
         """The server's name, version and protocol extensions, as ``GET /v2``."""
         return pb.ServerMetadataResponse(name="dhat", version=__version__, extensions=EXTENSIONS)
 
-    async def _model(self, context: Any, name: str | None, version: str, where: str) -> tuple[DataPlane, str]:  # noqa: ANN401
+    async def _model(self, context: Any, name: str | None, version: str, where: str) -> tuple[DataPlane, str]:
         """The data plane and the model an RPC addresses, checked there (``name`` None: no model, only the plane),
         or the call aborted with the refusal's status (UNAVAILABLE while loading, NOT_FOUND for an unknown one)."""
         try:
@@ -108,36 +112,39 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         except Refusal as exc:
             await refuse(context, exc, where)
 
-    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:  # noqa: N802, ANN401
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
         """Whether the model can be served now (NOT_FOUND for an unknown model or version)."""
         plane, _ = await self._model(context, request.name, request.version, "ModelReady")
         return pb.ModelReadyResponse(ready=plane.state.ready)
 
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:  # noqa: N802, ANN401
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
         """The model's input and outputs, as ``GET /v2/models/{m}`` (``oip.models.model_metadata``)."""
         doc = model_metadata(*await self._model(context, request.name, request.version, "ModelMetadata"))
         doc.pop("parameters")  # class names and input range: HTTP metadata and /info carry them
         return json_format.ParseDict(doc, pb.ModelMetadataResponse())
 
-    async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:  # noqa: N802, ANN401
+    async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
         """Triton's model configuration, parsed into Triton's own ``ModelConfig`` message."""
         doc = model_config(*await self._model(context, request.name, request.version, "ModelConfig"))
         return json_format.ParseDict({"config": doc}, pb.ModelConfigResponse())
 
-    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:  # noqa: N802, ANN401
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:
         """Triton's statistics of one model, or of every model when no name is given."""
         plane, model = await self._model(context, request.name or None, request.version, "ModelStatistics")
-        stats = [model_statistics(plane, m) for m in ([model] if model else plane.engine.runtime.manifest.request_modes)]
+        stats = [
+            model_statistics(plane, m) for m in ([model] if model else plane.engine.runtime.manifest.request_modes)
+        ]
         return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
 
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802, ANN401
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         """One inference through ``DataPlane.infer`` (counted as ``oip_grpc``), encoded as raw output contents."""
         try:
             result = await self.plane().infer(infer_request(request, context))
         except Refusal as exc:
             await refuse(context, exc, "ModelInfer")
-        response = pb.ModelInferResponse(model_name=result.model, model_version=oip_version(result.artifact["version"]),
-                                         id=request.id)
+        response = pb.ModelInferResponse(
+            model_name=result.model, model_version=oip_version(result.artifact["version"]), id=request.id
+        )
         for name, array in result.outputs.items():
             array = np.ascontiguousarray(array, dtype=np.float32)
             response.outputs.add(name=name, datatype="FP32", shape=list(array.shape))
@@ -151,7 +158,7 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, keys: ApiKeys) -> None:
         self.keys = keys
 
-    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:  # noqa: ANN401
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         """The RPC's own handler when its key is good (or none is needed), else one that aborts UNAUTHENTICATED."""
         if not self.keys.enabled or details.method in OPEN_RPCS:
             return await continuation(details)
@@ -170,8 +177,11 @@ class GrpcServer:
     """One worker's ``grpc.aio`` server: started on the worker's event loop, stopped by the drain."""
 
     def __init__(self, plane: Callable[[], DataPlane], cfg: ServeConfig, keys: ApiKeys) -> None:
-        options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", cfg.max_request_bytes),
-                   ("grpc.max_send_message_length", cfg.max_request_bytes)]
+        options = [
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", cfg.max_request_bytes),
+            ("grpc.max_send_message_length", cfg.max_request_bytes),
+        ]
         self.server = grpc.aio.server(options=options, interceptors=[KeyInterceptor(keys)])
         service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), self.server)
         self.address = f"{cfg.grpc_host}:{cfg.grpc_port}"
@@ -187,8 +197,11 @@ class GrpcServer:
     async def start(self) -> None:
         """Begin answering RPCs."""
         await self.server.start()
-        log.info("gRPC (Open Inference Protocol, inference.GRPCInferenceService) on %s%s", self.address,
-                 " with TLS" if self.tls else "")
+        log.info(
+            "gRPC (Open Inference Protocol, inference.GRPCInferenceService) on %s%s",
+            self.address,
+            " with TLS" if self.tls else "",
+        )
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new RPCs, let those in progress finish for up to ``grace_s`` seconds."""

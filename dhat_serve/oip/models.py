@@ -20,12 +20,20 @@ EXTENSIONS = ["binary_tensor_data", "statistics", "model_configuration"]
 def model_metadata(plane: DataPlane, model: str) -> dict[str, Any]:
     """OIP model metadata: the ``images`` input FP32 [-1, C, H, W] and the mode's outputs [-1, classes]."""
     manifest = plane.engine.runtime.manifest
-    return {"name": model, "versions": [oip_version(manifest.version)], "platform": "onnxruntime_onnx",
-            "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, *manifest.input_shape]}],
-            "outputs": [{"name": n, "datatype": "FP32", "shape": [-1, manifest.num_classes]}
-                        for n in request_output_names(model)],
-            "parameters": {"class_names": list(manifest.class_names), "input_range": list(manifest.input_range),
-                           "artifact_version": manifest.version}}
+    return {
+        "name": model,
+        "versions": [oip_version(manifest.version)],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, *manifest.input_shape]}],
+        "outputs": [
+            {"name": n, "datatype": "FP32", "shape": [-1, manifest.num_classes]} for n in request_output_names(model)
+        ],
+        "parameters": {
+            "class_names": list(manifest.class_names),
+            "input_range": list(manifest.input_range),
+            "artifact_version": manifest.version,
+        },
+    }
 
 
 def model_config(plane: DataPlane, model: str) -> dict[str, Any]:
@@ -37,23 +45,39 @@ def model_config(plane: DataPlane, model: str) -> dict[str, Any]:
     engine = plane.engine
     manifest, cfg = engine.runtime.manifest, engine.cfg
     on_gpu = any(p and p[0] == "CUDAExecutionProvider" for p in engine.runtime.providers().values())
-    return {"name": model, "platform": "onnxruntime_onnx", "backend": "onnxruntime",
-            "version_policy": {"latest": {"num_versions": 1}}, "max_batch_size": cfg.max_batch,
-            "input": [{"name": INPUT_NAME, "data_type": "TYPE_FP32", "format": "FORMAT_NCHW",
-                       "dims": list(manifest.input_shape)}],
-            "output": [{"name": n, "data_type": "TYPE_FP32", "dims": [manifest.num_classes]}
-                       for n in request_output_names(model)],
-            "dynamic_batching": {"preferred_batch_size": [cfg.batch_size],
-                                 "max_queue_delay_microseconds": int(cfg.max_wait_ms * 1000),
-                                 "default_queue_policy": {"timeout_action": "REJECT", "allow_timeout_override": True,
-                                                          "default_timeout_microseconds": int(cfg.timeout_s * 1e6),
-                                                          "max_queue_size": cfg.queue_size}},
-            "instance_group": [{"name": model, "kind": "KIND_GPU" if on_gpu else "KIND_CPU", "count": 1}],
-            "parameters": {"artifact_version": {"string_value": manifest.version}}}
+    return {
+        "name": model,
+        "platform": "onnxruntime_onnx",
+        "backend": "onnxruntime",
+        "version_policy": {"latest": {"num_versions": 1}},
+        "max_batch_size": cfg.max_batch,
+        "input": [
+            {"name": INPUT_NAME, "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": list(manifest.input_shape)}
+        ],
+        "output": [
+            {"name": n, "data_type": "TYPE_FP32", "dims": [manifest.num_classes]} for n in request_output_names(model)
+        ],
+        "dynamic_batching": {
+            "preferred_batch_size": [cfg.batch_size],
+            "max_queue_delay_microseconds": int(cfg.max_wait_ms * 1000),
+            "default_queue_policy": {
+                "timeout_action": "REJECT",
+                "allow_timeout_override": True,
+                "default_timeout_microseconds": int(cfg.timeout_s * 1e6),
+                "max_queue_size": cfg.queue_size,
+            },
+        },
+        "instance_group": [{"name": model, "kind": "KIND_GPU" if on_gpu else "KIND_CPU", "count": 1}],
+        "parameters": {"artifact_version": {"string_value": manifest.version}},
+    }
 
 
 def model_statistics(plane: DataPlane, model: str) -> dict[str, Any]:
     """One ``model_stats`` entry: Triton's schema, and beside it the project's own counters."""
     observer = plane.observer
-    return {"name": model, "version": oip_version(plane.engine.runtime.manifest.version), **observer.to_dict(model),
-            **observer.of(model).triton()}
+    return {
+        "name": model,
+        "version": oip_version(plane.engine.runtime.manifest.version),
+        **observer.to_dict(model),
+        **observer.of(model).triton(),
+    }

@@ -15,39 +15,76 @@ from dhat_serve import __version__
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 PARAMETERS = {"type": "object", "additionalProperties": True}
-TENSOR = {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
-    "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
-    "datatype": {"type": "string"}, "parameters": PARAMETERS, "data": {"type": "array", "items": {}}}}
-INFER_REQUEST = {"type": "object", "required": ["inputs"], "properties": {
-    "id": {"type": "string"}, "parameters": PARAMETERS, "inputs": {"type": "array", "items": TENSOR},
-    "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
-        "name": {"type": "string"}, "parameters": PARAMETERS}}}}}
-INFER_RESPONSE = {"type": "object", "required": ["model_name", "outputs"], "properties": {
-    "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
-    "outputs": {"type": "array", "items": TENSOR}}}
+TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "datatype": {"type": "string"},
+        "parameters": PARAMETERS,
+        "data": {"type": "array", "items": {}},
+    },
+}
+INFER_REQUEST = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": PARAMETERS,
+        "inputs": {"type": "array", "items": TENSOR},
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "parameters": PARAMETERS},
+            },
+        },
+    },
+}
+INFER_RESPONSE = {
+    "type": "object",
+    "required": ["model_name", "outputs"],
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "outputs": {"type": "array", "items": TENSOR},
+    },
+}
 
 
 def _answers(ok: dict[str, Any], *failures: int) -> dict[str, Any]:
     """A route's responses: 200 with ``ok``, and each failure status with OIP's error body."""
     json_of = lambda schema: {"content": {"application/json": {"schema": schema}}}  # noqa: E731
-    return {"200": {"description": "OK", **json_of(ok)},
-            **{str(code): {"description": "refused", **json_of(ERROR)} for code in failures}}
+    return {
+        "200": {"description": "OK", **json_of(ok)},
+        **{str(code): {"description": "refused", **json_of(ERROR)} for code in failures},
+    }
 
 
 def _model_routes(base: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     obj = {"type": "object"}
     return {
         base: {"get": {"summary": "model metadata", "parameters": params, "responses": _answers(obj, 404, 503)}},
-        f"{base}/ready": {"get": {"summary": "model readiness", "parameters": params, "responses": _answers(obj, 404, 503)}},
-        f"{base}/config": {"get": {"summary": "Triton model configuration", "parameters": params,
-                                   "responses": _answers(obj, 404, 503)}},
-        f"{base}/stats": {"get": {"summary": "Triton statistics", "parameters": params,
-                                  "responses": _answers(obj, 404, 503)}},
-        f"{base}/infer": {"post": {
-            "summary": "inference (JSON tensors; the binary extension needs Inference-Header-Content-Length)",
-            "parameters": params, "requestBody": {"required": True, "content": {
-                "application/json": {"schema": INFER_REQUEST}}},
-            "responses": _answers(INFER_RESPONSE, 400, 404, 413, 429, 503, 504)}},
+        f"{base}/ready": {
+            "get": {"summary": "model readiness", "parameters": params, "responses": _answers(obj, 404, 503)}
+        },
+        f"{base}/config": {
+            "get": {"summary": "Triton model configuration", "parameters": params, "responses": _answers(obj, 404, 503)}
+        },
+        f"{base}/stats": {
+            "get": {"summary": "Triton statistics", "parameters": params, "responses": _answers(obj, 404, 503)}
+        },
+        f"{base}/infer": {
+            "post": {
+                "summary": "inference (JSON tensors; the binary extension needs Inference-Header-Content-Length)",
+                "parameters": params,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": INFER_REQUEST}}},
+                "responses": _answers(INFER_RESPONSE, 400, 404, 413, 429, 503, 504),
+            }
+        },
     }
 
 
@@ -64,5 +101,8 @@ def openapi_document() -> dict[str, Any]:
         **_model_routes("/v2/models/{model}", [model]),
         **_model_routes("/v2/models/{model}/versions/{version}", [model, version]),
     }
-    return {"openapi": "3.0.3", "info": {"title": "dhat Open Inference Protocol v2", "version": __version__},
-            "paths": paths}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "dhat Open Inference Protocol v2", "version": __version__},
+        "paths": paths,
+    }

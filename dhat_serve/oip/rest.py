@@ -86,7 +86,8 @@ async def all_statistics(request: Request) -> Response:
 
 
 async def infer(request: Request) -> Response:
-    """``POST /v2/models/{model}/infer``: JSON or binary tensors in, the model's outputs out (counted as ``oip_http``)."""
+    """``POST /v2/models/{model}/infer``: JSON or binary tensors in, the model's outputs out (counted as
+    ``oip_http``)."""
     plane = plane_of(request)
     body, header_length = await request.body(), request.headers.get(HEADER_LENGTH)
     head: OipBody | None = None  # the parsed body: its id and binary flags are needed again to encode
@@ -96,25 +97,39 @@ async def infer(request: Request) -> Response:
         head = parse_infer(body, header_length, INPUT_NAME)
         return Decoded(head.images, head.outputs, head.timeout_s)
 
-    result = await plane.infer(InferRequest("oip_http", request.path_params["model"], decode,
-                                            request.path_params.get("version")))
+    result = await plane.infer(
+        InferRequest("oip_http", request.path_params["model"], decode, request.path_params.get("version"))
+    )
     assert head is not None  # infer returned, so decode ran
-    payload, json_length = encode_infer(result.model, oip_version(result.artifact["version"]), head.id, result.outputs,
-                                        head.binary, head.binary_default)
+    payload, json_length = encode_infer(
+        result.model, oip_version(result.artifact["version"]), head.id, result.outputs, head.binary, head.binary_default
+    )
     if json_length is None:
         return Response(payload, media_type="application/json")
-    return Response(payload, media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(json_length)})
+    return Response(
+        payload, media_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(json_length)}
+    )
 
 
 def oip_routes() -> list[Route]:
     """Every OIP route, unversioned and versioned; ``infer`` first, since Starlette tries routes in order and it is
     the one route under load."""
-    table = [Route(base + "/infer", infer, methods=["POST"])
-             for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}")]
-    table += [Route("/v2", server_metadata), Route("/v2/health/live", live), Route("/v2/health/ready", ready),
-              Route("/v2/models/stats", all_statistics), Route("/v2/openapi.json", openapi)]
+    table = [
+        Route(base + "/infer", infer, methods=["POST"])
+        for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}")
+    ]
+    table += [
+        Route("/v2", server_metadata),
+        Route("/v2/health/live", live),
+        Route("/v2/health/ready", ready),
+        Route("/v2/models/stats", all_statistics),
+        Route("/v2/openapi.json", openapi),
+    ]
     for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-        table += [Route(base, metadata), Route(base + "/ready", model_ready), Route(base + "/stats", statistics),
-                  Route(base + "/config", config)]
+        table += [
+            Route(base, metadata),
+            Route(base + "/ready", model_ready),
+            Route(base + "/stats", statistics),
+            Route(base + "/config", config),
+        ]
     return table

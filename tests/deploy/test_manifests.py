@@ -61,8 +61,12 @@ def test_kserve_runtime_and_inference_service():
     assert (runtime["apiVersion"], runtime["kind"]) == ("serving.kserve.io/v1alpha1", "ServingRuntime")
     assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
     # the runtime's containers are core/v1 Containers: validate them as a Pod's, with Kubernetes' strict schema
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dhat-runtime-check"},
-           "spec": {"containers": runtime["spec"]["containers"]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "dhat-runtime-check"},
+        "spec": {"containers": runtime["spec"]["containers"]},
+    }
     kubernetes_validate.validate(pod, VERSION, strict=True)
     assert runtime["spec"]["protocolVersions"] == ["v2"]
     (container,) = runtime["spec"]["containers"]

@@ -39,12 +39,38 @@ def server(tmp_path_factory, symmetric_artifact):
     _, artifact = symmetric_artifact
     root = tmp_path_factory.mktemp("auth")
     cert, key = root / "cert.pem", root / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     (root / "keys").write_text(f"# deploy key\n{KEY}\n")
-    with serving(artifact, root / "server.log", grpc=True, tls=(cert, key), DHAT_PROVIDER="cpu",
-                 DHAT_API_KEYS_FILE=str(root / "keys"), DHAT_CORS_ORIGINS=ORIGIN) as srv:
+    with serving(
+        artifact,
+        root / "server.log",
+        grpc=True,
+        tls=(cert, key),
+        DHAT_PROVIDER="cpu",
+        DHAT_API_KEYS_FILE=str(root / "keys"),
+        DHAT_CORS_ORIGINS=ORIGIN,
+    ) as srv:
         yield srv, artifact, cert
 
 
@@ -58,8 +84,11 @@ def test_https_needs_a_key_for_inference_and_metadata_but_not_for_probes(server)
     with httpx.Client(verify=srv.verify, timeout=30) as http:
         for path in ("/v2/health/ready", "/v2/health/live", "/readyz", "/healthz", "/metrics"):
             assert http.get(srv.url + path).status_code == 200, path
-        for headers, reason in (({}, "no API key"), ({"Authorization": "Bearer nope"}, "wrong API key"),
-                                ({"Authorization": KEY}, "must be 'Bearer KEY'")):
+        for headers, reason in (
+            ({}, "no API key"),
+            ({"Authorization": "Bearer nope"}, "wrong API key"),
+            ({"Authorization": KEY}, "must be 'Bearer KEY'"),
+        ):
             r = http.post(f"{srv.url}/v2/models/main/infer", json=_body(), headers=headers)
             assert r.status_code == 401 and reason in r.json()["error"], r.text
             assert r.headers["WWW-Authenticate"] == 'Bearer realm="dhat"'
@@ -71,8 +100,9 @@ def test_https_needs_a_key_for_inference_and_metadata_but_not_for_probes(server)
         assert http.get(f"{srv.url}/info", headers=auth).json()["modes"] == ["main", "second", "merged", "all"]
     # Closed explicitly: a keep-alive connection left to the garbage collector holds the server's graceful
     # shutdown open until the helper's 30 s SIGKILL.
-    with closing(thttp.InferenceServerClient(srv.url.removeprefix("https://"), ssl=True,
-                                             ssl_options={"ca_certs": str(cert)})) as client:
+    with closing(
+        thttp.InferenceServerClient(srv.url.removeprefix("https://"), ssl=True, ssl_options={"ca_certs": str(cert)})
+    ) as client:
         inp = thttp.InferInput("images", [1, 1, 8, 8], "FP32")
         inp.set_data_from_numpy(np.full((1, 1, 8, 8), 0.25, np.float32), binary_data=True)
         assert client.infer("all", [inp], headers=auth).as_numpy("main_logits").shape == (1, 10)
@@ -106,14 +136,22 @@ def test_cors_preflight_allows_the_configured_origin_only(server):
         assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ORIGIN
         refused = http.options(f"{srv.url}/v2/models/main/infer", headers={"Origin": "https://evil.example", **ask})
         assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
-        r = http.post(f"{srv.url}/v2/models/main/infer", json=_body(1),
-                      headers={"Origin": ORIGIN, "Authorization": f"Bearer {KEY}"})
+        r = http.post(
+            f"{srv.url}/v2/models/main/infer",
+            json=_body(1),
+            headers={"Origin": ORIGIN, "Authorization": f"Bearer {KEY}"},
+        )
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ORIGIN
 
 
 def test_the_key_never_reaches_the_log(server):
     srv, _, cert = server
-    httpx.post(f"{srv.url}/v2/models/main/infer", json=_body(), headers={"Authorization": "Bearer almost-" + KEY},
-               verify=srv.verify, timeout=30)
+    httpx.post(
+        f"{srv.url}/v2/models/main/infer",
+        json=_body(),
+        headers={"Authorization": "Bearer almost-" + KEY},
+        verify=srv.verify,
+        timeout=30,
+    )
     log = srv.log.read_text()
     assert KEY not in log and "wrong API key" in log

@@ -14,7 +14,7 @@ from dhat_serve.batching import Batcher
 from dhat_serve.errors import InferenceFailed, Overloaded
 
 
-def _batcher(run, **kw) -> Batcher:  # noqa: ANN001
+def _batcher(run, **kw) -> Batcher:
     args = {"max_batch": 8, "max_wait_s": 0.02, "queue_size": 64, **kw}
     return Batcher("main", run, ThreadPoolExecutor(1), **args)
 
@@ -40,7 +40,7 @@ def test_concurrent_requests_share_a_run_and_get_their_own_rows():
 def test_a_request_is_never_split_across_runs():
     calls = []
 
-    def run(x):  # noqa: ANN001
+    def run(x):
         calls.append(len(x))
         return {"logits": x[:, :1, 0, 0]}
 
@@ -55,7 +55,7 @@ def test_a_request_is_never_split_across_runs():
 def test_a_full_queue_refuses_at_once():
     gate = threading.Event()
 
-    def run(x):  # noqa: ANN001
+    def run(x):
         gate.wait(5)
         return {"logits": x}
 
@@ -81,7 +81,7 @@ def test_a_full_queue_refuses_at_once():
 def test_a_deadline_is_a_timeout_and_the_request_never_runs():
     ran = []
 
-    def run(x):  # noqa: ANN001
+    def run(x):
         time.sleep(0.2)
         ran.append(len(x))
         return {"logits": x}
@@ -103,7 +103,7 @@ def test_a_deadline_is_a_timeout_and_the_request_never_runs():
 def test_a_failed_run_fails_its_requests_and_the_worker_goes_on():
     state = {"n": 0}
 
-    def run(x):  # noqa: ANN001
+    def run(x):
         state["n"] += 1
         if state["n"] == 1:
             raise RuntimeError("boom")
@@ -155,8 +155,9 @@ def test_a_worker_that_dies_fails_every_waiting_request_at_once():
 
         b._collect = broken  # the worker raises before it takes anything from the queue
         start = time.perf_counter()
-        results = await asyncio.gather(*(b.submit(np.zeros((1, 1, 1, 1), np.float32), 30) for _ in range(3)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(b.submit(np.zeros((1, 1, 1, 1), np.float32), 30) for _ in range(3)), return_exceptions=True
+        )
         return results, time.perf_counter() - start
 
     results, seconds = asyncio.run(scenario())
@@ -164,12 +165,15 @@ def test_a_worker_that_dies_fails_every_waiting_request_at_once():
     assert seconds < 5 and results[0].status == 500
 
 
-@pytest.mark.parametrize("inline_s, run_s, in_flight, expected", [
-    (0.5, 0.0, 1, ["ort", "loop", "loop"]),  # fast and alone: the first run measures, then no hand-off
-    (0.0, 0.0, 1, ["ort", "ort", "ort"]),  # DHAT_INLINE_RUN_MS=0: always the thread
-    (0.01, 0.05, 1, ["ort", "ort", "ort"]),  # a run longer than the limit never stalls the loop
-    (0.5, 0.0, 2, ["ort", "ort", "ort"]),  # someone else in the server: the loop stays free for them
-])
+@pytest.mark.parametrize(
+    "inline_s, run_s, in_flight, expected",
+    [
+        (0.5, 0.0, 1, ["ort", "loop", "loop"]),  # fast and alone: the first run measures, then no hand-off
+        (0.0, 0.0, 1, ["ort", "ort", "ort"]),  # DHAT_INLINE_RUN_MS=0: always the thread
+        (0.01, 0.05, 1, ["ort", "ort", "ort"]),  # a run longer than the limit never stalls the loop
+        (0.5, 0.0, 2, ["ort", "ort", "ort"]),  # someone else in the server: the loop stays free for them
+    ],
+)
 def test_a_lone_fast_request_runs_on_the_loop_and_anything_else_on_the_thread(inline_s, run_s, in_flight, expected):
     where = []
 
@@ -179,8 +183,16 @@ def test_a_lone_fast_request_runs_on_the_loop_and_anything_else_on_the_thread(in
         return {"logits": x}
 
     async def scenario():
-        b = Batcher("main", run, ThreadPoolExecutor(1, thread_name_prefix="ort"), 8, 0.0, 4, in_flight=lambda: in_flight,
-                    inline_s=inline_s)
+        b = Batcher(
+            "main",
+            run,
+            ThreadPoolExecutor(1, thread_name_prefix="ort"),
+            8,
+            0.0,
+            4,
+            in_flight=lambda: in_flight,
+            inline_s=inline_s,
+        )
         return [(await b.submit(np.full((1, 1, 2, 2), i, np.float32), 5))["logits"][0, 0, 0, 0] for i in range(3)]
 
     assert asyncio.run(scenario()) == [0.0, 1.0, 2.0]

@@ -37,14 +37,18 @@ def test_a_command_whose_module_cannot_import_says_which_extra_to_install():
 
 
 def test_a_missing_module_inside_a_registered_command_is_a_message_not_a_traceback():
-    ep = EntryPoint(name="needs", value="tests.dhat_serve.test_cli:_needs_a_missing_module [train]", group=COMMAND_GROUP)
+    ep = EntryPoint(
+        name="needs", value="tests.dhat_serve.test_cli:_needs_a_missing_module [train]", group=COMMAND_GROUP
+    )
     result = CliRunner().invoke(_app_with(ep), ["needs", "--count", "3"])
     assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
     assert "`dhat needs` needs the [train] extra (module 'not_installed_anywhere_abc'" in result.output
 
 
 def test_a_registered_command_keeps_its_options():
-    ep = EntryPoint(name="needs", value="tests.dhat_serve.test_cli:_needs_a_missing_module [train]", group=COMMAND_GROUP)
+    ep = EntryPoint(
+        name="needs", value="tests.dhat_serve.test_cli:_needs_a_missing_module [train]", group=COMMAND_GROUP
+    )
     assert "--count" in CliRunner().invoke(_app_with(ep), ["needs", "--help"]).output
 
 
@@ -78,8 +82,10 @@ def test_info_refuses_a_tampered_artifact_naming_the_file(tmp_path, symmetric_ar
 
 
 def test_serve_refuses_a_grpc_port_out_of_range_or_equal_to_the_http_port(tmp_path):
-    for args, message in ((["--grpc-port", "70000"], "--grpc-port 70000"),
-                          (["--port", "3100", "--grpc-port", "3100"], "other than --port 3100")):
+    for args, message in (
+        (["--grpc-port", "70000"], "--grpc-port 70000"),
+        (["--port", "3100", "--grpc-port", "3100"], "other than --port 3100"),
+    ):
         result = CliRunner().invoke(app, ["serve", str(tmp_path), *args])
         assert result.exit_code != 0 and message in result.output, result.output
 
@@ -89,11 +95,15 @@ def test_serve_needs_both_tls_files_and_names_a_missing_one(tmp_path):
     cert.write_text("x")
     result = CliRunner().invoke(app, ["serve", str(tmp_path), "--ssl-certfile", str(cert)])
     assert result.exit_code != 0 and "--ssl-certfile and --ssl-keyfile go together" in result.output
-    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--ssl-certfile", str(cert), "--ssl-keyfile", "/nope.pem"])
+    result = CliRunner().invoke(
+        app, ["serve", str(tmp_path), "--ssl-certfile", str(cert), "--ssl-keyfile", "/nope.pem"]
+    )
     assert result.exit_code != 0 and "--ssl-keyfile /nope.pem: no such file" in result.output
 
 
-def test_serve_warns_when_it_opens_the_network_without_keys_and_passes_tls_on(tmp_path, monkeypatch, symmetric_artifact):
+def test_serve_warns_when_it_opens_the_network_without_keys_and_passes_tls_on(
+    tmp_path, monkeypatch, symmetric_artifact
+):
     """`dhat serve` execs BentoML; the exec is captured here to read the command it would run."""
     import os
 
@@ -105,8 +115,21 @@ def test_serve_warns_when_it_opens_the_network_without_keys_and_passes_tls_on(tm
     monkeypatch.setattr(os, "execvpe", lambda exe, cmd, env: ran.update(cmd=cmd, env=env))
     monkeypatch.delenv("DHAT_API_KEYS", raising=False)
     monkeypatch.delenv("DHAT_API_KEYS_FILE", raising=False)
-    result = CliRunner().invoke(app, ["serve", str(artifact), "--host", "0.0.0.0", "--grpc-port", "8001",
-                                      "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            str(artifact),
+            "--host",
+            "0.0.0.0",
+            "--grpc-port",
+            "8001",
+            "--ssl-certfile",
+            str(cert),
+            "--ssl-keyfile",
+            str(key),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "without API keys" in result.output and "https://0.0.0.0" in result.output
     assert ran["cmd"][-4:] == ["--ssl-certfile", str(cert.resolve()), "--ssl-keyfile", str(key.resolve())]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from dhat_serve.contract import REQUEST_MODES
 from dhat_serve.config import ServeConfig
+from dhat_serve.contract import REQUEST_MODES
 from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, select_outputs
 from dhat_serve.engine import Engine
 from dhat_serve.errors import BadRequest, InferenceFailed, NotFound, TooManyRequests
@@ -23,8 +23,9 @@ from dhat_serve.state import ProcessState
 class BrokenRuntime:
     """Stands in for ``ModelRuntime``: every ``session.run`` raises, as a corrupt provider would."""
 
-    manifest = SimpleNamespace(input_shape=(1, 2, 2), name="t", version="abc", request_modes=REQUEST_MODES,
-                               default_mode="merged")
+    manifest = SimpleNamespace(
+        input_shape=(1, 2, 2), name="t", version="abc", request_modes=REQUEST_MODES, default_mode="merged"
+    )
 
     def run(self, mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
         raise RuntimeError("CUDA error: an illegal memory access")
@@ -54,10 +55,10 @@ def test_a_failed_session_run_is_a_500_counted_as_a_failure_in_the_stats_and_in_
     stats = TestClient(protocol_app(lambda: plane)).get("/v2/models/main/stats").json()["model_stats"][0]
     assert stats["inference_stats"]["fail"]["count"] == 1 and stats["inference_stats"]["success"]["count"] == 0
     counter = plane.observer.prometheus.requests.labels(endpoint="oip_http", mode="main", outcome="model_error")
-    before = counter._value.get()  # noqa: SLF001 - prometheus_client's own counter value
+    before = counter._value.get()
     with pytest.raises(InferenceFailed):
         asyncio.run(plane.infer(_request()))
-    assert counter._value.get() == before + 1.0  # noqa: SLF001 - prometheus_client's own counter value
+    assert counter._value.get() == before + 1.0
 
 
 def test_one_request_too_many_is_refused_by_the_one_admission_rule():
@@ -87,8 +88,9 @@ def test_outputs_are_selected_once_for_every_protocol():
 class SingleHeadRuntime(BrokenRuntime):
     """A single-head artifact's runtime: ``main.onnx`` alone, answering zeros."""
 
-    manifest = SimpleNamespace(input_shape=(1, 2, 2), name="t", version="abc", request_modes=("main",),
-                               default_mode="main")
+    manifest = SimpleNamespace(
+        input_shape=(1, 2, 2), name="t", version="abc", request_modes=("main",), default_mode="main"
+    )
 
     def run(self, mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
         return {"logits": np.zeros((len(images), 10), np.float32)}
@@ -102,7 +104,9 @@ def test_a_single_head_artifact_serves_main_by_default_and_names_it_when_refusin
     result = asyncio.run(plane.infer(_request(None)))  # type: ignore[arg-type]  # no mode named: the default
     assert result.model == "main" and result.outputs["logits"].shape == (1, 10)
     for mode in ("second", "merged", "all"):
-        with pytest.raises(NotFound, match=f"model '{mode}' is not in this artifact: a single-head model .*; models: main$"):
+        with pytest.raises(
+            NotFound, match=f"model '{mode}' is not in this artifact: a single-head model .*; models: main$"
+        ):
             plane.check_model(mode)
     with pytest.raises(NotFound, match="unknown model 'best'; models: main [(]the request modes[)]"):
         plane.check_model("best")

@@ -8,8 +8,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from dhat_serve.errors import (BadRequest, InferenceFailed, NotFound, Overloaded, PayloadTooLarge, TooManyRequests,
-                               Unauthorized, bentoml_reply, refusal_response)
+from dhat_serve.errors import (
+    BadRequest,
+    InferenceFailed,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    bentoml_reply,
+    refusal_response,
+)
 
 CASES = [
     (BadRequest("inputs must be in [0, 1]"), 400, "bad_request", None, "INVALID_ARGUMENT"),
@@ -24,13 +33,13 @@ CASES = [
 ]
 
 
-def _asgi(exc, close):  # noqa: ANN001
+def _asgi(exc, close):
     sent = []
 
-    async def send(message):  # noqa: ANN001
+    async def send(message):
         sent.append(message)
 
-    async def receive():  # noqa: ANN202
+    async def receive():
         return {"type": "http.request", "body": b"", "more_body": False}
 
     asyncio.run(refusal_response(exc, close=close)({"type": "http"}, receive, send))

@@ -30,6 +30,9 @@ def test_a_manifest_lists_the_three_graphs_or_main_alone(symmetric_artifact, tmp
     single = load_manifest(_with_graphs(artifact, tmp_path / "single", {"main"}))
     assert list(single.modes) == ["main"] and single.request_modes == ("main",) and single.default_mode == "main"
     assert load_manifest(artifact).request_modes == REQUEST_MODES
-    with pytest.raises(ArtifactError, match="no graph for mode.s. merged .a dual-head artifact has main, second, "
-                                            "merged; a single-head one main alone"):
+    with pytest.raises(
+        ArtifactError,
+        match="no graph for mode.s. merged .a dual-head artifact has main, second, "
+        "merged; a single-head one main alone",
+    ):
         load_manifest(_with_graphs(artifact, tmp_path / "half", {"main", "second"}))

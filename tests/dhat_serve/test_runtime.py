@@ -57,10 +57,14 @@ def test_cuda_sessions_get_their_gpu_and_tf32_off_only_when_exact(monkeypatch, t
     import dhat_serve.runtime as runtime
 
     seen: list = []
-    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        runtime.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     monkeypatch.setattr(runtime.ort, "preload_dlls", lambda: None, raising=False)
     monkeypatch.setattr(runtime.ort, "InferenceSession", lambda path, sess_options, providers: seen.append(providers))
     runtime.open_sessions({"main": tmp_path / "main.onnx"}, provider="cuda", device_id=1)
     runtime.open_sessions({"main": tmp_path / "main.onnx"}, provider="cuda", device_id=1, exact_fp32=True)
-    assert seen == [[("CUDAExecutionProvider", {"device_id": "1"}), "CPUExecutionProvider"],
-                    [("CUDAExecutionProvider", {"device_id": "1", "use_tf32": "0"}), "CPUExecutionProvider"]]
+    assert seen == [
+        [("CUDAExecutionProvider", {"device_id": "1"}), "CPUExecutionProvider"],
+        [("CUDAExecutionProvider", {"device_id": "1", "use_tf32": "0"}), "CPUExecutionProvider"],
+    ]

@@ -16,8 +16,12 @@ from PIL import Image
 from tests.helpers.oip import images as _images
 from tests.helpers.server import serving
 
-LIMITS = {"DHAT_MAX_BATCH": "32", "DHAT_MAX_REQUEST_BYTES": "300000", "DHAT_MAX_IMAGE_PIXELS": "20000",
-          "DHAT_PROVIDER": "cpu"}
+LIMITS = {
+    "DHAT_MAX_BATCH": "32",
+    "DHAT_MAX_REQUEST_BYTES": "300000",
+    "DHAT_MAX_IMAGE_PIXELS": "20000",
+    "DHAT_PROVIDER": "cpu",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +39,9 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _direct(artifact, mode: str, x: np.ndarray) -> np.ndarray:
-    return ort.InferenceSession(str(artifact / f"{mode}.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    return ort.InferenceSession(str(artifact / f"{mode}.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x}
+    )[0]
 
 
 def _error(resp: httpx.Response) -> str:
@@ -63,7 +69,9 @@ def test_all_mode_agrees_with_the_three_single_modes(server):
     for mode in ("main", "second", "merged"):
         single = httpx.post(f"{srv.url}/predict", json={"inputs": x.tolist(), "mode": mode}, timeout=30).json()
         np.testing.assert_allclose(both["modes"][mode]["logits"], single["logits"], atol=1e-5)
-    assert both["heads_agree"] == [a == b for a, b in zip(both["modes"]["main"]["labels"], both["modes"]["second"]["labels"])]
+    assert both["heads_agree"] == [
+        a == b for a, b in zip(both["modes"]["main"]["labels"], both["modes"]["second"]["labels"], strict=True)
+    ]
 
 
 def test_classify_each_mode_and_all(server):
@@ -72,8 +80,12 @@ def test_classify_each_mode_and_all(server):
     x = (pixels.astype(np.float32) / 255.0)[None, None]
     answers = {}
     for mode in ("main", "second", "merged", "all"):
-        r = httpx.post(f"{srv.url}/classify", files={"image": ("x.png", _png(pixels), "image/png")},
-                       data={"mode": mode, "top_k": "3"}, timeout=30)
+        r = httpx.post(
+            f"{srv.url}/classify",
+            files={"image": ("x.png", _png(pixels), "image/png")},
+            data={"mode": mode, "top_k": "3"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         answers[mode] = r.json()
     for mode in ("main", "second", "merged"):

@@ -61,8 +61,10 @@ def test_dhat_help_lists_every_package_command_with_torch_blocked():
 
 
 def test_a_torch_command_without_torch_names_the_extra_instead_of_a_traceback():
-    result = _run("import sys; sys.modules['torch'] = None; "
-                  "from dhat_serve.cli import main; sys.argv = ['dhat', 'train', 'digits']; main()")
+    result = _run(
+        "import sys; sys.modules['torch'] = None; "
+        "from dhat_serve.cli import main; sys.argv = ['dhat', 'train', 'digits']; main()"
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
     assert "`dhat train` needs the [train] extra" in result.stdout

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dhat_serve.http.answers import batch_result, describe, softmax
 from dhat_serve.errors import BadRequest as InputError
+from dhat_serve.http.answers import batch_result, describe, softmax
 from dhat_serve.validation import decode_image, validate_tensor
 
 
@@ -29,11 +29,14 @@ def test_grey_pixels_map_to_unit_range():
     assert np.allclose(decode_image(_encode(img, "PNG"), 1, 4, 100), 1.0)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (b"GIF89a not really", "not an image"),
-    (b"plain text", "not an image"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"GIF89a not really", "not an image"),
+        (b"plain text", "not an image"),
+    ],
+)
 def test_non_images_are_refused(data, message):
     with pytest.raises(InputError, match=message):
         decode_image(data, 1, 8, 100)
@@ -51,19 +54,22 @@ def test_other_formats_bombs_and_truncation_are_refused():
         decode_image(data[: len(data) // 2], 1, 8, 10_000)
 
 
-@pytest.mark.parametrize("inputs, message", [
-    ("abc", "nested list"),
-    ([], "empty batch"),
-    ([[[[0.1] * 2] * 2]] * 5, "batch of 5 images is over the limit of 4"),
-    ([[[0.1] * 2] * 2], r"shape \(N, 1, 2, 2\); got \(1, 2, 2\)"),
-    ([[[["x"] * 2] * 2]], "must be numbers"),
-    ([[[[True] * 2] * 2]], "must be numbers"),
-    ([[[[None] * 2] * 2]], "must be numbers"),
-    ([[[[float("nan")] * 2] * 2]], "NaN or infinity"),
-    ([[[[float("inf")] * 2] * 2]], "NaN or infinity"),
-    ([[[[-0.5] * 2] * 2]], r"in \[0, 1\]"),
-    ([[[[0.1, 0.2], [0.3]]]], "ragged"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ("abc", "nested list"),
+        ([], "empty batch"),
+        ([[[[0.1] * 2] * 2]] * 5, "batch of 5 images is over the limit of 4"),
+        ([[[0.1] * 2] * 2], r"shape \(N, 1, 2, 2\); got \(1, 2, 2\)"),
+        ([[[["x"] * 2] * 2]], "must be numbers"),
+        ([[[[True] * 2] * 2]], "must be numbers"),
+        ([[[[None] * 2] * 2]], "must be numbers"),
+        ([[[[float("nan")] * 2] * 2]], "NaN or infinity"),
+        ([[[[float("inf")] * 2] * 2]], "NaN or infinity"),
+        ([[[[-0.5] * 2] * 2]], r"in \[0, 1\]"),
+        ([[[[0.1, 0.2], [0.3]]]], "ragged"),
+    ],
+)
 def test_bad_tensors_are_refused_with_a_message(inputs, message):
     with pytest.raises(InputError, match=message):
         validate_tensor(inputs, (1, 2, 2), max_batch=4)

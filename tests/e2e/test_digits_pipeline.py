@@ -20,13 +20,13 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.helpers.cli import dhat
+from tests.helpers.server import Server, free_port, wait_until_ready
 from training.attacks import robust_accuracy
 from training.checkpoints import load_checkpoint
 from training.datasets.digits import load_digits_splits
 from training.models.dual_head import ModeView
 from training.robustness.suite import pgd_config
-from tests.helpers.cli import dhat
-from tests.helpers.server import Server, free_port, wait_until_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +38,23 @@ def pipeline(tmp_path_factory):
     run, artifact, report = root / "run", root / "artifact", root / "report"
     dhat("train", "digits", "--out", str(run))
     dhat("export", str(run), "--out", str(artifact))
-    dhat("eval", str(artifact), "--run", str(run), "--attacks", "clean,pgd20,square", "--n", "270", "--batch-size",
-         "270", "--square-queries", "150", "--no-curve", "--out", str(report))  # the curve: test_evaluate
+    dhat(
+        "eval",
+        str(artifact),
+        "--run",
+        str(run),
+        "--attacks",
+        "clean,pgd20,square",
+        "--n",
+        "270",
+        "--batch-size",
+        "270",
+        "--square-queries",
+        "150",
+        "--no-curve",
+        "--out",
+        str(report),
+    )  # the curve: test_evaluate
     natural = root / "natural"
     dhat("train", "digits-natural", "--out", str(natural), "--stage", "1")
     return run, artifact, json.loads((report / "report.json").read_text()), natural
@@ -88,8 +103,12 @@ def test_the_service_answers_each_mode_like_the_graph(pipeline, tmp_path):
         srv.wait_ready()
         image = (pixels.astype(np.float32) / 255.0)[None, None]
         for mode in ("main", "second", "merged"):
-            r = httpx.post(f"{srv.url}/classify", files={"image": ("d.png", buf.getvalue(), "image/png")},
-                           data={"mode": mode}, timeout=30)
+            r = httpx.post(
+                f"{srv.url}/classify",
+                files={"image": ("d.png", buf.getvalue(), "image/png")},
+                data={"mode": mode},
+                timeout=30,
+            )
             assert r.status_code == 200, r.text
             session = ort.InferenceSession(str(artifact / f"{mode}.onnx"), providers=["CPUExecutionProvider"])
             assert r.json()["label"] == int(session.run(None, {"images": image})[0].argmax())
@@ -105,19 +124,36 @@ def test_a_runtime_only_install_serves_the_artifact_without_torch(pipeline, tmp_
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py, dhat_bin = venv / "bin" / "python", venv / "bin" / "dhat"
     # --no-compile: byte-compiling onnxruntime and BentoML at install time costs ~11 s here and tests nothing
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-compile", str(ROOT)], capture_output=True, text=True)
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-compile", str(ROOT)], capture_output=True, text=True
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    no_torch = subprocess.run([str(py), "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path, env=clean_env)
+    no_torch = subprocess.run(
+        [str(py), "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path, env=clean_env
+    )
     assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
-    help_out = subprocess.run([str(dhat_bin), "serve", "--help"], capture_output=True, text=True, cwd=tmp_path, env=clean_env)
+    help_out = subprocess.run(
+        [str(dhat_bin), "serve", "--help"], capture_output=True, text=True, cwd=tmp_path, env=clean_env
+    )
     assert help_out.returncode == 0 and "Serve an artifact with BentoML" in help_out.stdout, help_out.stderr[-2000:]
-    train = subprocess.run([str(dhat_bin), "train", "digits"], capture_output=True, text=True, cwd=tmp_path, env=clean_env)
-    assert train.returncode == 2 and "pip install 'dhat-serve[train]'" in train.stdout, (train.stdout, train.stderr[-2000:])
+    train = subprocess.run(
+        [str(dhat_bin), "train", "digits"], capture_output=True, text=True, cwd=tmp_path, env=clean_env
+    )
+    assert train.returncode == 2 and "pip install 'dhat-serve[train]'" in train.stdout, (
+        train.stdout,
+        train.stderr[-2000:],
+    )
     port = free_port()
     with open(tmp_path / "runtime-server.log", "w") as log:
-        proc = subprocess.Popen([str(dhat_bin), "serve", str(artifact), "--port", str(port), "--provider", "cpu"],
-                                cwd=tmp_path, env=clean_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(dhat_bin), "serve", str(artifact), "--port", str(port), "--provider", "cpu"],
+            cwd=tmp_path,
+            env=clean_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(f"{url}/readyz", proc, tmp_path / "runtime-server.log")

@@ -49,27 +49,45 @@ def test_an_image_folder_trains_exports_and_serves_its_own_class_names(tmp_path)
     assert manifest["class_names"] == list(CLASSES) and manifest["input"]["shape"] == [None, 3, 8, 8]
     image = Image.open(folder / "test" / "zebra" / "1.png").convert("RGB")
     x = np.asarray(image.resize((8, 8), Image.BILINEAR), dtype=np.float32).transpose(2, 0, 1)[None] / 255.0
-    expected = int(ort.InferenceSession(str(artifact / "main.onnx"), providers=["CPUExecutionProvider"])
-                   .run(None, {"images": x})[0].argmax())
+    expected = int(
+        ort.InferenceSession(str(artifact / "main.onnx"), providers=["CPUExecutionProvider"])
+        .run(None, {"images": x})[0]
+        .argmax()
+    )
     srv = Server(artifact, tmp_path / "server.log", DHAT_PROVIDER="cpu")
     try:
         srv.wait_ready()
         info = httpx.get(f"{srv.url}/info", timeout=10).json()
         assert info["class_names"] == list(CLASSES)
-        r = httpx.post(f"{srv.url}/classify", files={"image": ("z.png", png(np.asarray(image)), "image/png")},
-                       data={"mode": "main"}, timeout=30)
+        r = httpx.post(
+            f"{srv.url}/classify",
+            files={"image": ("z.png", png(np.asarray(image)), "image/png")},
+            data={"mode": "main"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         assert r.json()["class_name"] == CLASSES[expected] and r.json()["label"] == expected
     finally:
         srv.stop()
 
 
-@pytest.mark.skipif(not Path(DEBIAN_FASHION_MNIST).is_dir(),
-                    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    not Path(DEBIAN_FASHION_MNIST).is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)",
+)
 def test_a_few_batches_of_the_real_fashion_mnist_files(tmp_path):
     run = tmp_path / "run"
-    dhat("train", "fashion-mnist-cpu", "--out", str(run), "--stage", "1", "data.train_size=128",
-         "stage1.epochs=1", "validation.n=64")
+    dhat(
+        "train",
+        "fashion-mnist-cpu",
+        "--out",
+        str(run),
+        "--stage",
+        "1",
+        "data.train_size=128",
+        "stage1.epochs=1",
+        "validation.n=64",
+    )
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert row["stage"] == 1 and 0.0 <= row["val_robust"] <= row["val_clean"] <= 1.0
     config = json.loads((run / "stage1/best/config.json").read_text())

@@ -21,8 +21,10 @@ from tests.helpers.server import serving
 from tests.training.conftest import TINY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-NOT_HERE = ("model '{}' is not in this artifact: a single-head model (its second head and merger were never "
-            "trained); models: main")
+NOT_HERE = (
+    "model '{}' is not in this artifact: a single-head model (its second head and merger were never "
+    "trained); models: main"
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +33,21 @@ def single(tmp_path_factory):
     run, artifact, report = root / "run", root / "artifact", root / "report"
     dhat("train", "digits", "--out", str(run), *TINY, "stage2.epochs=0", "stage3.epochs=0")
     dhat("export", str(run), "--out", str(artifact))
-    dhat("eval", str(artifact), "--run", str(run), "--attacks", "clean,pgd5", "--n", "8", "--batch-size", "8",
-         "--no-curve", "--out", str(report))
+    dhat(
+        "eval",
+        str(artifact),
+        "--run",
+        str(run),
+        "--attacks",
+        "clean,pgd5",
+        "--n",
+        "8",
+        "--batch-size",
+        "8",
+        "--no-curve",
+        "--out",
+        str(report),
+    )
     with serving(artifact, root / "server.log", grpc=True, DHAT_PROVIDER="cpu") as srv:
         yield srv, artifact, report
 
@@ -67,9 +82,15 @@ def test_it_serves_main_only_and_names_it_on_every_protocol(single):
     Image.fromarray((x[0, 0] * 255).astype(np.uint8)).save(png, format="PNG")
     doc = {"inputs": [{"name": "images", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
     for mode in ("second", "all"):
-        answers = [httpx.post(f"{srv.url}/classify", files={"image": ("x.png", png.getvalue(), "image/png")},
-                              data={"mode": mode}, timeout=30),
-                   httpx.post(f"{srv.url}/v2/models/{mode}/infer", json=doc, timeout=30)]
+        answers = [
+            httpx.post(
+                f"{srv.url}/classify",
+                files={"image": ("x.png", png.getvalue(), "image/png")},
+                data={"mode": mode},
+                timeout=30,
+            ),
+            httpx.post(f"{srv.url}/v2/models/{mode}/infer", json=doc, timeout=30),
+        ]
         assert [(a.status_code, a.json()["error"]) for a in answers] == [(404, NOT_HERE.format(mode))] * 2
     tensor = tgrpc.InferInput("images", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)

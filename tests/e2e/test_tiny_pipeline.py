@@ -27,8 +27,21 @@ def served(tmp_path_factory):
     run, artifact, report = root / "run", root / "artifact", root / "report"
     dhat("train", "digits", "--out", str(run), *TINY)
     dhat("export", str(run), "--out", str(artifact))
-    dhat("eval", str(artifact), "--run", str(run), "--attacks", "clean,pgd20", "--n", "16", "--batch-size", "16",
-         "--no-curve", "--out", str(report))
+    dhat(
+        "eval",
+        str(artifact),
+        "--run",
+        str(run),
+        "--attacks",
+        "clean,pgd20",
+        "--n",
+        "16",
+        "--batch-size",
+        "16",
+        "--no-curve",
+        "--out",
+        str(report),
+    )
     with serving(artifact, root / "server.log", grpc=True, DHAT_PROVIDER="cpu") as srv:
         yield srv, run, artifact, json.loads((report / "report.json").read_text())
 
@@ -55,8 +68,12 @@ def test_every_protocol_answers_like_the_graph(served):
     np.testing.assert_allclose(r.json()["logits"], want, rtol=1e-5, atol=1e-5)
     buf = io.BytesIO()
     np.save(buf, x)
-    r = httpx.post(f"{srv.url}/predict?mode=merged", content=buf.getvalue(),
-                   headers={"content-type": "application/x-npy"}, timeout=30)
+    r = httpx.post(
+        f"{srv.url}/predict?mode=merged",
+        content=buf.getvalue(),
+        headers={"content-type": "application/x-npy"},
+        timeout=30,
+    )
     np.testing.assert_allclose(np.load(io.BytesIO(r.content)), want, rtol=1e-5, atol=1e-5)
     doc = {"inputs": [{"name": "images", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
     r = httpx.post(f"{srv.url}/v2/models/merged/infer", json=doc, timeout=30)
@@ -68,8 +85,9 @@ def test_every_protocol_answers_like_the_graph(served):
     pixels = (x[0, 0] * 255).round().astype(np.uint8)
     png = io.BytesIO()
     Image.fromarray(pixels).save(png, format="PNG")
-    r = httpx.post(f"{srv.url}/classify", files={"image": ("x.png", png.getvalue(), "image/png")},
-                   data={"mode": "all"}, timeout=30)
+    r = httpx.post(
+        f"{srv.url}/classify", files={"image": ("x.png", png.getvalue(), "image/png")}, data={"mode": "all"}, timeout=30
+    )
     graph = raw_outputs(artifact, "all", (pixels.astype(np.float32) / 255)[None, None])
     assert r.json()["modes"]["merged"]["label"] == int(graph["logits"].argmax())
     assert r.json()["heads_agree"] == bool(graph["main_logits"].argmax() == graph["second_logits"].argmax())
@@ -84,11 +102,19 @@ def test_an_unknown_mode_is_one_refusal_with_one_message_on_all_five_paths(serve
     Image.fromarray((x[0, 0] * 255).astype(np.uint8)).save(png, format="PNG")
     doc = {"inputs": [{"name": "images", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": x.ravel().tolist()}]}
     answers = [
-        httpx.post(f"{srv.url}/classify", files={"image": ("x.png", png.getvalue(), "image/png")},
-                   data={"mode": "best"}, timeout=30),
+        httpx.post(
+            f"{srv.url}/classify",
+            files={"image": ("x.png", png.getvalue(), "image/png")},
+            data={"mode": "best"},
+            timeout=30,
+        ),
         httpx.post(f"{srv.url}/predict", json={"inputs": x.tolist(), "mode": "best"}, timeout=30),
-        httpx.post(f"{srv.url}/predict?mode=best", content=buf.getvalue(), headers={"content-type": "application/x-npy"},
-                   timeout=30),
+        httpx.post(
+            f"{srv.url}/predict?mode=best",
+            content=buf.getvalue(),
+            headers={"content-type": "application/x-npy"},
+            timeout=30,
+        ),
         httpx.post(f"{srv.url}/v2/models/best/infer", json=doc, timeout=30),
     ]
     assert [(r.status_code, r.json()["error"]) for r in answers] == [(404, UNKNOWN)] * 4

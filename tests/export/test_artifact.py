@@ -9,10 +9,9 @@ import torch
 from dhat_serve.manifest import ArtifactError, load_manifest
 from export.artifact import ExportError, export_artifact
 from export.graphs import initializer_names
+from tests.helpers.checkpoints import make_checkpoint
 from training.checkpoints import load_checkpoint
 from training.models.registry import ModelConfig
-
-from tests.helpers.checkpoints import make_checkpoint
 
 
 def _check_graphs_match_torch(ckpt, artifact, in_ch, size):
@@ -27,7 +26,7 @@ def _check_graphs_match_torch(ckpt, artifact, in_ch, size):
             session = ort.InferenceSession(str(artifact / f"{mode}.onnx"), providers=["CPUExecutionProvider"])
             got = session.run(None, {"images": x.numpy()})
             assert len(got) == len(outs)
-            for g, e in zip(got, outs):
+            for g, e in zip(got, outs, strict=True):
                 assert g.shape == (batch, 10)
                 np.testing.assert_allclose(g, e.numpy(), atol=1e-4, rtol=0)
 
@@ -122,7 +121,11 @@ def test_fp16_export_stays_within_its_tolerance(tmp_path):
 def test_the_graphs_follow_what_was_trained(tmp_path):
     from export.artifact import ExportError, graphs_to_export
 
-    assert graphs_to_export(tmp_path, {"main_head": True, "second_head": True, "merger": True}) == ("main", "second", "merged")
+    assert graphs_to_export(tmp_path, {"main_head": True, "second_head": True, "merger": True}) == (
+        "main",
+        "second",
+        "merged",
+    )
     assert graphs_to_export(tmp_path, {"main_head": True, "second_head": False, "merger": False}) == ("main",)
     with pytest.raises(ExportError, match="no trained merger, so merged.onnx cannot be made; run stage 3"):
         graphs_to_export(tmp_path, {"main_head": True, "second_head": True, "merger": False})

@@ -1,11 +1,13 @@
-"""`dhat export --to-bentoml` puts the artifact in the BentoML model store, where the service and a built bento find it."""
+"""`dhat export --to-bentoml` puts the artifact in the BentoML model store, where the service and a built bento find
+it."""
 
-import pytest
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.helpers.checkpoints import TINY_CFG, make_checkpoint
 
@@ -17,13 +19,20 @@ def test_export_to_bentoml_then_the_service_resolves_dhat_latest(tmp_path):
     ckpt = make_checkpoint(tmp_path / "ckpt", TINY_CFG)
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "PYTHONPATH": str(ROOT)}
     env.pop("DHAT_ARTIFACT", None)
-    export = subprocess.run([sys.executable, "-m", "dhat_serve.cli", "export", str(ckpt), "--out", str(tmp_path / "art"),
-                             "--to-bentoml"], cwd=ROOT, env=env, capture_output=True, text=True)
+    export = subprocess.run(
+        [sys.executable, "-m", "dhat_serve.cli", "export", str(ckpt), "--out", str(tmp_path / "art"), "--to-bentoml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert export.returncode == 0, export.stdout[-2000:] + export.stderr[-2000:]
     assert "BentoML model store: dhat:" in export.stdout
-    probe = ("from dhat_serve.config import ServeConfig; from dhat_serve.service import resolve_artifact_dir; "
-             "from dhat_serve.manifest import load_manifest; d = resolve_artifact_dir(ServeConfig()); "
-             "print(load_manifest(d).version)")
+    probe = (
+        "from dhat_serve.config import ServeConfig; from dhat_serve.service import resolve_artifact_dir; "
+        "from dhat_serve.manifest import load_manifest; d = resolve_artifact_dir(ServeConfig()); "
+        "print(load_manifest(d).version)"
+    )
     found = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
     assert found.returncode == 0, found.stderr[-2000:]
     import json
@@ -41,8 +50,14 @@ def build_and_serve_the_bento(env: dict[str, str]) -> None:
 
     tags = []
     for bentofile in ("bentofile.yaml", "bentofile.cpu.yaml"):
-        built = subprocess.run([sys.executable, "-m", "bentoml", "build", "-f", bentofile, "--output", "tag"], cwd=ROOT,
-                               env=env, capture_output=True, text=True, timeout=300)
+        built = subprocess.run(
+            [sys.executable, "-m", "bentoml", "build", "-f", bentofile, "--output", "tag"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
         tags.append(built.stdout.strip().splitlines()[-1].removeprefix("__tag__:"))
     assert all(t.startswith("dhat:") for t in tags) and tags[0] != tags[1], tags
@@ -50,9 +65,14 @@ def build_and_serve_the_bento(env: dict[str, str]) -> None:
     serve_env = {**env, "DHAT_DRAIN_DELAY_S": "0"}
     log = Path(env["BENTOML_HOME"]) / "bento-serve.log"
     with open(log, "w") as out:  # a file, not a pipe nobody reads while the server runs
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", tags[1], "--port", str(port)],
-                                cwd=env["BENTOML_HOME"], env=serve_env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", tags[1], "--port", str(port)],
+            cwd=env["BENTOML_HOME"],
+            env=serve_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc, log)
         assert httpx.get(f"http://127.0.0.1:{port}/v2/models/merged", timeout=5).json()["name"] == "merged"
@@ -64,7 +84,9 @@ def build_and_serve_the_bento(env: dict[str, str]) -> None:
 def test_without_any_artifact_the_service_says_how_to_provide_one(tmp_path):
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "empty"), "PYTHONPATH": str(ROOT)}
     env.pop("DHAT_ARTIFACT", None)
-    probe = ("from dhat_serve.config import ServeConfig; from dhat_serve.service import resolve_artifact_dir; "
-             "resolve_artifact_dir(ServeConfig())")
+    probe = (
+        "from dhat_serve.config import ServeConfig; from dhat_serve.service import resolve_artifact_dir; "
+        "resolve_artifact_dir(ServeConfig())"
+    )
     r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "set DHAT_ARTIFACT" in r.stderr

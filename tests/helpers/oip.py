@@ -21,4 +21,4 @@ def raw_outputs(artifact: Path, model: str, x: np.ndarray) -> dict[str, np.ndarr
     graph = "merged" if model == "all" else model
     session = ort.InferenceSession(str(artifact / f"{graph}.onnx"), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()] if model == "all" else ["logits"]
-    return dict(zip(names, session.run(names, {"images": x})))
+    return dict(zip(names, session.run(names, {"images": x}), strict=True))

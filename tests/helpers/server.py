@@ -24,8 +24,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120,
-                     verify: bool | ssl.SSLContext = True) -> None:
+def wait_until_ready(
+    url: str, proc: subprocess.Popen, log: Path, timeout: float = 120, verify: bool | ssl.SSLContext = True
+) -> None:
     """Poll readiness ``url`` until it answers 200; a server that exits first, or is not ready within
     ``timeout`` seconds, fails with the end of its ``log``."""
     deadline = time.time() + timeout
@@ -42,8 +43,9 @@ def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float
 
 
 class Server:
-    def __init__(self, artifact: Path, log: Path, grpc: bool = False, tls: tuple[Path, Path] | None = None,
-                 **env: str) -> None:
+    def __init__(
+        self, artifact: Path, log: Path, grpc: bool = False, tls: tuple[Path, Path] | None = None, **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         # httpx: trust the test's own certificate
@@ -52,13 +54,32 @@ class Server:
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
         self.log = log
         # a short drain delay unless a test asks for one: every fixture's teardown is a SIGTERM
-        full_env = {**os.environ, "DHAT_ARTIFACT": str(artifact), "PYTHONPATH": str(ROOT), "DHAT_DRAIN_DELAY_S": "0.3",
-                    **env}
+        full_env = {
+            **os.environ,
+            "DHAT_ARTIFACT": str(artifact),
+            "PYTHONPATH": str(ROOT),
+            "DHAT_DRAIN_DELAY_S": "0.3",
+            **env,
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dhat_serve.cli", "serve", str(artifact), "--port", str(self.port),
-             "--grpc-port", str(self.grpc_port),
-             *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else [])],
-            cwd=ROOT, env=full_env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "dhat_serve.cli",
+                "serve",
+                str(artifact),
+                "--port",
+                str(self.port),
+                "--grpc-port",
+                str(self.grpc_port),
+                *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else []),
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=open(log, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 120) -> None:
         wait_until_ready(f"{self.url}/readyz", self.proc, self.log, timeout, self.verify)

@@ -75,8 +75,9 @@ def test_the_papers_pgd_k_schedule_is_defined_once():
     from training.attacks import pgd_schedule
     from training.robustness.suite import pgd_config
 
-    assert pgd_schedule(0.1, 20) == PGDConfig(eps=0.1, step=2.5 * 0.1 / 20, steps=20, restarts=1, random_start="uniform",
-                                              loss="ce")
+    assert pgd_schedule(0.1, 20) == PGDConfig(
+        eps=0.1, step=2.5 * 0.1 / 20, steps=20, restarts=1, random_start="uniform", loss="ce"
+    )
     assert pgd_config("pgd100x5", 8 / 255) == pgd_schedule(8 / 255, 100, restarts=5)
     with pytest.raises(ValueError, match="not a PGD attack name"):
         pgd_config("apgd-ce", 0.1)

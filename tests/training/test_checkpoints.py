@@ -22,7 +22,7 @@ def test_round_trip_is_exact(tmp_path, tiny_cfg, tiny_net):
     save_checkpoint(tmp_path / "ck", tiny_net, tiny_cfg, TRAINED, meta=CheckpointMeta(epoch=3))
     net, cfg, doc = load_checkpoint(tmp_path / "ck")
     assert cfg == tiny_cfg and doc["meta"]["epoch"] == 3 and doc["trained"] == TRAINED
-    for (k, a), (_, b) in zip(tiny_net.state_dict().items(), net.state_dict().items()):
+    for (k, a), (_, b) in zip(tiny_net.state_dict().items(), net.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     x = torch.rand(2, 1, 8, 8)
     assert torch.equal(net.eval()(x, "merged"), tiny_net(x, "merged"))

@@ -16,8 +16,10 @@ def test_data_dir_and_init_reach_the_recipe_unchanged(folder, tmp_path, monkeypa
     monkeypatch.setattr(training.pipeline, "train_recipe", lambda recipe, run_dir, **kw: seen.update(recipe=recipe))
     init = tmp_path / f"{folder.replace('/', '_')}.safetensors"
     init.write_bytes(b"")
-    result = CliRunner().invoke(app, ["train", "digits", "--data-dir", folder, "--init", str(init), "--copy-main",
-                                      "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        app,
+        ["train", "digits", "--data-dir", folder, "--init", str(init), "--copy-main", "--out", str(tmp_path / "run")],
+    )
     assert result.exit_code == 0, result.output
     recipe = seen["recipe"]
     assert recipe.data.data_dir == folder and isinstance(recipe.data.data_dir, str)
@@ -42,17 +44,48 @@ def test_stage1_from_reuses_a_matching_stage_one_and_refuses_another(tmp_path, t
     from safetensors.torch import load_file
 
     first = tmp_path / "first"
-    assert CliRunner().invoke(app, ["train", "digits", *tiny_overrides, "--out", str(first), "--stage", "1",
-                                    "--device", "cpu"]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(app, ["train", "digits", *tiny_overrides, "--out", str(first), "--stage", "1", "--device", "cpu"])
+        .exit_code
+        == 0
+    )
     second = tmp_path / "second"
-    result = CliRunner().invoke(app, ["train", "digits", *tiny_overrides, "stage2.beta=2", "--out", str(second),
-                                      "--stage1-from", str(first), "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "digits",
+            *tiny_overrides,
+            "stage2.beta=2",
+            "--out",
+            str(second),
+            "--stage1-from",
+            str(first),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    a, b = load_file(str(first / "stage1/best/model.safetensors")), load_file(str(second / "stage1/best/model.safetensors"))
+    a, b = (
+        load_file(str(first / "stage1/best/model.safetensors")),
+        load_file(str(second / "stage1/best/model.safetensors")),
+    )
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert (second / "stage3/best/config.json").is_file()
-    refused = CliRunner().invoke(app, ["train", "digits", *tiny_overrides, "stage1.beta=3", "--out",
-                                       str(tmp_path / "third"), "--stage1-from", str(first)])
+    refused = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "digits",
+            *tiny_overrides,
+            "stage1.beta=3",
+            "--out",
+            str(tmp_path / "third"),
+            "--stage1-from",
+            str(first),
+        ],
+    )
     assert refused.exit_code == 2 and "stage1.beta: 6.0 there, 3.0 here" in refused.output
     assert not (tmp_path / "third").exists()
 
@@ -62,7 +95,9 @@ def test_eval_attack_precision_reaches_the_settings(flag, expected, tmp_path, mo
     import training.robustness.evaluate
 
     seen = {}
-    monkeypatch.setattr(training.robustness.evaluate, "evaluate", lambda art, run, settings, out: seen.update(s=settings))
+    monkeypatch.setattr(
+        training.robustness.evaluate, "evaluate", lambda art, run, settings, out: seen.update(s=settings)
+    )
     result = CliRunner().invoke(app, ["eval", str(tmp_path), "--run", str(tmp_path), *flag])
     assert result.exit_code == 0, result.output
     assert seen["s"].attack_precision == expected

@@ -45,17 +45,21 @@ def test_a_source_without_its_folder_says_what_to_pass(tmp_path, monkeypatch):
 
 def test_fashion_mnist_defaults_to_the_debian_folder_when_it_exists(tmp_path, monkeypatch):
     write_idx_set(tmp_path)
-    monkeypatch.setitem(data.SOURCES, "fashion-mnist",
-                        dataclasses.replace(data.SOURCES["fashion-mnist"], default_dir=str(tmp_path)))
+    monkeypatch.setitem(
+        data.SOURCES, "fashion-mnist", dataclasses.replace(data.SOURCES["fashion-mnist"], default_dir=str(tmp_path))
+    )
     assert len(load_splits(DataSpec(dataset="fashion-mnist", image_size=28, val_size=10)).test) == 12
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"dataset": "svhn"}, "unknown dataset 'svhn'; valid datasets: digits, fashion-mnist"),
-    ({"dataset": "digits", "channels": 3}, r"data.channels=3 is not possible for digits \(allowed: 1\)"),
-    ({"dataset": "imagefolder", "train_size": 0}, "data.train_size must be >= 1"),
-    ({"dataset": "digits", "image_size": 2}, "data.image_size must be >= 4"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"dataset": "svhn"}, "unknown dataset 'svhn'; valid datasets: digits, fashion-mnist"),
+        ({"dataset": "digits", "channels": 3}, r"data.channels=3 is not possible for digits \(allowed: 1\)"),
+        ({"dataset": "imagefolder", "train_size": 0}, "data.train_size must be >= 1"),
+        ({"dataset": "digits", "image_size": 2}, "data.image_size must be >= 4"),
+    ],
+)
 def test_the_data_spec_refuses_impossible_values_naming_the_key(kw, message):
     with pytest.raises(RecipeError, match=message):
         DataSpec(**kw)

@@ -17,16 +17,30 @@ from training.recipes import RecipeError, load_recipe
 
 
 def test_the_table_is_the_authors_code():
-    expected = {"natural": (None, None, "clean"), "sat": ("uniform", "ce", "robust"),
-                "trades": ("normal", "kl", "robust"), "mart": ("normal", "ce", "robust")}
+    expected = {
+        "natural": (None, None, "clean"),
+        "sat": ("uniform", "ce", "robust"),
+        "trades": ("normal", "kl", "robust"),
+        "mart": ("normal", "ce", "robust"),
+    }
     assert {n: (m.attack_start, m.attack_loss, m.select) for n, m in METHODS.items()} == expected
 
 
-@pytest.mark.parametrize("method, key, value", [("trades", "random_start", "uniform"), ("trades", "loss", "ce"),
-                                                ("mart", "loss", "kl"), ("sat", "random_start", "normal")])
+@pytest.mark.parametrize(
+    "method, key, value",
+    [
+        ("trades", "random_start", "uniform"),
+        ("trades", "loss", "ce"),
+        ("mart", "loss", "kl"),
+        ("sat", "random_start", "normal"),
+    ],
+)
 def test_a_recipe_setting_what_the_method_fixes_is_refused_by_name(method, key, value):
-    with pytest.raises(RecipeError, match=rf"stage2\.attack\.{key}: method '{method}' trains with {key} .* not "
-                                          rf"'{value}'; remove the key"):
+    with pytest.raises(
+        RecipeError,
+        match=rf"stage2\.attack\.{key}: method '{method}' trains with {key} .* not "
+        rf"'{value}'; remove the key",
+    ):
         load_recipe("digits", [f"stage2.method={method}", f"stage2.attack.{key}={value}"])
 
 

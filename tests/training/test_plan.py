@@ -115,13 +115,21 @@ def test_plan_needs_no_data_and_json_needs_plan():
     assert bad.exit_code == 2 and "--json goes with --plan" in bad.output
 
 
-SWITCH_DESIGNS = ("fashion-mnist-cpu-natural-trades", "fashion-mnist-cpu-pgd2-trades", "fashion-mnist-cpu-robust-natural")
+SWITCH_DESIGNS = (
+    "fashion-mnist-cpu-natural-trades",
+    "fashion-mnist-cpu-pgd2-trades",
+    "fashion-mnist-cpu-robust-natural",
+)
 
 
 def test_switch_designs_keep_the_fashion_mnist_cpu_scale():
     # issue 36: same network, data subset, eps and budget rules as fashion-mnist-cpu; only the methods differ
     base = load_recipe("fashion-mnist-cpu")
-    for name in SWITCH_DESIGNS + ("fashion-mnist-cpu-natural", "fashion-mnist-cpu-trades-1", "fashion-mnist-cpu-trades-3"):
+    for name in SWITCH_DESIGNS + (
+        "fashion-mnist-cpu-natural",
+        "fashion-mnist-cpu-trades-1",
+        "fashion-mnist-cpu-trades-3",
+    ):
         r = load_recipe(name)
         assert (r.data, r.model, r.validation) == (base.data, base.model, base.validation), name
         assert r.stage3.attack == base.stage3.attack, name

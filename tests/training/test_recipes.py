@@ -18,7 +18,9 @@ def test_every_builtin_recipe_loads():
             epochs = next((e for prefix, e in scaled.items() if name.startswith(prefix)), 15)
             assert recipe.stage3.lr == 0.02 and recipe.stage3.epochs == epochs, name
     baseline, dhat = load_recipe("fashion-mnist-cpu-trades"), load_recipe("fashion-mnist-cpu")
-    measured = json.loads((Path(__file__).resolve().parents[2] / "experiments/fashion-mnist-cpu/equal-compute.json").read_text())
+    measured = json.loads(
+        (Path(__file__).resolve().parents[2] / "experiments/fashion-mnist-cpu/equal-compute.json").read_text()
+    )
     assert baseline.stage1.epochs == measured["baseline_epochs"]  # equal compute to all three stages, as measured
     assert set(measured["stages"]) == {"1", "2", "3"} and measured["stages"]["3"]["epochs"] == dhat.stage3.epochs
     assert baseline.stage2.epochs == baseline.stage3.epochs == 0 and baseline.data == dhat.data
@@ -38,16 +40,19 @@ def test_schedule_is_piecewise():
     assert r.stage1.schedule() == [r.stage1.lr_at(e) for e in range(1, r.stage1.epochs + 1)]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("stage1.epochz=3", r"unknown recipe key 'stage1.epochz'; valid keys here: method, beta, epochs"),
-    ("stage2.method=fgsm", r"unknown method 'fgsm'; valid methods: natural, sat, trades, mart"),
-    ("stage1.attack.eps=8", r"eps must be in \[0, 1\]"),
-    ("validation.attack.eps=-0.1", r"eps must be in \[0, 1\]"),
-    ("data.dataset=svhn", r"unknown dataset 'svhn'"),
-    ("precision=fp16", r"precision must be one of fp32, bf16, got 'fp16'"),
-    ("stage1.epochs=many", r"stage1.epochs: expected a number"),
-    ("stage1", r"must look like key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("stage1.epochz=3", r"unknown recipe key 'stage1.epochz'; valid keys here: method, beta, epochs"),
+        ("stage2.method=fgsm", r"unknown method 'fgsm'; valid methods: natural, sat, trades, mart"),
+        ("stage1.attack.eps=8", r"eps must be in \[0, 1\]"),
+        ("validation.attack.eps=-0.1", r"eps must be in \[0, 1\]"),
+        ("data.dataset=svhn", r"unknown dataset 'svhn'"),
+        ("precision=fp16", r"precision must be one of fp32, bf16, got 'fp16'"),
+        ("stage1.epochs=many", r"stage1.epochs: expected a number"),
+        ("stage1", r"must look like key=value"),
+    ],
+)
 def test_bad_recipes_are_refused_naming_the_problem(override, message):
     with pytest.raises(RecipeError, match=message):
         load_recipe("digits", [override])
@@ -112,8 +117,13 @@ def test_recipes_cli_sets_each_recipe_beside_the_paper():
     rows = {r["name"]: r for r in json.loads(result.output)}
     t1 = rows["cifar10-trades-6-3"]["paper"]
     assert (t1["table"], t1["rows"]) == ("I", "2-3")
-    assert t1["reported"]["merged"] == {"clean": 86.78, "pgd40": 59.31, "pgd100": 58.92, "apgd-dlr-t": 56.84,
-                                        "autoattack": 55.38}
+    assert t1["reported"]["merged"] == {
+        "clean": 86.78,
+        "pgd40": 59.31,
+        "pgd100": 58.92,
+        "apgd-dlr-t": 56.84,
+        "autoattack": 55.38,
+    }
     t2 = rows["cifar100-asym-trades"]
     assert t2["paper"]["attacks"] == ["clean", "pgd20@1/255", "pgd100x5@1/255", "autoattack"]
     assert "--attacks clean,pgd20@1/255,pgd100x5@1/255,autoattack,square" in t2["evaluate"]  # + the masking check

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
-import pytest
-
+from training.checkpoints import is_checkpoint
 from training.pipeline import train_recipe
 from training.recipes import load_recipe
-from training.checkpoints import is_checkpoint
 from training.run_dir import RunDir
 
 
@@ -65,11 +64,15 @@ def test_validation_from_test_images_leaves_them_out_of_the_test_split():
 
 
 def test_a_run_from_when_epochs_counted_from_zero_is_renumbered_once(tmp_path, tiny_overrides):
-    from training.checkpoints import read_meta, rewrite_meta
     import dataclasses
 
-    run = RunDir(train_recipe(load_recipe("digits", [*tiny_overrides, "stage1.epochs=2"]), tmp_path / "run",
-                              stages=(1,), device="cpu"))
+    from training.checkpoints import read_meta, rewrite_meta
+
+    run = RunDir(
+        train_recipe(
+            load_recipe("digits", [*tiny_overrides, "stage1.epochs=2"]), tmp_path / "run", stages=(1,), device="cpu"
+        )
+    )
     assert [r["epoch"] for r in run.metrics()] == [1, 2] and read_meta(run.checkpoint(1, "last")).epoch == 2
     run.write_metrics([{**r, "epoch": r["epoch"] - 1} for r in run.metrics()])  # as an older version wrote it
     for which in ("best", "last"):

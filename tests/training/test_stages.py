@@ -89,12 +89,23 @@ def _saved_epoch(config: Path) -> int:
 
 @pytest.mark.slow
 def test_kill_and_resume_ends_with_the_same_weights(tmp_path, tiny_overrides):
-    args = ["train", "digits", "--stage", "1", "--device", "cpu", *tiny_overrides, "stage1.epochs=4", "data.batch_size=16"]
+    args = [
+        "train",
+        "digits",
+        "--stage",
+        "1",
+        "--device",
+        "cpu",
+        *tiny_overrides,
+        "stage1.epochs=4",
+        "data.batch_size=16",
+    ]
     subprocess.run(_dhat(*args, "--out", str(tmp_path / "straight")), check=True, env=_env(), capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_dhat(*args, "--out", str(killed)), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _dhat(*args, "--out", str(killed)), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     metrics, last = killed / "metrics.jsonl", killed / "stage1/last/config.json"
     deadline = time.time() + 120
     while time.time() < deadline and _saved_epoch(last) < 2:
@@ -116,9 +127,25 @@ def test_kill_and_resume_ends_with_the_same_weights(tmp_path, tiny_overrides):
 
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu_writes_a_checkpoint(tmp_path, tiny_overrides):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "dhat_serve.cli", "train", "digits", "--stage", "1", "--device", "cpu", "--out", str(tmp_path / "ddp"),
-           *tiny_overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "dhat_serve.cli",
+        "train",
+        "digits",
+        "--stage",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "ddp"),
+        *tiny_overrides,
+    ]
     result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     net_state = _weights(tmp_path / "ddp/stage1/last")
@@ -128,7 +155,7 @@ def test_two_process_ddp_on_cpu_writes_a_checkpoint(tmp_path, tiny_overrides):
 
 
 def test_the_stage_table_is_one_value_with_the_papers_three_stages():
-    from training.stages import STAGES, stage_of
+    from training.stage_table import STAGES, stage_of
 
     assert [(s.number, s.mode, s.trains, s.produces) for s in STAGES] == [
         (1, "main", ("trunk", "main_head"), "main_head"),
@@ -164,11 +191,19 @@ def test_a_natural_stage_keeps_its_best_clean_epoch_not_a_pgd_noise_spike(tmp_pa
 
 
 @pytest.mark.parametrize("best, expected", [(2, [0.01, 0.001]), (3, [0.001, 0.001])])
-def test_a_continued_stage_two_runs_stage_ones_schedule_from_the_runs_own_best_epoch(tmp_path, tiny_overrides,
-                                                                                    best, expected):
+def test_a_continued_stage_two_runs_stage_ones_schedule_from_the_runs_own_best_epoch(
+    tmp_path, tiny_overrides, best, expected
+):
     """Best-vs-last: stage 2 continues stage 1's lr schedule after the best epoch this run found, not the paper's."""
-    overrides = [*tiny_overrides, f"stage1.epochs={best}", "stage1.milestones=[2, 4]", "stage1.select=last",
-                 "stage2.epochs=2", "stage2.continue_schedule=true", "stage2.paper_best_epoch=76"]
+    overrides = [
+        *tiny_overrides,
+        f"stage1.epochs={best}",
+        "stage1.milestones=[2, 4]",
+        "stage1.select=last",
+        "stage2.epochs=2",
+        "stage2.continue_schedule=true",
+        "stage2.paper_best_epoch=76",
+    ]
     run = train_recipe(load_recipe("digits", overrides), tmp_path / "run", stages=(1, 2), device="cpu")
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     stage2 = [r for r in rows if r["stage"] == 2]

@@ -23,8 +23,9 @@ def cifar_folder_error(name: str, data_dir: Path) -> str:
     )
 
 
-def load_cifar_splits(name: str, data_dir: str | Path, val_size: int = 1000, augment: bool = True,
-                      train_size: int | None = None) -> DataSplits:
+def load_cifar_splits(
+    name: str, data_dir: str | Path, val_size: int = 1000, augment: bool = True, train_size: int | None = None
+) -> DataSplits:
     """CIFAR from ``data_dir`` (torchvision layout); ``val_size`` training images held out for validation.
 
     The paper validates on 1,000 images; they are taken from the training set (Rice et al.), so the
@@ -45,7 +46,13 @@ def load_cifar_splits(name: str, data_dir: str | Path, val_size: int = 1000, aug
     tr, va, _ = split_indices(len(full_plain), val_size, 0)
     mean, std = CIFAR_STATS[name]
     return DataSplits(
-        Subset(full_aug, tr[:train_size]), Subset(full_plain, va), test,
-        num_classes=len(full_plain.classes), in_channels=3, image_size=32, class_names=tuple(full_plain.classes),
-        mean=mean, std=std,
+        Subset(full_aug, tr[:train_size]),
+        Subset(full_plain, va),
+        test,
+        num_classes=len(full_plain.classes),
+        in_channels=3,
+        image_size=32,
+        class_names=tuple(full_plain.classes),
+        mean=mean,
+        std=std,
     )

@@ -26,8 +26,13 @@ def load_digits_splits(image_size: int = 16) -> DataSplits:
     tr, va, te = split_indices(len(y), n_val, n_test)
     mean, std = x[tr].mean().item(), x[tr].std().item()
     return DataSplits(
-        TensorDataset(x[tr], y[tr]), TensorDataset(x[va], y[va]), TensorDataset(x[te], y[te]),
-        num_classes=10, in_channels=1, image_size=image_size, class_names=tuple(str(i) for i in range(10)),
-        mean=(round(mean, 4),), std=(round(std, 4),),
+        TensorDataset(x[tr], y[tr]),
+        TensorDataset(x[va], y[va]),
+        TensorDataset(x[te], y[te]),
+        num_classes=10,
+        in_channels=1,
+        image_size=image_size,
+        class_names=tuple(str(i) for i in range(10)),
+        mean=(round(mean, 4),),
+        std=(round(std, 4),),
     )
-

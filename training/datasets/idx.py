@@ -17,12 +17,26 @@ import torch
 
 from training.datasets.splits import DataError, DataSplits, resize, train_val_test
 
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                         "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 # The official file stems; each is looked for as STEM.gz, then STEM.
-IDX_FILES = {("train", "pixels"): "train-images-idx3-ubyte", ("train", "labels"): "train-labels-idx1-ubyte",
-             ("test", "pixels"): "t10k-images-idx3-ubyte", ("test", "labels"): "t10k-labels-idx1-ubyte"}
+IDX_FILES = {
+    ("train", "pixels"): "train-images-idx3-ubyte",
+    ("train", "labels"): "train-labels-idx1-ubyte",
+    ("test", "pixels"): "t10k-images-idx3-ubyte",
+    ("test", "labels"): "t10k-labels-idx1-ubyte",
+}
 UBYTE = 0x08
 
 
@@ -48,8 +62,10 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         raise IdxError(f"{path}: not an IDX file (the magic number must start with two zero bytes)")
     if raw[2] != UBYTE or raw[3] != ndim:
         found = int.from_bytes(raw[0:4], "big")
-        raise IdxError(f"{path}: magic number 0x{found:08x}, expected 0x{(UBYTE << 8) | ndim:08x} "
-                       f"(unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''})")
+        raise IdxError(
+            f"{path}: magic number 0x{found:08x}, expected 0x{(UBYTE << 8) | ndim:08x} "
+            f"(unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''})"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise IdxError(f"{path}: truncated header ({len(raw)} bytes, expected {header})")
@@ -67,19 +83,29 @@ def read_split(folder: Path, split: str, num_classes: int) -> tuple[torch.Tensor
     labels_path = find_idx_file(folder, IDX_FILES[split, "labels"])
     images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
     if len(images) != len(labels):
-        raise IdxError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels: "
-                       "the two files must come from the same release")
+        raise IdxError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels: "
+            "the two files must come from the same release"
+        )
     if labels.size and int(labels.max()) >= num_classes:
         raise IdxError(f"{labels_path}: label {int(labels.max())} is outside the {num_classes} classes")
     x = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-def load_idx_splits(folder: Path, class_names: tuple[str, ...], *, image_size: int, val_size: int,
-                    train_size: int | None) -> DataSplits:
+def load_idx_splits(
+    folder: Path, class_names: tuple[str, ...], *, image_size: int, val_size: int, train_size: int | None
+) -> DataSplits:
     """MNIST-layout IDX files from ``folder``: its 10,000 test images as the test set, ``val_size`` of the
     training images held out for validation, images resized to ``image_size`` (antialiased)."""
     x, y = read_split(folder, "train", len(class_names))
     x_test, y_test = read_split(folder, "test", len(class_names))
-    return train_val_test(resize(x, image_size), y, resize(x_test, image_size), y_test,
-                          val_size=val_size, train_size=train_size, class_names=class_names)
+    return train_val_test(
+        resize(x, image_size),
+        y,
+        resize(x_test, image_size),
+        y_test,
+        val_size=val_size,
+        train_size=train_size,
+        class_names=class_names,
+    )

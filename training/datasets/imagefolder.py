@@ -38,7 +38,7 @@ class UInt8Images(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[i].float().div_(255.0), self.labels[i]
 
-    def subset(self, index: list[int]) -> "UInt8Images":
+    def subset(self, index: list[int]) -> UInt8Images:
         """The images at ``index``, as a dataset of its own."""
         return UInt8Images(self.images[index], self.labels[index])
 
@@ -46,8 +46,10 @@ class UInt8Images(Dataset):
 def class_folders(split_dir: Path) -> dict[str, list[Path]]:
     """{class name: sorted image paths} of one split folder; an error for no classes or an empty class."""
     if not split_dir.is_dir():
-        raise ImageFolderError(f"{split_dir}: folder not found; imagefolder expects DIR/train/CLASS/*.png|jpg and "
-                               "DIR/test/CLASS/... (optional DIR/val/CLASS/...)")
+        raise ImageFolderError(
+            f"{split_dir}: folder not found; imagefolder expects DIR/train/CLASS/*.png|jpg and "
+            "DIR/test/CLASS/... (optional DIR/val/CLASS/...)"
+        )
     classes = sorted(p for p in split_dir.iterdir() if p.is_dir())
     if not classes:
         raise ImageFolderError(f"{split_dir}: no class folders in it (expected {split_dir}/CLASS/IMAGE.png)")
@@ -84,8 +86,9 @@ def load_split(split_dir: Path, classes: tuple[str, ...], image_size: int, chann
     return UInt8Images(x, torch.tensor([label for _, label in paths], dtype=torch.long))
 
 
-def load_imagefolder_splits(root: Path, *, image_size: int, channels: int, val_size: int,
-                            train_size: int | None) -> DataSplits:
+def load_imagefolder_splits(
+    root: Path, *, image_size: int, channels: int, val_size: int, train_size: int | None
+) -> DataSplits:
     """Train / val / test from ``root``; without ``root/val``, ``val_size`` training images are held out."""
     if not root.is_dir():
         raise ImageFolderError(f"{root}: folder not found (pass --data-dir DIR with DIR/train/CLASS/... in it)")
@@ -96,11 +99,22 @@ def load_imagefolder_splits(root: Path, *, image_size: int, channels: int, val_s
         train, val = full, load_split(root / "val", classes, image_size, channels)
     else:
         if val_size >= len(full):
-            raise ImageFolderError(f"{root / 'train'}: {len(full)} images, too few to hold out data.val_size={val_size}")
+            raise ImageFolderError(
+                f"{root / 'train'}: {len(full)} images, too few to hold out data.val_size={val_size}"
+            )
         tr, va, _ = split_indices(len(full), val_size, 0)
         train, val = full.subset(tr), full.subset(va)
     if train_size is not None:
         train = train.subset(list(range(min(train_size, len(train)))))
     mean, std = channel_stats(train.images.float().div_(255.0))
-    return DataSplits(train, val, test, num_classes=len(classes), in_channels=channels, image_size=image_size,
-                      class_names=classes, mean=mean, std=std)
+    return DataSplits(
+        train,
+        val,
+        test,
+        num_classes=len(classes),
+        in_channels=channels,
+        image_size=image_size,
+        class_names=classes,
+        mean=mean,
+        std=std,
+    )

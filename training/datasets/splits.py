@@ -56,8 +56,16 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(round(v, 4) for v in flat.mean(1).tolist()), tuple(round(v, 4) for v in flat.std(1).tolist())
 
 
-def train_val_test(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
-                   val_size: int, train_size: int | None, class_names: tuple[str, ...]) -> DataSplits:
+def train_val_test(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    val_size: int,
+    train_size: int | None,
+    class_names: tuple[str, ...],
+) -> DataSplits:
     """Splits from a source with its own test set: ``val_size`` training images held out for validation.
 
     ``train_size`` keeps only the first that many of the remaining training images (a fixed subset, for
@@ -70,9 +78,15 @@ def train_val_test(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_tes
         tr = tr[:train_size]
     mean, std = channel_stats(x[tr])
     return DataSplits(
-        TensorDataset(x[tr], y[tr]), TensorDataset(x[va], y[va]), TensorDataset(x_test, y_test),
-        num_classes=len(class_names), in_channels=x.shape[1], image_size=x.shape[-1], class_names=class_names,
-        mean=mean, std=std,
+        TensorDataset(x[tr], y[tr]),
+        TensorDataset(x[va], y[va]),
+        TensorDataset(x_test, y_test),
+        num_classes=len(class_names),
+        in_channels=x.shape[1],
+        image_size=x.shape[-1],
+        class_names=class_names,
+        mean=mean,
+        std=std,
     )
 
 
@@ -82,8 +96,10 @@ def validation_from_test(splits: DataSplits, n: int) -> DataSplits:
     evaluation never scores an image that picked a checkpoint."""
     total = len(splits.test)
     if not 0 < n < total:
-        raise DataError(f"validation.source=test takes data.val_size={n} of the {total} test images; "
-                        f"use 0 < data.val_size < {total}")
+        raise DataError(
+            f"validation.source=test takes data.val_size={n} of the {total} test images; "
+            f"use 0 < data.val_size < {total}"
+        )
     _, val, rest = split_indices(total, n, total - n)
     return dataclasses.replace(splits, val=Subset(splits.test, val), test=Subset(splits.test, sorted(rest)))
 
@@ -94,5 +110,5 @@ def first_n(ds: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(ds, TensorDataset):
         x, y = ds.tensors
         return x[:n].clone(), y[:n].clone()
-    xs, ys = zip(*(ds[i] for i in range(n)))
+    xs, ys = zip(*(ds[i] for i in range(n)), strict=True)
     return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long)

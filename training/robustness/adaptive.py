@@ -19,7 +19,8 @@ K is the number of steps (default 20, the evaluation's PGD-20); the step is the 
 a uniform random start, so ``joint`` is PGD-20 with another loss. Both are kept as they were (committed reports
 name them) but are weak (issue 35: unbounded summed cross-entropy, last iterate, one start): their successors on
 margin hinges with APGD, best iterate and restarts are ``systemK[xR]`` (``margin_attacks``) and ``evadeK[xR]``
-(``evasion``, which also tries the heads kept on the true class while the merger flips). Tensors: images (N, C, H, W) in [0, 1],
+(``evasion``, which also tries the heads kept on the true class while the merger flips). Tensors: images (N, C, H, W)
+in [0, 1],
 labels (N,), logits (N, classes).
 """
 
@@ -89,8 +90,9 @@ def evasion_score(outputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.T
     return wrong.long() + (wrong & (main == second)).long()
 
 
-def agree_attack(system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig,
-                 targets: int | None = None) -> torch.Tensor:
+def agree_attack(
+    system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig, targets: int | None = None
+) -> torch.Tensor:
     """Monitor evasion (module docstring): per image, the first target class whose example fools merged with the
     heads agreeing; an image no target evades keeps its best example (merged fooled, else its clean image)."""
     x = x.detach()
@@ -102,7 +104,7 @@ def agree_attack(system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: PGDC
             if len(todo) == 0:
                 break
             xs, t = x[todo], order[todo, j]
-            candidate = ascend(lambda x_adv: -summed_ce(system(x_adv), t), xs, cfg)  # descend toward class t
+            candidate = ascend(lambda x_adv, t=t: -summed_ce(system(x_adv), t), xs, cfg)  # descend toward class t
             with torch.no_grad():
                 new = evasion_score(system(candidate), y[todo])
             better = new > score[todo]
@@ -110,7 +112,9 @@ def agree_attack(system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: PGDC
     return best
 
 
-def _start_from_pgd(system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _start_from_pgd(
+    system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: PGDConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image the better (by ``evasion_score``) of the clean image and the plain PGD example on merged, crafted
     first with the same seed as the evaluation's ``pgdK`` on merged: so ``agree`` evades the monitor on at least
     every image the non-adaptive attack does, and the comparison between the two is fair by construction."""

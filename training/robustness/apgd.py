@@ -46,8 +46,9 @@ class APGDConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.eps <= 1.0 or self.steps < 1 or self.restarts < 1:
-            raise ValueError(f"APGD needs eps in [0, 1], steps >= 1, restarts >= 1; got {self.eps}, {self.steps}, "
-                             f"{self.restarts}")
+            raise ValueError(
+                f"APGD needs eps in [0, 1], steps >= 1, restarts >= 1; got {self.eps}, {self.steps}, {self.restarts}"
+            )
 
 
 def checkpoints(steps: int) -> set[int]:
@@ -64,7 +65,7 @@ def _eval(fn: Objective, x_adv: torch.Tensor, idx: torch.Tensor) -> tuple[torch.
     x_adv = x_adv.detach().requires_grad_(True)
     with torch.enable_grad():
         loss, rank = fn(x_adv, idx)
-        grad, = torch.autograd.grad(loss.sum(), x_adv)
+        (grad,) = torch.autograd.grad(loss.sum(), x_adv)
     return loss.detach(), rank.detach(), grad.detach()
 
 
@@ -77,8 +78,9 @@ def _keep(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Ten
     return torch.where(mask.view(-1, *([1] * (new.dim() - 1))), new, old)
 
 
-def _run(fn: Objective, x: torch.Tensor, idx: torch.Tensor, cfg: APGDConfig,
-         max_rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _run(
+    fn: Objective, x: torch.Tensor, idx: torch.Tensor, cfg: APGDConfig, max_rank: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One APGD run on images ``idx`` (``x`` are those images) from a uniform start: per image the best iterate, its
     rank and its objective."""
     x_adv = project(x + torch.empty_like(x).uniform_(-cfg.eps, cfg.eps), x, cfg.eps)
@@ -100,7 +102,11 @@ def _run(fn: Objective, x: torch.Tensor, idx: torch.Tensor, cfg: APGDConfig,
         x_adv = x_new
         loss, rank, grad = _eval(fn, x_adv, idx)
         better = _better(rank, loss, out_rank, out_loss)
-        out, out_rank, out_loss = _keep(better, x_adv, out), torch.where(better, rank, out_rank), torch.where(better, loss, out_loss)
+        out, out_rank, out_loss = (
+            _keep(better, x_adv, out),
+            torch.where(better, rank, out_rank),
+            torch.where(better, loss, out_loss),
+        )
         rises += (loss > prev_loss).float()
         prev_loss = loss
         up = loss > loss_max

@@ -91,8 +91,13 @@ def craft(job: Job, mode: str, name: str, eps: float) -> None:
     """Phase 1: attack this rank's chunks of ``mode`` (or ``all``, the three outputs) with ``name`` at ``eps`` and
     cache them (skips cached ones)."""
     twin = (AllOutputs(job.net) if mode == ALL else ModeView(job.net, mode)).eval()
-    ctx = AttackContext(eps=eps, seed=job.settings.seed, device=job.dist.device, square_queries=job.settings.square_queries,
-                        agree_targets=job.settings.agree_targets)
+    ctx = AttackContext(
+        eps=eps,
+        seed=job.settings.seed,
+        device=job.dist.device,
+        square_queries=job.settings.square_queries,
+        agree_targets=job.settings.agree_targets,
+    )
     mine = job.chunks()[job.dist.rank :: job.dist.world_size]
     for start in tqdm(mine, desc=f"{mode} {name}", leave=False, disable=None):
         path = job.cache / f"{job.key(mode, name, eps, start)}.safetensors"

@@ -39,8 +39,10 @@ def correctness(report: dict[str, Any], mode: str, attack: str) -> np.ndarray:
     try:
         packed = report["correct"][mode][attack]
     except KeyError:
-        raise EvaluationError(f"report of {report['artifact']['name']} has no per-image result for {mode} / {attack} "
-                              "(re-run dhat eval with that mode and attack)") from None
+        raise EvaluationError(
+            f"report of {report['artifact']['name']} has no per-image result for {mode} / {attack} "
+            "(re-run dhat eval with that mode and attack)"
+        ) from None
     return unpack_correct(packed, report["data"]["n"])
 
 
@@ -48,8 +50,10 @@ def same_images(a: dict[str, Any], b: dict[str, Any]) -> None:
     """Refuse to pair two reports that did not score the same test images under the same budget."""
     keys = ("dataset", "n", "labels_sha256")
     if any(a["data"].get(k) != b["data"].get(k) for k in keys) or a["data"].get("labels_sha256") is None:
-        raise EvaluationError(f"the reports scored different test images ({[a['data'].get(k) for k in keys]} vs "
-                              f"{[b['data'].get(k) for k in keys]}): a paired comparison needs the same ones")
+        raise EvaluationError(
+            f"the reports scored different test images ({[a['data'].get(k) for k in keys]} vs "
+            f"{[b['data'].get(k) for k in keys]}): a paired comparison needs the same ones"
+        )
     if abs(a["eps"] - b["eps"]) > 1e-12:
         raise EvaluationError(f"the reports used different eps ({a['eps']} vs {b['eps']})")
 

@@ -56,11 +56,19 @@ def model_costs(artifact_dir: Path, manifest: Manifest, modes: tuple[str, ...]) 
     for mode in modes:
         path = Path(artifact_dir) / manifest.modes[mode].file
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        out[mode] = {"parameters": graph_parameters(path), "onnx_bytes": path.stat().st_size,
-                     "latency": {str(b): latency_ms(session, tuple(manifest.input_shape), b) for b in BATCHES}}
+        out[mode] = {
+            "parameters": graph_parameters(path),
+            "onnx_bytes": path.stat().st_size,
+            "latency": {str(b): latency_ms(session, tuple(manifest.input_shape), b) for b in BATCHES},
+        }
     threads = options.intra_op_num_threads or "ONNX Runtime's default (one per physical core)"
-    return {"machine": machine(), "provider": "CPUExecutionProvider", "threads": threads,
-            "artifact_bytes": sum(g.size for g in manifest.modes.values()), "modes": out}
+    return {
+        "machine": machine(),
+        "provider": "CPUExecutionProvider",
+        "threads": threads,
+        "artifact_bytes": sum(g.size for g in manifest.modes.values()),
+        "modes": out,
+    }
 
 
 def machine() -> str:

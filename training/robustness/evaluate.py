@@ -15,10 +15,10 @@ is the checkpoint the graph came from and matches it on clean images.
 
 from __future__ import annotations
 
-import torch
-
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from dhat_serve.contract import MAIN
 from dhat_serve.manifest import ArtifactError
@@ -40,13 +40,19 @@ def open_graphs(artifact_dir: Path, dist: DistContext) -> ModelRuntime:
     as the twin runs; else CPU)."""
     cuda = dist.device.type == "cuda"
     try:
-        return ModelRuntime.load(artifact_dir, provider="cuda" if cuda else "cpu",
-                                 device_id=(dist.device.index or 0) if cuda else 0, exact_fp32=True)
+        return ModelRuntime.load(
+            artifact_dir,
+            provider="cuda" if cuda else "cpu",
+            device_id=(dist.device.index or 0) if cuda else 0,
+            exact_fp32=True,
+        )
     except ArtifactError as exc:
         raise EvaluationError(f"refusing a tampered or incomplete artifact: {exc}") from None
 
 
-def evaluate(artifact_dir: str | Path, run_dir: str | Path, settings: EvalSettings, out: str | Path) -> dict[str, Any] | None:
+def evaluate(
+    artifact_dir: str | Path, run_dir: str | Path, settings: EvalSettings, out: str | Path
+) -> dict[str, Any] | None:
     """Every (mode, attack) accuracy on graph and twin, with intervals; returns the report on rank 0, else None."""
     artifact_dir, run_dir, out = Path(artifact_dir), Path(run_dir), Path(out)
     device = resolve_device(settings.device)

@@ -44,10 +44,13 @@ def firm_evasion_score(outputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> to
 
 def heads_stay_true(system: AllOutputs, y: torch.Tensor) -> Objective:
     """Way 1: flip ``merged``, keep both heads on ``y``."""
+
     def fn(xa: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         merged, main, second = system(xa)
         yi = y[idx]
-        objective = hinge(margin(merged, yi), KAPPA) + hinge(-margin(main, yi), KAPPA) + hinge(-margin(second, yi), KAPPA)
+        objective = (
+            hinge(margin(merged, yi), KAPPA) + hinge(-margin(main, yi), KAPPA) + hinge(-margin(second, yi), KAPPA)
+        )
         return objective, firm_evasion_score((merged, main, second), yi)
 
     return fn
@@ -55,18 +58,23 @@ def heads_stay_true(system: AllOutputs, y: torch.Tensor) -> Objective:
 
 def heads_move_to(system: AllOutputs, y: torch.Tensor, t: torch.Tensor) -> Objective:
     """Way 2: both heads to the wrong class ``t`` (N,), ``merged`` anywhere but ``y``."""
+
     def fn(xa: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         merged, main, second = system(xa)
         yi, ti = y[idx], t[idx]
-        objective = (hinge(margin(merged, yi), KAPPA) + hinge(targeted_margin(main, ti), KAPPA)
-                     + hinge(targeted_margin(second, ti), KAPPA))
+        objective = (
+            hinge(margin(merged, yi), KAPPA)
+            + hinge(targeted_margin(main, ti), KAPPA)
+            + hinge(targeted_margin(second, ti), KAPPA)
+        )
         return objective, firm_evasion_score((merged, main, second), yi)
 
     return fn
 
 
-def evade_attack(system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: APGDConfig,
-                 targets: int | None = None) -> torch.Tensor:
+def evade_attack(
+    system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: APGDConfig, targets: int | None = None
+) -> torch.Tensor:
     """Per image the example with the highest evasion score over ways 0-2 (module docstring): (N, C, H, W)."""
     x = x.detach()
     with eval_mode(system):

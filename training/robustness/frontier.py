@@ -80,8 +80,16 @@ def read_run(path: Path) -> Run | None:
         raise FrontierError(f"{path}: not readable JSON ({e})") from e
     if not isinstance(doc, dict) or not {"results", "artifact", "run", "data", "eps"} <= doc.keys():
         return None
-    return Run(path, doc["run"]["recipe"], doc["artifact"]["version"], doc["data"]["dataset"], float(doc["eps"]),
-               int(doc["data"]["n"]), tuple(doc.get("attacks", ())), doc)
+    return Run(
+        path,
+        doc["run"]["recipe"],
+        doc["artifact"]["version"],
+        doc["data"]["dataset"],
+        float(doc["eps"]),
+        int(doc["data"]["n"]),
+        tuple(doc.get("attacks", ())),
+        doc,
+    )
 
 
 def panels(runs: list[Run]) -> dict[tuple[str, float], list[Run]]:
@@ -117,8 +125,15 @@ def mode_point(model: str, mode: str, runs: list[Run], attack: str) -> dict[str,
     robust = [a for r in runs if (a := r.accuracy(mode, attack)) is not None]
     if not clean or len(clean) != len(robust):
         return None
-    point = {"label": f"{model}:{mode}", "model": model, "mode": mode, "runs": len(runs), "robust_attack": attack,
-             "n": sorted({r.n for r in runs}), "reports": [str(r.path) for r in runs]}
+    point = {
+        "label": f"{model}:{mode}",
+        "model": model,
+        "mode": mode,
+        "runs": len(runs),
+        "robust_attack": attack,
+        "n": sorted({r.n for r in runs}),
+        "reports": [str(r.path) for r in runs],
+    }
     for axis, values in (("clean", clean), ("robust", robust)):
         if len(values) == 1:
             point[axis], point[f"{axis}_ci95"] = values[0][0], list(values[0][1])
@@ -138,12 +153,22 @@ def mode_cost(runs: list[Run], mode: str) -> dict[str, Any]:
         cost = run.report.get("cost")
         if cost and mode in cost.get("modes", {}):
             row = cost["modes"][mode]
-            return {"parameters": row["parameters"], "onnx_bytes": row["onnx_bytes"],
-                    "latency_b1_ms": row["latency"]["1"]["request_ms"],
-                    "latency_b32_ms_per_image": row["latency"]["32"]["per_image_ms"],
-                    "deployment_bytes": cost["artifact_bytes"], "measured_on": cost["machine"]}
-    return {"parameters": None, "onnx_bytes": None, "latency_b1_ms": None, "latency_b32_ms_per_image": None,
-            "deployment_bytes": None, "measured_on": None}
+            return {
+                "parameters": row["parameters"],
+                "onnx_bytes": row["onnx_bytes"],
+                "latency_b1_ms": row["latency"]["1"]["request_ms"],
+                "latency_b32_ms_per_image": row["latency"]["32"]["per_image_ms"],
+                "deployment_bytes": cost["artifact_bytes"],
+                "measured_on": cost["machine"],
+            }
+    return {
+        "parameters": None,
+        "onnx_bytes": None,
+        "latency_b1_ms": None,
+        "latency_b32_ms_per_image": None,
+        "deployment_bytes": None,
+        "measured_on": None,
+    }
 
 
 def pareto(points: list[dict[str, Any]]) -> list[str]:
@@ -154,4 +179,8 @@ def pareto(points: list[dict[str, Any]]) -> list[str]:
 
 def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """``a`` is at least as accurate and as robust as ``b``, and better on one."""
-    return a["clean"] >= b["clean"] and a["robust"] >= b["robust"] and (a["clean"] > b["clean"] or a["robust"] > b["robust"])
+    return (
+        a["clean"] >= b["clean"]
+        and a["robust"] >= b["robust"]
+        and (a["clean"] > b["clean"] or a["robust"] > b["robust"])
+    )

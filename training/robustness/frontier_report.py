@@ -17,13 +17,20 @@ from typing import Any
 import matplotlib
 
 from dhat_serve.contract import MODES
-from training.robustness.frontier import (FrontierError, chosen, dominates, find_reports, mode_point, panels, pareto,
-                                          robust_attack)
+from training.robustness.frontier import (
+    FrontierError,
+    chosen,
+    dominates,
+    find_reports,
+    mode_point,
+    panels,
+    pareto,
+    robust_attack,
+)
 from training.robustness.settings import WORST_CASE
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen before pyplot is imported
-
+import matplotlib.pyplot as plt
 
 
 def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -45,13 +52,24 @@ def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, 
         models = sorted({p["model"] for p in points})
         seen |= set(models)
         deployments = [deployment([m], points) for m in models]
-        deployments += [deployment(list(split_pair(pair)), points) for pair in pairs
-                        if set(split_pair(pair)) <= set(models)]
-        out.append({"dataset": dataset, "eps": eps, "robust_attack": attack, "points": points, "front": front,
-                    "deployments": deployments})
+        deployments += [
+            deployment(list(split_pair(pair)), points) for pair in pairs if set(split_pair(pair)) <= set(models)
+        ]
+        out.append(
+            {
+                "dataset": dataset,
+                "eps": eps,
+                "robust_attack": attack,
+                "points": points,
+                "front": front,
+                "deployments": deployments,
+            }
+        )
     if missing := named - seen:
-        raise FrontierError(f"--pair names {', '.join(sorted(missing))}, which no report measures; models with "
-                            f"reports: {', '.join(sorted(seen))}")
+        raise FrontierError(
+            f"--pair names {', '.join(sorted(missing))}, which no report measures; models with "
+            f"reports: {', '.join(sorted(seen))}"
+        )
     return {"panels": out}
 
 
@@ -59,8 +77,9 @@ def split_pair(pair: str) -> tuple[str, str]:
     """``"A+B"`` -> ``("A", "B")``: the two models of a ``--pair``, or an error that shows how to write one."""
     parts = tuple(p.strip() for p in pair.split("+"))
     if len(parts) != 2 or not all(parts):
-        raise FrontierError(f"--pair {pair!r}: write two models joined by '+', e.g. fashion-mnist-cpu-natural+"
-                            "fashion-mnist-cpu-trades")
+        raise FrontierError(
+            f"--pair {pair!r}: write two models joined by '+', e.g. fashion-mnist-cpu-natural+fashion-mnist-cpu-trades"
+        )
     return parts  # type: ignore[return-value]
 
 
@@ -71,11 +90,24 @@ def deployment(models: list[str], points: list[dict[str, Any]]) -> dict[str, Any
     total = None if None in sizes.values() else sum(sizes.values())
     accurate = max(own, key=lambda p: (p["clean"], p["robust"]))
     robust = max(own, key=lambda p: (p["robust"], p["clean"]))
-    lat = (None if None in (accurate["latency_b1_ms"], robust["latency_b1_ms"])
-           else robust["latency_b1_ms"] - accurate["latency_b1_ms"])
-    return {"name": " + ".join(models), "models": models, "points": [p["label"] for p in own], "bytes": total,
-            "switch": {"from": accurate["label"], "to": robust["label"], "clean_points": 100 * (robust["clean"] - accurate["clean"]),
-                       "robust_points": 100 * (robust["robust"] - accurate["robust"]), "latency_b1_ms": lat}}
+    lat = (
+        None
+        if None in (accurate["latency_b1_ms"], robust["latency_b1_ms"])
+        else robust["latency_b1_ms"] - accurate["latency_b1_ms"]
+    )
+    return {
+        "name": " + ".join(models),
+        "models": models,
+        "points": [p["label"] for p in own],
+        "bytes": total,
+        "switch": {
+            "from": accurate["label"],
+            "to": robust["label"],
+            "clean_points": 100 * (robust["clean"] - accurate["clean"]),
+            "robust_points": 100 * (robust["robust"] - accurate["robust"]),
+            "latency_b1_ms": lat,
+        },
+    }
 
 
 def axis_name(attack: str) -> str:
@@ -85,27 +117,42 @@ def axis_name(attack: str) -> str:
 
 def markdown(doc: dict[str, Any]) -> str:
     """``frontier.md``: per panel, every point with its intervals, front membership and costs, then the deployments."""
-    lines = ["# Accuracy-robustness frontier", "",
-             "Each point is one model:mode (the mean over its training runs with an across-seed Student-t interval, "
-             "or one run's Wilson interval), scored by ONNX Runtime on the exported graphs. Front: no other point is "
-             "at least as accurate and as robust. Costs from the newest report that recorded them (ONNX Runtime "
-             "CPU provider; '-': the report predates cost recording).", ""]
+    lines = [
+        "# Accuracy-robustness frontier",
+        "",
+        "Each point is one model:mode (the mean over its training runs with an across-seed Student-t interval, "
+        "or one run's Wilson interval), scored by ONNX Runtime on the exported graphs. Front: no other point is "
+        "at least as accurate and as robust. Costs from the newest report that recorded them (ONNX Runtime "
+        "CPU provider; '-': the report predates cost recording).",
+        "",
+    ]
     for panel in doc["panels"]:
-        lines += [f"## {panel['dataset']}, L-inf eps = {panel['eps']:g}; robust axis: {axis_name(panel['robust_attack'])}",
-                  "", "| point | runs | n | clean % | robust % | on front | dominated by | parameters | ONNX bytes | "
-                  "batch 1 ms | batch 32 ms/image |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {panel['dataset']}, L-inf eps = {panel['eps']:g}; robust axis: {axis_name(panel['robust_attack'])}",
+            "",
+            "| point | runs | n | clean % | robust % | on front | dominated by | parameters | ONNX bytes | "
+            "batch 1 ms | batch 32 ms/image |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for p in panel["points"]:
-            lines.append(f"| {p['label']} | {p['runs']} | {'/'.join(map(str, p['n']))} | {cell(p, 'clean')} | "
-                         f"{cell(p, 'robust')} | {'yes' if p['on_front'] else 'no'} | {', '.join(p['dominated_by']) or '-'} | "
-                         f"{num(p['parameters'])} | {num(p['onnx_bytes'])} | {num(p['latency_b1_ms'], '.3f')} | "
-                         f"{num(p['latency_b32_ms_per_image'], '.3f')} |")
-        lines += ["", "| deployment | bytes (all graphs) | switch | clean points | robust points | batch-1 ms |",
-                  "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {p['label']} | {p['runs']} | {'/'.join(map(str, p['n']))} | {cell(p, 'clean')} | "
+                f"{cell(p, 'robust')} | {'yes' if p['on_front'] else 'no'} | {', '.join(p['dominated_by']) or '-'} | "
+                f"{num(p['parameters'])} | {num(p['onnx_bytes'])} | {num(p['latency_b1_ms'], '.3f')} | "
+                f"{num(p['latency_b32_ms_per_image'], '.3f')} |"
+            )
+        lines += [
+            "",
+            "| deployment | bytes (all graphs) | switch | clean points | robust points | batch-1 ms |",
+            "|---|---|---|---|---|---|",
+        ]
         for d in panel["deployments"]:
             s = d["switch"]
             step = "one point: no switch" if s["from"] == s["to"] else f"{s['from']} → {s['to']}"
-            lines.append(f"| {d['name']} | {num(d['bytes'])} | {step} | {s['clean_points']:+.2f} | {s['robust_points']:+.2f} | "
-                         f"{num(s['latency_b1_ms'], '+.3f')} |")
+            lines.append(
+                f"| {d['name']} | {num(d['bytes'])} | {step} | {s['clean_points']:+.2f} | {s['robust_points']:+.2f} | "
+                f"{num(s['latency_b1_ms'], '+.3f')} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -126,18 +173,34 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     """One panel per data set and eps: whiskers, the front as a dashed step, every point labelled."""
     count = len(doc["panels"])
     fig, axes = plt.subplots(1, count, figsize=(6.4 * count, 5.2), squeeze=False)
-    for ax, panel in zip(axes[0], doc["panels"]):
+    for ax, panel in zip(axes[0], doc["panels"], strict=True):
         for p in panel["points"]:
             x, y = 100 * p["robust"], 100 * p["clean"]
             xerr = [[x - 100 * p["robust_ci95"][0]], [100 * p["robust_ci95"][1] - x]] if p["robust_ci95"] else None
             yerr = [[y - 100 * p["clean_ci95"][0]], [100 * p["clean_ci95"][1] - y]] if p["clean_ci95"] else None
-            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o" if p["on_front"] else "s", ms=5, capsize=2,
-                        color="C3" if p["on_front"] else "C0", alpha=0.9)
+            ax.errorbar(
+                x,
+                y,
+                xerr=xerr,
+                yerr=yerr,
+                fmt="o" if p["on_front"] else "s",
+                ms=5,
+                capsize=2,
+                color="C3" if p["on_front"] else "C0",
+                alpha=0.9,
+            )
             ax.annotate(p["label"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         front = [p for label in panel["front"] for p in panel["points"] if p["label"] == label]
         if front:
-            ax.step([100 * p["robust"] for p in front], [100 * p["clean"] for p in front], "--", where="pre",
-                    color="C3", lw=1, label="Pareto front")
+            ax.step(
+                [100 * p["robust"] for p in front],
+                [100 * p["clean"] for p in front],
+                "--",
+                where="pre",
+                color="C3",
+                lw=1,
+                label="Pareto front",
+            )
             ax.legend(fontsize=7)
         ax.set_xlabel(f"robust accuracy, {axis_name(panel['robust_attack'])} (%)")
         ax.set_ylabel("clean accuracy (%)")

@@ -23,7 +23,6 @@ from dhat_serve.runtime import GraphSessions
 from training.robustness.stats import accuracy_with_ci
 
 
-
 def labels_by_mode(rt: GraphSessions, x: torch.Tensor) -> dict[str, np.ndarray]:
     """``{mode: (N,) predicted labels}`` for merged, main and second from one ``mode=all`` run per chunk."""
     outputs = rt.predict(ALL, x.detach().cpu().numpy())
@@ -44,8 +43,9 @@ def silent_errors(pred: dict[str, np.ndarray], yy: np.ndarray) -> dict[str, Any]
     return {"heads_agree": rate(wrong & heads), "all_agree": rate(wrong & heads & (pred[MERGED] == pred[MAIN]))}
 
 
-def head_disagreement(rt: GraphSessions, x: torch.Tensor, y: torch.Tensor,
-                      adversarial: dict[str, dict[str, torch.Tensor]]) -> dict[str, Any]:
+def head_disagreement(
+    rt: GraphSessions, x: torch.Tensor, y: torch.Tensor, adversarial: dict[str, dict[str, torch.Tensor]]
+) -> dict[str, Any]:
     """``{"clean": rate, "clean_evasion": ..., "attacks": {attack: {crafted_against: {"adversarial": rate,
     "detection": rate, "evasion": ..., "fooled": count}}}}``.
 
@@ -56,8 +56,11 @@ def head_disagreement(rt: GraphSessions, x: torch.Tensor, y: torch.Tensor,
     """
     yy = y.numpy()
     clean_pred = labels_by_mode(rt, x)
-    report: dict[str, Any] = {"clean": rate(clean_pred[MAIN] != clean_pred[SECOND]),
-                              "clean_evasion": silent_errors(clean_pred, yy), "attacks": {}}
+    report: dict[str, Any] = {
+        "clean": rate(clean_pred[MAIN] != clean_pred[SECOND]),
+        "clean_evasion": silent_errors(clean_pred, yy),
+        "attacks": {},
+    }
     for target, by_attack in adversarial.items():
         judged = MERGED if target == ALL else target
         for name, x_adv in by_attack.items():
@@ -67,7 +70,9 @@ def head_disagreement(rt: GraphSessions, x: torch.Tensor, y: torch.Tensor,
             fooled = (clean_pred[judged] == yy) & (pred[judged] != yy)
             disagree = pred[MAIN] != pred[SECOND]
             report["attacks"].setdefault(name, {})[target] = {
-                "adversarial": rate(disagree), "detection": rate(disagree[fooled]) if fooled.any() else None,
+                "adversarial": rate(disagree),
+                "detection": rate(disagree[fooled]) if fooled.any() else None,
                 "fooled": int(fooled.sum()),
-                "evasion": silent_errors(pred, yy)}
+                "evasion": silent_errors(pred, yy),
+            }
     return report

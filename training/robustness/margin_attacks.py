@@ -5,7 +5,8 @@ Three families, each ``NAME[K][xR]`` (K APGD steps, default 100; R runs, default
 - ``marginK[xR]``: untargeted on one mode alone, the C&W margin ``max_{j != y} z_j - z_y`` (the "untargeted
   margin / DLR attack on each mode" a reviewer asks for beside AutoAttack's cross-entropy and targeted DLR).
 - ``systemK[xR]``: untargeted on the three outputs together (merged, main, second), the sum of their margins each
-  clamped at ``KAPPA`` (a little above 0), so an output already fooled stops pulling (``joint``'s summed cross-entropy did not: the output
+  clamped at ``KAPPA`` (a little above 0), so an output already fooled stops pulling (``joint``'s summed cross-entropy
+  did not: the output
   furthest from the label dominated). Success level per iterate: 3 for a fooled ``merged``, 1 per fooled head.
 - ``evadeK[xR]``: the head-agreement monitor evaded, on the same losses (``training.robustness.evasion``).
 
@@ -52,6 +53,7 @@ def margin_config(name: str, eps: float) -> APGDConfig:
 
 def margin_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: APGDConfig) -> torch.Tensor:
     """Untargeted APGD on one output's margin: (N, C, H, W) -> adversarial, same shape."""
+
     def fn(xa: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = margin(model(xa), y[idx])
         return m, (m > TAU).long()
@@ -69,6 +71,7 @@ def system_rank(outputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.Ten
 
 def system_attack(system: AllOutputs, x: torch.Tensor, y: torch.Tensor, cfg: APGDConfig) -> torch.Tensor:
     """Untargeted APGD on the three outputs' margins, each clamped at 0 (module docstring)."""
+
     def fn(xa: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = system(xa)
         objective = sum(hinge(margin(o, y[idx]), KAPPA) for o in outputs)

@@ -1,7 +1,8 @@
 """Evidence across training runs: the same paired comparison on each seed's run, and its mean across seeds.
 
 A paired interval within one report covers the sampling of the test images, not the spread between training
-runs, which is larger (the committed ``fashion-mnist-cpu`` seeds: README). So a claim about DH-AT is made on the across-seed mean with a
+runs, which is larger (the committed ``fashion-mnist-cpu`` seeds: README). So a claim about DH-AT is made on the
+across-seed mean with a
 Student-t interval over the per-seed differences (each seed one independent training run, evaluated on the
 same test images), with the within-run intervals beside it. The verdict follows the across-seed interval
 whichever way it falls: "higher" / "lower" only when it excludes 0.
@@ -23,15 +24,29 @@ def t_interval(values: list[float], confidence: float = 0.95) -> dict[str, Any]:
     n = len(values)
     mean = sum(values) / n if n else 0.0
     if n < 2:
-        return {"mean": mean, "sd": None, "n": n, "ci95": None, "t_p": None,
-                "verdict": "one training run: no across-seed interval"}
+        return {
+            "mean": mean,
+            "sd": None,
+            "n": n,
+            "ci95": None,
+            "t_p": None,
+            "verdict": "one training run: no across-seed interval",
+        }
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     lo, hi = mean - half, mean + half
     p = float(2 * st.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)) if sd > 0 else (1.0 if mean == 0 else 0.0)
     verdict = "higher" if lo > 0 else "lower" if hi < 0 else "no significant difference"
-    return {"mean": mean, "sd": sd, "n": n, "ci95": [lo, hi], "t_p": p, "verdict": verdict,
-            "power_at_mean": t_power(mean, sd, n), "seeds_for_80pct_power": seeds_for_power(mean, sd)}
+    return {
+        "mean": mean,
+        "sd": sd,
+        "n": n,
+        "ci95": [lo, hi],
+        "t_p": p,
+        "verdict": verdict,
+        "power_at_mean": t_power(mean, sd, n),
+        "seeds_for_80pct_power": seeds_for_power(mean, sd),
+    }
 
 
 def t_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float | None:
@@ -50,10 +65,13 @@ def seeds_for_power(effect: float, sd: float, target: float = 0.8, most: int = 1
     return next((n for n in range(2, most + 1) if (t_power(effect, sd, n) or 0) >= target), None)
 
 
-def per_seed(reports: dict[int, tuple[dict[str, Any], dict[str, Any]]], mode_a: str, mode_b: str,
-             attack: str) -> dict[str, Any]:
+def per_seed(
+    reports: dict[int, tuple[dict[str, Any], dict[str, Any]]], mode_a: str, mode_b: str, attack: str
+) -> dict[str, Any]:
     """``reports[seed] = (report_a, report_b)``: each seed's paired difference of (a, mode_a) - (b, mode_b) under
     ``attack`` on the same images (Newcombe's interval, McNemar), and the across-seed ``t_interval`` of them."""
     rows = {seed: compare(a, mode_a, b, mode_b, attack) for seed, (a, b) in sorted(reports.items())}
-    return {"per_seed": {str(s): r for s, r in rows.items()},
-            "across_seeds": t_interval([r["difference"] for r in rows.values()])}
+    return {
+        "per_seed": {str(s): r for s, r in rows.items()},
+        "across_seeds": t_interval([r["difference"] for r in rows.values()]),
+    }

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dhat_serve.contract import MERGED, parse_mode
+from training.robustness.adaptive import is_system_attack
+from training.robustness.suite import SQUARE_QUERIES, STRONG_PRESET, expand_attacks, parse_attack
 
 ATTACK_PRECISIONS = ("fp32", "tf32")
 PRIMARY_COMPARISONS = ("merged-main", "merged-second")
-from training.robustness.adaptive import is_system_attack
-from training.robustness.suite import SQUARE_QUERIES, STRONG_PRESET, expand_attacks, parse_attack
 
 WORST_CASE = "worst-case"
 """Each mode's per-image worst case over every attack of the report (clean when it was asked for, as the strong
@@ -29,7 +29,8 @@ class EvaluationError(RuntimeError):
 class EvalSettings:
     """What ``dhat eval`` was asked for; checked here, where the CLI's values enter.
 
-    ``modes`` None is every mode the artifact has; ``n`` None is the whole test split; ``device`` None is CUDA when torch sees one, else CPU.
+    ``modes`` None is every mode the artifact has; ``n`` None is the whole test split; ``device`` None is CUDA when
+    torch sees one, else CPU.
     ``attack_precision`` "tf32" lets CUDA craft the adversarial examples with TF32 convolutions and matmuls
     (PyTorch's own default for cuDNN convolutions, several times faster on Ampere and later); the twin check and
     every score stay exact fp32, so only how the examples were found changes, never how they are counted.
@@ -59,9 +60,11 @@ class EvalSettings:
             name, _, attack = self.primary.partition("@")
             allowed = (*expand_attacks(self.attacks, dual=True), WORST_CASE)
             if name not in PRIMARY_COMPARISONS or attack not in allowed:
-                raise ValueError(f"--primary {self.primary!r}: use COMPARISON@ATTACK with a comparison of "
-                                 f"{', '.join(PRIMARY_COMPARISONS)} and one of the attacks asked for or {WORST_CASE} "
-                                 f"({', '.join(self.attacks)}), e.g. merged-main@{WORST_CASE}")
+                raise ValueError(
+                    f"--primary {self.primary!r}: use COMPARISON@ATTACK with a comparison of "
+                    f"{', '.join(PRIMARY_COMPARISONS)} and one of the attacks asked for or {WORST_CASE} "
+                    f"({', '.join(self.attacks)}), e.g. merged-main@{WORST_CASE}"
+                )
         if self.agree_targets is not None and self.agree_targets < 1:
             raise ValueError(f"--agree-targets must be >= 1, got {self.agree_targets}")
         for a in self.attacks:
@@ -84,12 +87,17 @@ def for_artifact(settings: EvalSettings, graphs: tuple[str, ...]) -> EvalSetting
     attacks = expand_attacks(settings.attacks, dual=MERGED in graphs)
     missing = [m for m in modes if m not in graphs]
     if missing:
-        raise EvaluationError(f"--modes {','.join(missing)}: this artifact has only {', '.join(graphs)} (a single-head "
-                              f"model: its second head and merger were never trained); use --modes {','.join(graphs)}")
+        raise EvaluationError(
+            f"--modes {','.join(missing)}: this artifact has only {', '.join(graphs)} (a single-head "
+            f"model: its second head and merger were never trained); use --modes {','.join(graphs)}"
+        )
     system = [a for a in attacks if is_system_attack(a)]
     if system and MERGED not in graphs:
-        raise EvaluationError(f"--attacks {','.join(system)} attack the dual head's three outputs together; this "
-                              f"artifact has only {', '.join(graphs)}")
+        raise EvaluationError(
+            f"--attacks {','.join(system)} attack the dual head's three outputs together; this "
+            f"artifact has only {', '.join(graphs)}"
+        )
     sanity = STRONG_PRESET in settings.attacks if settings.sanity is None else settings.sanity
-    return replace(settings, modes=tuple(modes), attacks=attacks, transfer=settings.transfer and len(modes) > 1,
-                   sanity=sanity)
+    return replace(
+        settings, modes=tuple(modes), attacks=attacks, transfer=settings.transfer and len(modes) > 1, sanity=sanity
+    )

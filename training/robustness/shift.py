@@ -51,8 +51,9 @@ def corruptions() -> list[tuple[str, int]]:
     return [(name, s) for name in SEVERITIES for s in range(1, len(SEVERITIES[name]) + 1)]
 
 
-def shifted_traffic(rt: GraphSessions, x: torch.Tensor, y: torch.Tensor, modes: tuple[str, ...],
-                    seed: int) -> list[dict[str, Any]]:
+def shifted_traffic(
+    rt: GraphSessions, x: torch.Tensor, y: torch.Tensor, modes: tuple[str, ...], seed: int
+) -> list[dict[str, Any]]:
     """Per corruption and severity: each mode's graph accuracy (95 % interval) and, for a dual-head artifact,
     the rate at which main and second disagree (one ``mode=all`` run), beside what the clean images give."""
     yy = y.numpy()
@@ -63,9 +64,12 @@ def shifted_traffic(rt: GraphSessions, x: torch.Tensor, y: torch.Tensor, modes: 
             pred = labels_by_mode(rt, xs)
         else:
             pred = {m: rt.predict(m, xs.numpy())[LOGITS].argmax(1) for m in modes}
-        row: dict[str, Any] = {"corruption": name, "severity": severity,
-                               "level": SEVERITIES[name][severity - 1] if severity else None,
-                               "accuracy": {m: _acc(pred[m] == yy) for m in modes}}
+        row: dict[str, Any] = {
+            "corruption": name,
+            "severity": severity,
+            "level": SEVERITIES[name][severity - 1] if severity else None,
+            "accuracy": {m: _acc(pred[m] == yy) for m in modes},
+        }
         if SECOND in pred and MAIN in pred:
             row["disagreement"] = rate(pred[MAIN] != pred[SECOND])
         rows.append(row)

@@ -89,7 +89,7 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def verdict_of(difference: float, ci: list[float], p: float) -> str:
-    """"higher" / "lower" only when the interval excludes 0 and ``p`` (raw or adjusted) is below 0.05."""
+    """ "higher" / "lower" only when the interval excludes 0 and ``p`` (raw or adjusted) is below 0.05."""
     if p < 0.05 and (ci[0] > 0 or ci[1] < 0):
         return "higher" if difference > 0 else "lower"
     return "no significant difference"
@@ -110,19 +110,30 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     diff = (only_a - only_b) / n if n else 0.0
     lo, hi = paired_interval(both, only_a, only_b, n - both - only_a - only_b)
     p = mcnemar_exact(only_a, only_b)
-    return {"difference": diff, "ci95": [lo, hi], "interval": "newcombe-hybrid-score", "mcnemar_p": p,
-            "only_first_correct": only_a, "only_second_correct": only_b, "n": n,
-            "verdict": verdict_of(diff, [lo, hi], p)}
+    return {
+        "difference": diff,
+        "ci95": [lo, hi],
+        "interval": "newcombe-hybrid-score",
+        "mcnemar_p": p,
+        "only_first_correct": only_a,
+        "only_second_correct": only_b,
+        "n": n,
+        "verdict": verdict_of(diff, [lo, hi], p),
+    }
 
 
-def adjust_secondaries(comparisons: list[dict[str, Any]], primary: dict[str, Any] | None,
-                       p_key: str = "mcnemar_p", estimate: str = "difference") -> None:
+def adjust_secondaries(
+    comparisons: list[dict[str, Any]],
+    primary: dict[str, Any] | None,
+    p_key: str = "mcnemar_p",
+    estimate: str = "difference",
+) -> None:
     """Mark ``primary`` (the comparison named before the data were seen) as such, and every other one as
     secondary with its Holm-adjusted p (over the secondaries) and a verdict on that adjusted p. In place.
     ``p_key`` / ``estimate`` name the p-value and the effect (McNemar's and the paired difference within a run;
     the t-test's and the mean across seeds)."""
     secondary = [c for c in comparisons if c is not primary and c.get(p_key) is not None]
-    for c, adjusted in zip(secondary, holm([c[p_key] for c in secondary])):
+    for c, adjusted in zip(secondary, holm([c[p_key] for c in secondary]), strict=True):
         c.update(role="secondary", holm_p=adjusted, verdict=verdict_of(c[estimate], c["ci95"], adjusted))
     if primary is not None:
         primary.update(role="primary", holm_p=primary[p_key])

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
-from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -35,8 +35,20 @@ FIXED = ("clean", "apgd-ce", "apgd-dlr", "apgd-dlr-t", "autoattack", "square")
 PGD_NAME = re.compile(r"^pgd(\d+)(?:x(\d+))?(?:@([0-9.]+(?:/[0-9.]+)?))?$")
 WHITE_BOX = ("pgd", "apgd-ce", "apgd-dlr", "apgd-dlr-t", "autoattack")
 STRONG_PRESET = "strong"
-STRONG = ("clean", "pgd20", "autoattack", "apgd-dlr", "margin20", "margin100", "margin500", "margin100x3",
-          "margin100x5", "system100x3", "evade100", "square")
+STRONG = (
+    "clean",
+    "pgd20",
+    "autoattack",
+    "apgd-dlr",
+    "margin20",
+    "margin100",
+    "margin500",
+    "margin100x3",
+    "margin100x5",
+    "system100x3",
+    "evade100",
+    "square",
+)
 """``--attacks strong`` (issue 35): AutoAttack's standard version (APGD-CE, APGD-T, FAB-T, Square on the twin),
 APGD-DLR untargeted, the margin attack on each mode at 20 / 100 / 500 steps and 1 / 3 / 5 runs (the convergence
 ladder, ``CONVERGENCE``), the system attacks on the three outputs (dual-head artifacts only), Square's 5,000 queries
@@ -51,9 +63,11 @@ def parse_attack(name: str) -> str:
     """``name`` if it names an evaluation attack, else a ``ValueError`` listing the valid names."""
     if name in FIXED or PGD_NAME.match(name) or is_system_attack(name) or is_margin_attack(name):
         return name
-    raise ValueError(f"unknown attack {name!r}; valid: {STRONG_PRESET} (the whole suite), {', '.join(FIXED)}, pgdK, "
-                     "pgdKxR or pgdKxR@STEP (e.g. pgd20, pgd100x5, pgd100x5@1/255), marginK[xR], systemK[xR], "
-                     "evadeK[xR], joint[K], agree[K]")
+    raise ValueError(
+        f"unknown attack {name!r}; valid: {STRONG_PRESET} (the whole suite), {', '.join(FIXED)}, pgdK, "
+        "pgdKxR or pgdKxR@STEP (e.g. pgd20, pgd100x5, pgd100x5@1/255), marginK[xR], systemK[xR], "
+        "evadeK[xR], joint[K], agree[K]"
+    )
 
 
 def expand_attacks(names: tuple[str, ...], dual: bool) -> tuple[str, ...]:
@@ -61,7 +75,7 @@ def expand_attacks(names: tuple[str, ...], dual: bool) -> tuple[str, ...]:
     artifact), duplicates dropped, order kept, ``clean`` first."""
     out: list[str] = []
     for name in names:
-        for a in (STRONG if name == STRONG_PRESET else (name,)):
+        for a in STRONG if name == STRONG_PRESET else (name,):
             if a not in out and (dual or name != STRONG_PRESET or not is_system_attack(a)):
                 out.append(a)
     return tuple(sorted(out, key=lambda a: a != "clean"))
@@ -109,8 +123,9 @@ class AttackContext:
     agree_targets: int | None = None  # None: min(9, classes - 1), as APGD-T
 
 
-def run_attack(name: str, twin: nn.Module, rt: GraphSessions, mode: str, x: torch.Tensor, y: torch.Tensor,
-               ctx: AttackContext) -> torch.Tensor:
+def run_attack(
+    name: str, twin: nn.Module, rt: GraphSessions, mode: str, x: torch.Tensor, y: torch.Tensor, ctx: AttackContext
+) -> torch.Tensor:
     """Adversarial versions of (N, C, H, W) ``x`` for attack ``name`` on ``mode``; ``twin`` is in eval mode.
 
     White-box attacks differentiate ``twin`` (for a system attack, ``AllOutputs`` of the net, and ``mode`` is
@@ -136,9 +151,18 @@ def run_attack(name: str, twin: nn.Module, rt: GraphSessions, mode: str, x: torc
     if name == "square":
         from pyautoattack.square import SquareAttack
 
-        attack = SquareAttack(graph_predict(rt, mode), norm="Linf", n_queries=ctx.square_queries, eps=ctx.eps,
-                              p_init=0.8, n_restarts=1, seed=ctx.seed, verbose=False, device=ctx.device,
-                              resc_schedule=ctx.square_queries < SQUARE_QUERIES)
+        attack = SquareAttack(
+            graph_predict(rt, mode),
+            norm="Linf",
+            n_queries=ctx.square_queries,
+            eps=ctx.eps,
+            p_init=0.8,
+            n_restarts=1,
+            seed=ctx.seed,
+            verbose=False,
+            device=ctx.device,
+            resc_schedule=ctx.square_queries < SQUARE_QUERIES,
+        )
         return attack.perturb(x, y)
     from pyautoattack import AutoAttack
 
@@ -147,8 +171,9 @@ def run_attack(name: str, twin: nn.Module, rt: GraphSessions, mode: str, x: torc
             aa = AutoAttack(twin, device=ctx.device, eps=ctx.eps, norm="Linf", seed=ctx.seed, version="standard")
         else:
             which = {"apgd-ce": "apgd-ce", "apgd-dlr": "apgd-dlr", "apgd-dlr-t": "apgd-t"}[name]
-            aa = AutoAttack(twin, attacks=[which], device=ctx.device, eps=ctx.eps, norm="Linf", seed=ctx.seed,
-                            version="custom")
+            aa = AutoAttack(
+                twin, attacks=[which], device=ctx.device, eps=ctx.eps, norm="Linf", seed=ctx.seed, version="custom"
+            )
             aa.apgd.n_restarts = 1  # as in the standard AutoAttack ensemble
             if which == "apgd-t":
                 aa.apgd_targeted.n_target_classes = min(9, int(twin(x[:1]).shape[1]) - 1)

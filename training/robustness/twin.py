@@ -36,8 +36,10 @@ def load_twin(run_dir: Path, manifest: Manifest) -> tuple[torch.nn.Module, Path]
         raise EvaluationError(f"{run_dir}: no final checkpoint at {ckpt}; is this the run the artifact came from?")
     expected = manifest.provenance.get("checkpoint_sha256")
     if expected and sha256_file(weights) != expected:
-        raise EvaluationError(f"the run's weights ({weights}) do not match the graph: the manifest was exported "
-                              "from a checkpoint with another sha256; pass the --run the artifact came from")
+        raise EvaluationError(
+            f"the run's weights ({weights}) do not match the graph: the manifest was exported "
+            "from a checkpoint with another sha256; pass the --run the artifact came from"
+        )
     net, _, _ = load_checkpoint(ckpt)
     return net.eval(), ckpt
 
@@ -58,6 +60,8 @@ def check_twin(twin: torch.nn.Module, rt: ModelRuntime, mode: str, x: torch.Tens
     """Max |twin - graph| logit difference on clean ``x``; refuse to attack a twin that is not the graph."""
     diff = float(np.abs(twin_logits(twin, x) - graph_logits(rt, mode, x)).max())
     if diff > tolerance:
-        raise EvaluationError(f"mode {mode}: the PyTorch twin differs from {rt.manifest.modes[mode].file} by "
-                              f"{diff:.3g} on clean data (> {tolerance:g}); refusing to evaluate")
+        raise EvaluationError(
+            f"mode {mode}: the PyTorch twin differs from {rt.manifest.modes[mode].file} by "
+            f"{diff:.3g} on clean data (> {tolerance:g}); refusing to evaluate"
+        )
     return diff

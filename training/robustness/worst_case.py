@@ -63,13 +63,17 @@ def convergence(results: dict[str, Any], n: int) -> tuple[dict[str, Any], list[s
     for mode, row in results.items():
         for ladder, rungs in ladders(list(row["attacks"])).items():
             ran = [(a, row["attacks"][a]) for a in rungs]
-            table.setdefault(mode, {})[ladder] = [{"attack": a, "graph": r["graph"], "ci95": r["graph_ci95"]} for a, r in ran]
+            table.setdefault(mode, {})[ladder] = [
+                {"attack": a, "graph": r["graph"], "ci95": r["graph_ci95"]} for a, r in ran
+            ]
             (prev_name, prev), (last_name, last) = ran[-2], ran[-1]
             drop = prev["graph"] - last["graph"]
             if drop > TOLERANCE and round(drop * n) > 1:
-                warnings.append(f"{mode}: not converged in {ladder}: {last_name} is {100 * drop:.2f} points below "
-                                f"{prev_name} ({100 * last['graph']:.2f}% vs {100 * prev['graph']:.2f}%); more "
-                                f"{ladder} may lower it further, so the worst case may overstate robustness")
+                warnings.append(
+                    f"{mode}: not converged in {ladder}: {last_name} is {100 * drop:.2f} points below "
+                    f"{prev_name} ({100 * last['graph']:.2f}% vs {100 * prev['graph']:.2f}%); more "
+                    f"{ladder} may lower it further, so the worst case may overstate robustness"
+                )
     return table, warnings
 
 
@@ -79,10 +83,17 @@ def sanity_rows(results: dict[str, Any], correct: dict[str, np.ndarray]) -> tupl
     warnings: list[str] = []
     for mode, vec in correct.items():
         acc = accuracy_with_ci(vec)
-        rows[mode] = {"attack": SANITY_ATTACK, "eps": SANITY_EPS, "graph": acc["accuracy"], "ci95": acc["ci95"],
-                      "n": acc["n"]}
+        rows[mode] = {
+            "attack": SANITY_ATTACK,
+            "eps": SANITY_EPS,
+            "graph": acc["accuracy"],
+            "ci95": acc["ci95"],
+            "n": acc["n"],
+        }
         if acc["accuracy"] > 0:
-            warnings.append(f"{mode}: {SANITY_ATTACK} at eps = {SANITY_EPS:g} leaves {100 * acc['accuracy']:.2f}% "
-                            f"({int(vec.sum())} of {vec.size} images) where any image is reachable: the attack is "
-                            "failing there (gradient masking?), so its numbers at the real eps are suspect")
+            warnings.append(
+                f"{mode}: {SANITY_ATTACK} at eps = {SANITY_EPS:g} leaves {100 * acc['accuracy']:.2f}% "
+                f"({int(vec.sum())} of {vec.size} images) where any image is reachable: the attack is "
+                "failing there (gradient masking?), so its numbers at the real eps are suspect"
+            )
     return rows, warnings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dhat_serve.http.answers import check_top_k, classify_answer, predict_answer
 from dhat_serve.errors import BadRequest
+from dhat_serve.http.answers import check_top_k, classify_answer, predict_answer
 
 ARTIFACT = {"name": "t", "version": "v"}
 NAMES = [str(i) for i in range(3)]

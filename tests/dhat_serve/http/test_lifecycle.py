@@ -51,6 +51,7 @@ async def _burst(url: str, n: int, concurrency: int, x: np.ndarray) -> list[tupl
     results: list[tuple[int | str, dict, float]] = []
     counts = [n // concurrency + (1 if i < n % concurrency else 0) for i in range(concurrency)]
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
         async def one_client(k: int) -> None:
             for _ in range(k):
                 try:
@@ -58,6 +59,7 @@ async def _burst(url: str, n: int, concurrency: int, x: np.ndarray) -> list[tupl
                     results.append((r.status_code, dict(r.headers), time.time()))
                 except httpx.HTTPError as exc:
                     results.append((type(exc).__name__, {}, time.time()))
+
         await asyncio.gather(*(one_client(k) for k in counts if k))
     return results
 
@@ -65,8 +67,9 @@ async def _burst(url: str, n: int, concurrency: int, x: np.ndarray) -> list[tupl
 @pytest.fixture(scope="module")
 def small_image_server(artifact, tmp_path_factory):
     """One server for every bomb size (a server start is the expensive part, not the request)."""
-    with serving(artifact, tmp_path_factory.mktemp("bomb") / "server.log", DHAT_PROVIDER="cpu",
-                 DHAT_MAX_IMAGE_PIXELS="20000") as srv:
+    with serving(
+        artifact, tmp_path_factory.mktemp("bomb") / "server.log", DHAT_PROVIDER="cpu", DHAT_MAX_IMAGE_PIXELS="20000"
+    ) as srv:
         yield srv
 
 
@@ -87,7 +90,9 @@ def test_overload_is_only_200_429_503_and_the_server_recovers(artifact, tmp_path
         results = asyncio.run(_burst(srv.url, 1500, 300, x))
         codes = [c for c, _, _ in results]
         assert set(codes) <= {200, 429, 503}, sorted(set(map(str, codes)))
-        assert codes.count(200) > 0 and (codes.count(429) + codes.count(503)) > 0, {c: codes.count(c) for c in set(codes)}
+        assert codes.count(200) > 0 and (codes.count(429) + codes.count(503)) > 0, {
+            c: codes.count(c) for c in set(codes)
+        }
         assert all(h.get("retry-after") == "1" for c, h, _ in results if c in (429, 503))
         r = httpx.post(f"{srv.url}/predict", json={"inputs": x[:1].tolist(), "mode": "main"}, timeout=30)
         assert r.status_code == 200, r.text
@@ -103,10 +108,15 @@ def test_overload_is_only_200_429_503_and_the_server_recovers(artifact, tmp_path
 def test_a_request_past_its_deadline_gets_504(artifact, tmp_path):
     srv = _start(artifact, tmp_path, DHAT_TIMEOUT_S="0.000001")
     try:
-        r = httpx.post(f"{srv.url}/predict", json={"inputs": np.zeros((1, 1, 8, 8)).tolist(), "mode": "main"}, timeout=30)
+        r = httpx.post(
+            f"{srv.url}/predict", json={"inputs": np.zeros((1, 1, 8, 8)).tolist(), "mode": "main"}, timeout=30
+        )
         assert r.status_code == 504 and "deadline" in r.json()["error"]
-        r = httpx.post(f"{srv.url}/v2/models/main/infer", timeout=30, json={
-            "inputs": [{"name": "images", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.0] * 64}]})
+        r = httpx.post(
+            f"{srv.url}/v2/models/main/infer",
+            timeout=30,
+            json={"inputs": [{"name": "images", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.0] * 64}]},
+        )
         assert r.status_code == 504 and "deadline" in r.json()["error"]
     finally:
         srv.stop()
@@ -117,8 +127,9 @@ def test_a_request_past_its_deadline_gets_504(artifact, tmp_path):
 def test_sigterm_drains_every_request_sent_before_it(artifact, tmp_path, group):
     # 400 requests of 64 images each keep the server busy for seconds; SIGTERM 0.2 s after they were sent,
     # to the server's main process (docker stop, Kubernetes) or to its whole process group
-    srv = _start(artifact, tmp_path, DHAT_BATCH_SIZE="64", DHAT_QUEUE_SIZE="1000", DHAT_GRACE_S="60",
-                 DHAT_DRAIN_DELAY_S="2")
+    srv = _start(
+        artifact, tmp_path, DHAT_BATCH_SIZE="64", DHAT_QUEUE_SIZE="1000", DHAT_GRACE_S="60", DHAT_DRAIN_DELAY_S="2"
+    )
     x = np.random.default_rng(1).random((64, 1, 8, 8), dtype=np.float32)
 
     async def scenario():
@@ -132,7 +143,9 @@ def test_sigterm_drains_every_request_sent_before_it(artifact, tmp_path, group):
         results, signalled = asyncio.run(scenario())
         codes = [c for c, _, _ in results]
         assert codes == [200] * 400, {str(c): codes.count(c) for c in set(codes)}
-        assert sum(1 for _, _, t in results if t > signalled) > 0, "nothing was in flight at SIGTERM; the test proves nothing"
+        assert sum(1 for _, _, t in results if t > signalled) > 0, (
+            "nothing was in flight at SIGTERM; the test proves nothing"
+        )
         assert srv.proc.wait(timeout=60) is not None
         assert "SIGTERM: drained after" in srv.log.read_text()
     finally:

@@ -25,8 +25,14 @@ from tests.helpers.server import Server, serving
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, symmetric_artifact):
     _, artifact = symmetric_artifact
-    with serving(artifact, tmp_path_factory.mktemp("grpc") / "server.log", grpc=True, DHAT_PROVIDER="cpu",
-                 DHAT_MAX_BATCH="16", DHAT_MAX_REQUEST_BYTES="200000") as srv:
+    with serving(
+        artifact,
+        tmp_path_factory.mktemp("grpc") / "server.log",
+        grpc=True,
+        DHAT_PROVIDER="cpu",
+        DHAT_MAX_BATCH="16",
+        DHAT_MAX_REQUEST_BYTES="200000",
+    ) as srv:
         yield srv, artifact
 
 
@@ -86,16 +92,29 @@ def test_metadata_config_and_statistics_in_tritons_schema(server, client):
     assert [s["name"] for s in every] == list(MODELS) and "inference_stats" in every[1]
 
 
-@pytest.mark.parametrize("name, call, code, message", [
-    ("unknown model", lambda c: _grpc_infer(c, "nope", _images(1)), "NOT_FOUND", "unknown model 'nope'"),
-    ("bad version", lambda c: _grpc_infer(c, "main", _images(1), model_version="9"), "NOT_FOUND", "no version '9'"),
-    ("wrong shape", lambda c: _grpc_infer(c, "main", np.zeros((1, 3, 8, 8), np.float32)), "INVALID_ARGUMENT", "shape"),
-    ("out of range", lambda c: _grpc_infer(c, "main", np.full((1, 1, 8, 8), 2, np.float32)), "INVALID_ARGUMENT", "[0, 1]"),
-    ("over max batch", lambda c: _grpc_infer(c, "main", _images(17)), "INVALID_ARGUMENT", "16"),
-    ("priority", lambda c: _grpc_infer(c, "main", _images(1), priority=3), "INVALID_ARGUMENT", "priority"),
-    ("too large", lambda c: _grpc_infer(c, "main", _images(1000)), "RESOURCE_EXHAUSTED", ""),
-    ("own timeout", lambda c: _grpc_infer(c, "main", _images(1), timeout=1), "DEADLINE_EXCEEDED", "deadline"),
-])
+@pytest.mark.parametrize(
+    "name, call, code, message",
+    [
+        ("unknown model", lambda c: _grpc_infer(c, "nope", _images(1)), "NOT_FOUND", "unknown model 'nope'"),
+        ("bad version", lambda c: _grpc_infer(c, "main", _images(1), model_version="9"), "NOT_FOUND", "no version '9'"),
+        (
+            "wrong shape",
+            lambda c: _grpc_infer(c, "main", np.zeros((1, 3, 8, 8), np.float32)),
+            "INVALID_ARGUMENT",
+            "shape",
+        ),
+        (
+            "out of range",
+            lambda c: _grpc_infer(c, "main", np.full((1, 1, 8, 8), 2, np.float32)),
+            "INVALID_ARGUMENT",
+            "[0, 1]",
+        ),
+        ("over max batch", lambda c: _grpc_infer(c, "main", _images(17)), "INVALID_ARGUMENT", "16"),
+        ("priority", lambda c: _grpc_infer(c, "main", _images(1), priority=3), "INVALID_ARGUMENT", "priority"),
+        ("too large", lambda c: _grpc_infer(c, "main", _images(1000)), "RESOURCE_EXHAUSTED", ""),
+        ("own timeout", lambda c: _grpc_infer(c, "main", _images(1), timeout=1), "DEADLINE_EXCEEDED", "deadline"),
+    ],
+)
 def test_refusals_carry_their_grpc_status(server, client, name, call, code, message):
     err = _error(lambda: call(client))
     assert err.status() == f"StatusCode.{code}", (name, err)
@@ -130,8 +149,14 @@ def test_metrics_count_every_protocol_and_head_disagreement(server, client):
     _grpc_infer(client, "merged", _images(5, seed=7))
     httpx.post(f"{srv.url}/predict", json={"inputs": _images(2).tolist(), "mode": "merged"}, timeout=10)
     text = httpx.get(f"{srv.url}/metrics", timeout=10).text
-    for needle in ('endpoint="oip_grpc"', 'endpoint="predict"', "dhat_heads_disagree_total", "dhat_images_total",
-                   "dhat_queue_depth", "dhat_requests_in_flight"):
+    for needle in (
+        'endpoint="oip_grpc"',
+        'endpoint="predict"',
+        "dhat_heads_disagree_total",
+        "dhat_images_total",
+        "dhat_queue_depth",
+        "dhat_requests_in_flight",
+    ):
         assert needle in text, needle
     stats = client.get_inference_statistics("merged", as_json=True)["model_stats"][0]
     http_stats = httpx.get(f"{srv.url}/v2/models/merged/stats", timeout=10).json()["model_stats"][0]
@@ -154,8 +179,14 @@ def test_sigterm_turns_readiness_503_at_once_serves_through_the_delay_then_drain
     """A rolling update: readiness 503 within 1 s of SIGTERM (HTTP and gRPC), liveness 200, requests sent
     during DHAT_DRAIN_DELAY_S answered, every accepted gRPC request answered, then no new ones, exit 0."""
     _, artifact = symmetric_artifact
-    srv = Server(artifact, tmp_path / "server.log", grpc=True, DHAT_PROVIDER="cpu", DHAT_DRAIN_DELAY_S="6",
-                 DHAT_INTRA_OP_THREADS="1")
+    srv = Server(
+        artifact,
+        tmp_path / "server.log",
+        grpc=True,
+        DHAT_PROVIDER="cpu",
+        DHAT_DRAIN_DELAY_S="6",
+        DHAT_INTRA_OP_THREADS="1",
+    )
     try:
         srv.wait_ready()
         client = tgrpc.InferenceServerClient(url=srv.grpc_url)
@@ -194,16 +225,19 @@ def test_sigterm_turns_readiness_503_at_once_serves_through_the_delay_then_drain
         srv.stop()
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda r: setattr(r.inputs[0], "name", "x"), "exactly one input 'images', got ['x']"),
-    (lambda r: setattr(r.inputs[0], "datatype", "INT8"), "must be FP32, got 'INT8'"),
-    (lambda r: setattr(r.inputs[0], "datatype", "NOPE"), "datatype 'NOPE' is not supported"),
-    (lambda r: r.inputs[0].shape.__setitem__(0, -2), "non-negative"),
-    (lambda r: r.inputs[0].shape.__setitem__(0, 10 ** 15), "needs"),
-    (lambda r: r.raw_input_contents.append(b"\0" * 8), "2 entries for 1 input"),
-    (lambda r: r.raw_input_contents.__setitem__(0, b"\0" * 7), "holds 7"),
-    (lambda r: r.inputs.add(name="images", datatype="FP32", shape=[1]), "exactly one input"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: setattr(r.inputs[0], "name", "x"), "exactly one input 'images', got ['x']"),
+        (lambda r: setattr(r.inputs[0], "datatype", "INT8"), "must be FP32, got 'INT8'"),
+        (lambda r: setattr(r.inputs[0], "datatype", "NOPE"), "datatype 'NOPE' is not supported"),
+        (lambda r: r.inputs[0].shape.__setitem__(0, -2), "non-negative"),
+        (lambda r: r.inputs[0].shape.__setitem__(0, 10**15), "needs"),
+        (lambda r: r.raw_input_contents.append(b"\0" * 8), "2 entries for 1 input"),
+        (lambda r: r.raw_input_contents.__setitem__(0, b"\0" * 7), "holds 7"),
+        (lambda r: r.inputs.add(name="images", datatype="FP32", shape=[1]), "exactly one input"),
+    ],
+)
 def test_hostile_grpc_tensors_are_invalid_argument_with_a_message(mutate, message):
     """In process: every malformed ModelInferRequest tensor is a BadRequest (INVALID_ARGUMENT), never a crash."""
     from tritonclient.grpc import service_pb2 as pb

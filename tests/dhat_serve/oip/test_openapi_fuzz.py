@@ -18,7 +18,6 @@ import pytest
 
 from tests.helpers.server import Server, serving
 
-
 pytestmark = pytest.mark.slow  # fuzzing: the full tier
 
 
@@ -31,9 +30,23 @@ def server(tmp_path_factory, symmetric_artifact):
 
 def schemathesis(schema_url: str, *args: str) -> str:
     cli = Path(sys.executable).parent / "schemathesis"
-    result = subprocess.run([str(cli), "run", schema_url, "--checks", "not_a_server_error", "--request-timeout", "30",
-                             "--generation-deterministic", "--no-color", *args],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(cli),
+            "run",
+            schema_url,
+            "--checks",
+            "not_a_server_error",
+            "--request-timeout",
+            "30",
+            "--generation-deterministic",
+            "--no-color",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "failures" not in output, output[-3000:]
@@ -48,8 +61,9 @@ def still_answers(srv: Server) -> None:
 
 
 def test_fuzzing_classify_and_predict_finds_no_server_error(server):
-    output = schemathesis(f"{server.url}/docs.json", "--max-examples", "40", "--include-path-regex",
-                          "^/(classify|predict)$")
+    output = schemathesis(
+        f"{server.url}/docs.json", "--max-examples", "40", "--include-path-regex", "^/(classify|predict)$"
+    )
     assert "Tested: 2" in output, output[-3000:]
     still_answers(server)
 

@@ -91,21 +91,37 @@ def _tensor(shape, datatype="FP32", data=None, **params):
     return spec
 
 
-@pytest.mark.parametrize("doc, extra, status, message", [
-    ({"inputs": [_tensor([1, 1, 8, 7], data=[0.5] * 56)]}, b"", 400, "must have shape (N, 1, 8, 8)"),
-    ({"inputs": [_tensor([1, 1, 8, 8], "INT32", data=[0] * 64)]}, b"", 400, "must be FP32"),
-    ({"inputs": [_tensor([1, 1, 8, 8], "STRING", data=["a"])]}, b"", 400, "datatype 'STRING' is not supported"),
-    ({"inputs": [_tensor([1, 1, 8, 8], binary_data_size=100)]}, b"\0" * 100, 400, "needs 256 bytes"),
-    ({"inputs": [_tensor([1, 1, 8, 8], binary_data_size=256)]}, b"\0" * 200, 400, "holds 200 bytes"),
-    ({"inputs": [_tensor([1, 1, 8, 8], data=[float("nan")] * 64)]}, b"", 400, "NaN or infinity"),
-    ({"inputs": [_tensor([1, 1, 8, 8], data=[2.0] * 64)]}, b"", 400, "must be in [0, 1]"),
-    ({"inputs": [_tensor([17, 1, 8, 8], data=[0.5] * 17 * 64)]}, b"", 400, "batch of 17 images is over the limit of 16"),
-    ({"inputs": [{"name": "pixels", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5] * 64}]}, b"", 400,
-     "unknown input 'pixels'"),
-    ({"inputs": []}, b"", 400, "non-empty list"),
-    ({"inputs": [_tensor([1, 1, 8, 8], data=[0.5] * 64)], "outputs": [{"name": "probs"}]}, b"", 400,
-     "unknown output 'probs'"),
-])
+@pytest.mark.parametrize(
+    "doc, extra, status, message",
+    [
+        ({"inputs": [_tensor([1, 1, 8, 7], data=[0.5] * 56)]}, b"", 400, "must have shape (N, 1, 8, 8)"),
+        ({"inputs": [_tensor([1, 1, 8, 8], "INT32", data=[0] * 64)]}, b"", 400, "must be FP32"),
+        ({"inputs": [_tensor([1, 1, 8, 8], "STRING", data=["a"])]}, b"", 400, "datatype 'STRING' is not supported"),
+        ({"inputs": [_tensor([1, 1, 8, 8], binary_data_size=100)]}, b"\0" * 100, 400, "needs 256 bytes"),
+        ({"inputs": [_tensor([1, 1, 8, 8], binary_data_size=256)]}, b"\0" * 200, 400, "holds 200 bytes"),
+        ({"inputs": [_tensor([1, 1, 8, 8], data=[float("nan")] * 64)]}, b"", 400, "NaN or infinity"),
+        ({"inputs": [_tensor([1, 1, 8, 8], data=[2.0] * 64)]}, b"", 400, "must be in [0, 1]"),
+        (
+            {"inputs": [_tensor([17, 1, 8, 8], data=[0.5] * 17 * 64)]},
+            b"",
+            400,
+            "batch of 17 images is over the limit of 16",
+        ),
+        (
+            {"inputs": [{"name": "pixels", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5] * 64}]},
+            b"",
+            400,
+            "unknown input 'pixels'",
+        ),
+        ({"inputs": []}, b"", 400, "non-empty list"),
+        (
+            {"inputs": [_tensor([1, 1, 8, 8], data=[0.5] * 64)], "outputs": [{"name": "probs"}]},
+            b"",
+            400,
+            "unknown output 'probs'",
+        ),
+    ],
+)
 def test_malformed_requests_are_4xx_with_a_message(server, doc, extra, status, message):
     srv, _ = server
     r = _infer(srv.url, doc, extra)
@@ -142,7 +158,9 @@ def test_predict_takes_an_npy_body_and_answers_npy(server):
     x = _images(3)
     buf = io.BytesIO()
     np.save(buf, x)
-    r = httpx.post(f"{srv.url}/predict?mode=second", content=buf.getvalue(), headers={"content-type": "application/x-npy"})
+    r = httpx.post(
+        f"{srv.url}/predict?mode=second", content=buf.getvalue(), headers={"content-type": "application/x-npy"}
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-npy"
     np.testing.assert_allclose(np.load(io.BytesIO(r.content)), raw_outputs(artifact, "second", x)["logits"], atol=1e-5)
     bad = httpx.post(f"{srv.url}/predict", content=b"not npy", headers={"content-type": "application/x-npy"})
@@ -175,14 +193,31 @@ def test_one_bad_tensor_gets_one_answer_from_json_npy_and_oip(server, x, message
     buf = io.BytesIO()
     np.save(buf, x)
     answers = {
-        "npy": httpx.post(f"{srv.url}/predict?mode=main", content=buf.getvalue(),
-                          headers={"content-type": "application/x-npy"}, timeout=30),
-        "oip": _infer(srv.url, {"inputs": [{"name": "images", "shape": list(x.shape), "datatype": "FP32",
-                                            "parameters": {"binary_data_size": x.nbytes}}]}, x.tobytes() or b"\0"[:0]),
+        "npy": httpx.post(
+            f"{srv.url}/predict?mode=main",
+            content=buf.getvalue(),
+            headers={"content-type": "application/x-npy"},
+            timeout=30,
+        ),
+        "oip": _infer(
+            srv.url,
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "shape": list(x.shape),
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": x.nbytes},
+                    }
+                ]
+            },
+            x.tobytes() or b"\0"[:0],
+        ),
     }
     if body is not None:  # JSON has no NaN: that case is covered by test_service's NaN test
-        answers["json"] = httpx.post(f"{srv.url}/predict", content=body, headers={"content-type": "application/json"},
-                                     timeout=30)
+        answers["json"] = httpx.post(
+            f"{srv.url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30
+        )
     for kind, r in answers.items():
         assert r.status_code == 400, (kind, r.text)
         assert message in r.json()["error"], (kind, r.text)
@@ -195,8 +230,15 @@ def test_metrics_count_oip_and_npy_requests_with_their_outcome(server):
     srv, _ = server
     buf = io.BytesIO()
     np.save(buf, _images(2))
-    assert httpx.post(f"{srv.url}/predict?mode=main", content=buf.getvalue(),
-                      headers={"Content-Type": "application/x-npy"}, timeout=30).status_code == 200
+    assert (
+        httpx.post(
+            f"{srv.url}/predict?mode=main",
+            content=buf.getvalue(),
+            headers={"Content-Type": "application/x-npy"},
+            timeout=30,
+        ).status_code
+        == 200
+    )
     assert _infer(srv.url, {"inputs": [_tensor([1, 1, 8, 8], data=[0.5] * 64)]}, model="second").status_code == 200
     assert _infer(srv.url, {"inputs": [_tensor([1, 1, 8, 8], data=[5.0] * 64)]}, model="second").status_code == 400
     text = httpx.get(f"{srv.url}/metrics", timeout=10).text
@@ -204,23 +246,28 @@ def test_metrics_count_oip_and_npy_requests_with_their_outcome(server):
     assert 'dhat_requests_total{endpoint="oip_http",mode="second",outcome="ok"}' in text
     assert 'dhat_requests_total{endpoint="oip_http",mode="second",outcome="bad_request"}' in text
     assert 'dhat_request_latency_seconds_count{endpoint="oip_http",mode="second"}' in text
-    fail = httpx.get(f"{srv.url}/v2/models/second/stats", timeout=10).json()["model_stats"][0]["inference_stats"]["fail"]
+    fail = httpx.get(f"{srv.url}/v2/models/second/stats", timeout=10).json()["model_stats"][0]["inference_stats"][
+        "fail"
+    ]
     assert fail["count"] >= 1 and fail["ns"] > 0
 
 
 GOOD = {"name": "images", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5] * 64}
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * 100_000 + b"]" * 100_000,  # RecursionError in json.loads: was a 500
-    json.dumps({"inputs": [GOOD], "parameters": ["x"]}).encode(),  # was a 500
-    json.dumps({"inputs": [{**GOOD, "parameters": "x"}]}).encode(),  # was a 500
-    json.dumps({"inputs": [GOOD], "outputs": [{"name": "logits", "parameters": "x"}]}).encode(),  # was a 500
-    json.dumps({"inputs": [{**GOOD, "shape": [True, 1, 8, 8]}]}).encode(),  # was a 500
-    json.dumps({"inputs": [{**GOOD, "shape": [1.0, 1, 8, 8]}]}).encode(),
-    json.dumps({"inputs": [GOOD], "outputs": [{"name": "logits"}, {"name": "logits"}]}).encode(),  # was a 200
-    json.dumps({"inputs": [GOOD], "parameters": {"priority": 5}}).encode(),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # RecursionError in json.loads: was a 500
+        json.dumps({"inputs": [GOOD], "parameters": ["x"]}).encode(),  # was a 500
+        json.dumps({"inputs": [{**GOOD, "parameters": "x"}]}).encode(),  # was a 500
+        json.dumps({"inputs": [GOOD], "outputs": [{"name": "logits", "parameters": "x"}]}).encode(),  # was a 500
+        json.dumps({"inputs": [{**GOOD, "shape": [True, 1, 8, 8]}]}).encode(),  # was a 500
+        json.dumps({"inputs": [{**GOOD, "shape": [1.0, 1, 8, 8]}]}).encode(),
+        json.dumps({"inputs": [GOOD], "outputs": [{"name": "logits"}, {"name": "logits"}]}).encode(),  # was a 200
+        json.dumps({"inputs": [GOOD], "parameters": {"priority": 5}}).encode(),
+    ],
+)
 def test_the_live_server_answers_hostile_oip_bodies_with_400_and_keeps_serving(server, body):
     srv, _ = server
     r = httpx.post(f"{srv.url}/v2/models/main/infer", content=body, timeout=30)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.data import DataSpec, load_splits
 from tests.helpers.data_files import idx_bytes, write_idx_set
+from training.data import DataSpec, load_splits
 from training.datasets.idx import FASHION_MNIST_CLASSES, IdxError, read_idx
 
 
@@ -40,13 +40,16 @@ def break_file(folder, name, data: bytes):
     (folder / name).write_bytes(gzip.compress(data))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda raw: b"\x01\x02" + raw[2:], "not an IDX file"),
-    (lambda raw: raw[:2] + b"\x0d" + raw[3:], "expected 0x00000803"),
-    (lambda raw: raw[:-5], "truncated"),
-    (lambda raw: raw + b"\0", "trailing bytes"),
-    (lambda raw: raw[:6], "truncated header"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda raw: b"\x01\x02" + raw[2:], "not an IDX file"),
+        (lambda raw: raw[:2] + b"\x0d" + raw[3:], "expected 0x00000803"),
+        (lambda raw: raw[:-5], "truncated"),
+        (lambda raw: raw + b"\0", "trailing bytes"),
+        (lambda raw: raw[:6], "truncated header"),
+    ],
+)
 def test_a_malformed_image_file_is_refused_naming_the_file_and_what_was_expected(tmp_path, damage, message):
     write_idx_set(tmp_path)
     raw = gzip.decompress((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())

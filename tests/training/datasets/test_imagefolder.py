@@ -9,6 +9,7 @@ from tests.helpers.data_files import CLASSES, write_folder
 from training.data import DataSpec, load_splits
 from training.datasets.imagefolder import ImageFolderError
 
+
 def spec(root, **kw):
     return DataSpec(dataset="imagefolder", data_dir=str(root), **{"image_size": 8, "val_size": 2, **kw})
 
@@ -29,13 +30,18 @@ def test_grey_channels_a_val_folder_and_a_training_subset(tmp_path):
     assert splits.train[0][0].shape == (1, 8, 8) and splits.in_channels == 1
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda r: (r / "train" / "dog" / "0.jpg").write_bytes(b"\x89PNG not really"), r"dog/0.jpg: unreadable image"),
-    (lambda r: [p.unlink() for p in (r / "test" / "cat").iterdir()], r"test/cat: empty class"),
-    (lambda r: (r / "test" / "lion").mkdir() or write_png(r / "test" / "lion" / "a.png"),
-     r"classes \['lion'\] are not among the training classes"),
-    (lambda r: __import__("shutil").rmtree(r / "test"), r"test: folder not found; imagefolder expects"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda r: (r / "train" / "dog" / "0.jpg").write_bytes(b"\x89PNG not really"), r"dog/0.jpg: unreadable image"),
+        (lambda r: [p.unlink() for p in (r / "test" / "cat").iterdir()], r"test/cat: empty class"),
+        (
+            lambda r: (r / "test" / "lion").mkdir() or write_png(r / "test" / "lion" / "a.png"),
+            r"classes \['lion'\] are not among the training classes",
+        ),
+        (lambda r: __import__("shutil").rmtree(r / "test"), r"test: folder not found; imagefolder expects"),
+    ],
+)
 def test_a_broken_folder_is_refused_naming_the_path(tmp_path, damage, message):
     root = write_folder(tmp_path)
     damage(root)

@@ -9,10 +9,13 @@ def _single_from(net, head):
     return SingleHeadNet(net.normalize, net.trunk, head).eval()
 
 
-@pytest.mark.parametrize("cfg", [
-    ModelConfig(arch="wrn-10-1-s4", layout="symmetric", in_channels=1, input_size=8),
-    ModelConfig(arch="resnet34-w8", layout="asymmetric", in_channels=3, input_size=8),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ModelConfig(arch="wrn-10-1-s4", layout="symmetric", in_channels=1, input_size=8),
+        ModelConfig(arch="resnet34-w8", layout="asymmetric", in_channels=3, input_size=8),
+    ],
+)
 def test_main_and_second_equal_single_head_networks(cfg):
     torch.manual_seed(0)
     net = create_model(cfg).eval()

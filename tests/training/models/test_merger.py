@@ -14,7 +14,7 @@ def test_flattened_width_matches_the_paper():
 def test_class_pairs_are_every_unordered_pair_once():
     i, j = class_pairs(10)
     assert len(i) == 45
-    assert set(zip(i.tolist(), j.tolist())) == set(itertools.combinations(range(10), 2))
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == set(itertools.combinations(range(10), 2))
 
 
 def test_merger_matches_a_loop_over_class_pairs():

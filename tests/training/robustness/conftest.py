@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from export.artifact import export_artifact
+from tests.training.conftest import TINY
 from training.pipeline import train_recipe
 from training.recipes import load_recipe
-from tests.training.conftest import TINY
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.models.dual_head import AllOutputs, ModeView
 from training.attacks import pgd
-from training.robustness.adaptive import (agree_attack, evasion_score, is_system_attack, joint_attack, summed_ce,
-                                          system_config, target_classes)
+from training.models.dual_head import AllOutputs, ModeView
+from training.robustness.adaptive import (
+    agree_attack,
+    evasion_score,
+    is_system_attack,
+    joint_attack,
+    summed_ce,
+    system_config,
+    target_classes,
+)
 from training.robustness.suite import parse_attack
 
 EPS = 0.3

@@ -17,8 +17,16 @@ def job(device: str, precision: str) -> Job:
     rt = SimpleNamespace(manifest=SimpleNamespace(modes={"main": SimpleNamespace(sha256=SHA)}))
     dist = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device(device))
     settings = EvalSettings(batch_size=4, attack_precision=precision)
-    return Job(torch.zeros(10, 1, 8, 8), torch.zeros(10, dtype=torch.long), torch.nn.Identity(), rt, settings, 0.1,
-               Path("cache"), dist)
+    return Job(
+        torch.zeros(10, 1, 8, 8),
+        torch.zeros(10, dtype=torch.long),
+        torch.nn.Identity(),
+        rt,
+        settings,
+        0.1,
+        Path("cache"),
+        dist,
+    )
 
 
 @pytest.fixture

@@ -9,9 +9,12 @@ from training.robustness.settings import EvaluationError
 
 
 def report(correct: dict[str, dict[str, np.ndarray]], y: torch.Tensor, eps: float = 0.1) -> dict:
-    return {"artifact": {"name": "a"}, "eps": eps,
-            "data": {"dataset": "fashion-mnist", "n": len(y), "labels_sha256": labels_digest(y)},
-            "correct": {m: {k: pack_correct(v) for k, v in row.items()} for m, row in correct.items()}}
+    return {
+        "artifact": {"name": "a"},
+        "eps": eps,
+        "data": {"dataset": "fashion-mnist", "n": len(y), "labels_sha256": labels_digest(y)},
+        "correct": {m: {k: pack_correct(v) for k, v in row.items()} for m, row in correct.items()},
+    }
 
 
 def test_per_image_results_round_trip_through_hex_for_any_length():
@@ -28,7 +31,9 @@ def test_two_reports_on_the_same_images_are_paired_image_by_image():
     base[:100] = True
     better = base.copy()
     better[100:140] = True  # 40 more right, none lost
-    d = compare(report({"merged": {"pgd20": better}}, y), "merged", report({"main": {"pgd20": base}}, y), "main", "pgd20")
+    d = compare(
+        report({"merged": {"pgd20": better}}, y), "merged", report({"main": {"pgd20": base}}, y), "main", "pgd20"
+    )
     assert d["difference"] == pytest.approx(0.2) and d["only_first_correct"] == 40 and d["verdict"] == "higher"
 
 
@@ -57,8 +62,20 @@ def test_kept_epochs_compare_like_fig_1(tmp_path, tiny_overrides):
     run = train_recipe(recipe, tmp_path / "run", stages=(1,), device="cpu")
     assert (run / "stage1/epoch-1/model.safetensors").is_file() and (run / "stage1/epoch-2").is_dir()
     out = tmp_path / "cmp"
-    result = CliRunner().invoke(app, ["compare", str(run / "stage1/epoch-1"), str(run / "stage1/epoch-2"), "--n", "40",
-                                      "--steps", "5", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(run / "stage1/epoch-1"),
+            str(run / "stage1/epoch-2"),
+            "--n",
+            "40",
+            "--steps",
+            "5",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = json.loads((out / "compare.json").read_text())
     acc = table["accuracy"]

@@ -3,12 +3,11 @@ import shutil
 
 import pytest
 
-from export.artifact import export_artifact
+from tests.training.conftest import TINY
 from training.pipeline import train_recipe
 from training.recipes import load_recipe
 from training.robustness.adaptive import is_system_attack
 from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
-from tests.training.conftest import TINY
 
 ATTACKS = ("clean", "pgd20", "pgd10x2", "apgd-ce", "apgd-dlr-t", "square", "joint", "agree")
 """The fast tier's attacks; AutoAttack's standard ensemble (half a minute even here) is the slow test below."""
@@ -36,8 +35,12 @@ def test_every_attack_is_scored_on_graph_and_twin_and_never_beats_clean(report):
 @pytest.mark.slow
 def test_autoattack_is_scored_and_never_beats_its_own_apgd_ce(tiny_run, tmp_path):
     run, artifact = tiny_run
-    rep = evaluate(artifact, run, EvalSettings(attacks=("clean", "apgd-ce", "autoattack"), n=6, batch_size=3,
-                                               transfer=False, curve=()), tmp_path / "rep")
+    rep = evaluate(
+        artifact,
+        run,
+        EvalSettings(attacks=("clean", "apgd-ce", "autoattack"), n=6, batch_size=3, transfer=False, curve=()),
+        tmp_path / "rep",
+    )
     for mode, row in rep["results"].items():
         aa = row["attacks"]["autoattack"]
         assert aa["graph"] <= row["attacks"]["apgd-ce"]["graph"] + 1e-9, mode
@@ -69,8 +72,12 @@ def test_report_records_what_each_mode_costs_to_serve(report, tiny_run):
 
 def test_report_written_to_disk(tiny_run, tmp_path):
     run, artifact = tiny_run
-    evaluate(artifact, run, EvalSettings(attacks=("clean", "pgd20"), n=16, batch_size=16, transfer=False, curve=(0.0, 1.0)),
-             tmp_path / "rep")
+    evaluate(
+        artifact,
+        run,
+        EvalSettings(attacks=("clean", "pgd20"), n=16, batch_size=16, transfer=False, curve=(0.0, 1.0)),
+        tmp_path / "rep",
+    )
     md = (tmp_path / "rep/report.md").read_text()
     assert "| main |" in md and "pgd20" in md and "Serving cost per graph" in md
     assert json.loads((tmp_path / "rep/report.json").read_text())["results"]["merged"]["attacks"]["pgd20"]
@@ -104,7 +111,9 @@ def test_unknown_attack_or_mode_is_refused():
 
 def test_without_a_curve_no_plot_is_written(tiny_run, tmp_path):
     run, artifact = tiny_run
-    evaluate(artifact, run, EvalSettings(attacks=("clean",), n=8, batch_size=8, transfer=False, curve=()), tmp_path / "rep")
+    evaluate(
+        artifact, run, EvalSettings(attacks=("clean",), n=8, batch_size=8, transfer=False, curve=()), tmp_path / "rep"
+    )
     assert (tmp_path / "rep/report.md").is_file() and not (tmp_path / "rep/robustness.png").exists()
 
 
@@ -118,7 +127,10 @@ def test_every_accuracy_carries_a_95_percent_interval_and_merged_is_compared_pai
     for name in ATTACKS:
         for head in ("main", "second"):
             c = report["comparisons"][name][f"merged-{head}"]
-            merged, other = report["results"]["merged"]["attacks"][name]["graph"], report["results"][head]["attacks"][name]["graph"]
+            merged, other = (
+                report["results"]["merged"]["attacks"][name]["graph"],
+                report["results"][head]["attacks"][name]["graph"],
+            )
             assert c["difference"] == pytest.approx(merged - other)
             assert c["ci95"][0] <= c["difference"] <= c["ci95"][1] and 0 <= c["mcnemar_p"] <= 1
             assert c["verdict"] in ("higher", "lower", "no significant difference")
@@ -142,18 +154,29 @@ def test_head_disagreement_table_and_where_the_attacks_ran(report):
 
 def test_the_whole_test_split_by_default_and_a_pgd_step_in_the_attack_name(tiny_run, tmp_path):
     run, artifact = tiny_run
-    rep = evaluate(artifact, run, EvalSettings(attacks=("clean", "pgd5@0.02"), batch_size=270, transfer=False, curve=()),
-                   tmp_path / "rep")
+    rep = evaluate(
+        artifact,
+        run,
+        EvalSettings(attacks=("clean", "pgd5@0.02"), batch_size=270, transfer=False, curve=()),
+        tmp_path / "rep",
+    )
     assert rep["data"]["n"] == 270  # digits' whole test split
-    assert rep["results"]["main"]["attacks"]["pgd5@0.02"]["graph"] <= rep["results"]["main"]["attacks"]["clean"]["graph"]
+    assert (
+        rep["results"]["main"]["attacks"]["pgd5@0.02"]["graph"] <= rep["results"]["main"]["attacks"]["clean"]["graph"]
+    )
 
 
 def test_the_cache_key_holds_the_graph_hash(tiny_run, report, tmp_path):
     run, artifact = tiny_run
-    evaluate(artifact, run, EvalSettings(attacks=("pgd20",), n=8, batch_size=8, transfer=False, curve=()), tmp_path / "rep")
+    evaluate(
+        artifact, run, EvalSettings(attacks=("pgd20",), n=8, batch_size=8, transfer=False, curve=()), tmp_path / "rep"
+    )
     names = [p.name for p in (tmp_path / "rep/cache").glob("*.safetensors")]
     for mode, sha in report["artifact"]["hashes"].items():
-        assert any(n.startswith(f"{mode}_pgd20_") and n.endswith(f"_{sha[:16]}.safetensors") for n in names), (mode, names)
+        assert any(n.startswith(f"{mode}_pgd20_") and n.endswith(f"_{sha[:16]}.safetensors") for n in names), (
+            mode,
+            names,
+        )
 
 
 def test_asking_for_cuda_without_one_is_a_clear_error(tiny_run, tmp_path):
@@ -175,9 +198,33 @@ def _torchrun_eval(nproc: int, run, artifact, out):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "dhat_serve.cli", "eval", str(artifact), "--run-dir", str(run), "--attacks", "clean,pgd10,square",
-           "--n-images", "36", "--batch-size", "12", "--square-queries", "20", "--device", "cpu", "--no-curve", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "dhat_serve.cli",
+        "eval",
+        str(artifact),
+        "--run-dir",
+        str(run),
+        "--attacks",
+        "clean,pgd10,square",
+        "--n-images",
+        "36",
+        "--batch-size",
+        "12",
+        "--square-queries",
+        "20",
+        "--device",
+        "cpu",
+        "--no-curve",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -197,14 +244,20 @@ def test_a_two_process_sharded_run_equals_a_one_process_run(tiny_run, tmp_path):
 
 def test_a_system_attack_is_crafted_once_and_scored_on_every_mode(tiny_run, tmp_path):
     run, artifact = tiny_run
-    rep = evaluate(artifact, run, EvalSettings(attacks=("pgd20", "joint"), n=4, batch_size=4, transfer=False, curve=(),
-                                               corruptions=False), tmp_path / "rep")
+    rep = evaluate(
+        artifact,
+        run,
+        EvalSettings(attacks=("pgd20", "joint"), n=4, batch_size=4, transfer=False, curve=(), corruptions=False),
+        tmp_path / "rep",
+    )
     names = sorted(p.name.split("_eps")[0] for p in (tmp_path / "rep/cache").glob("*.safetensors"))
     assert names == ["all_joint", "main_pgd20", "merged_pgd20", "second_pgd20"]
     assert set(rep["adaptive"]["joint"]) == {"main", "second", "merged"}
     for mode, c in rep["adaptive"]["joint"].items():
         own = rep["results"][mode]["attacks"]
-        assert c["against"] == "pgd20" and c["difference"] == pytest.approx(own["joint"]["graph"] - own["pgd20"]["graph"])
+        assert c["against"] == "pgd20" and c["difference"] == pytest.approx(
+            own["joint"]["graph"] - own["pgd20"]["graph"]
+        )
     lower = [m for m, c in rep["adaptive"]["joint"].items() if c["difference"] < 0]
     assert sorted(m for m in lower) == sorted(w.split(":")[0] for w in rep["warnings"] if "under joint" in w)
     assert rep["shifted_traffic"] == [] and "Shifted traffic" not in (tmp_path / "rep/report.md").read_text()
@@ -222,7 +275,9 @@ def test_the_report_judges_the_monitor_per_attacker_and_on_shifted_traffic(repor
     agree, pgd = table["attacks"]["agree"]["all"]["evasion"], table["attacks"]["pgd20"]["merged"]["evasion"]
     assert agree["heads_agree"]["rate"] >= pgd["heads_agree"]["rate"]
     rows = report["shifted_traffic"]
-    assert [(r["corruption"], r["severity"]) for r in rows][:2] == [("clean", 0), ("gaussian-noise", 1)] and len(rows) == 10
+    assert [(r["corruption"], r["severity"]) for r in rows][:2] == [("clean", 0), ("gaussian-noise", 1)] and len(
+        rows
+    ) == 10
     assert rows[0]["disagreement"]["rate"] == table["clean"]["rate"]
     assert rows[0]["accuracy"]["merged"]["graph"] == report["results"]["merged"]["attacks"]["clean"]["graph"]
 

@@ -14,22 +14,57 @@ from training.robustness.frontier_report import build_frontier, write_frontier
 
 
 def cost(modes: list[str], nbytes: int = 1000) -> dict:
-    return {"machine": "test cpu, 2 cores", "provider": "CPUExecutionProvider", "artifact_bytes": nbytes * len(modes),
-            "modes": {m: {"parameters": 10 * (i + 1), "onnx_bytes": nbytes,
-                          "latency": {"1": {"request_ms": 1.0 + i, "per_image_ms": 1.0 + i},
-                                      "32": {"request_ms": 3.2, "per_image_ms": 0.1}}} for i, m in enumerate(modes)}}
+    return {
+        "machine": "test cpu, 2 cores",
+        "provider": "CPUExecutionProvider",
+        "artifact_bytes": nbytes * len(modes),
+        "modes": {
+            m: {
+                "parameters": 10 * (i + 1),
+                "onnx_bytes": nbytes,
+                "latency": {
+                    "1": {"request_ms": 1.0 + i, "per_image_ms": 1.0 + i},
+                    "32": {"request_ms": 3.2, "per_image_ms": 0.1},
+                },
+            }
+            for i, m in enumerate(modes)
+        },
+    }
 
 
-def report(path: Path, recipe: str, version: str, acc: dict[str, dict[str, float]], *, dataset: str = "fashion-mnist",
-           strong: bool = False, n: int = 100, with_cost: bool = True) -> Path:
+def report(
+    path: Path,
+    recipe: str,
+    version: str,
+    acc: dict[str, dict[str, float]],
+    *,
+    dataset: str = "fashion-mnist",
+    strong: bool = False,
+    n: int = 100,
+    with_cost: bool = True,
+) -> Path:
     """A minimal `dhat eval` report: acc = {mode: {attack or 'worst-case': accuracy}}."""
     attacks = sorted({a for row in acc.values() for a in row if a != "worst-case"})
-    doc = {"artifact": {"name": recipe, "version": version}, "run": {"recipe": recipe}, "eps": 0.1,
-           "data": {"dataset": dataset, "n": n}, "attacks": attacks + (["autoattack"] if strong else []),
-           "results": {m: {"attacks": {a: {"graph": v, "graph_ci95": [v - 0.05, v + 0.05]} for a, v in row.items()
-                                       if a != "worst-case"}} for m, row in acc.items()},
-           "worst_case": {m: {"graph": row["worst-case"], "graph_ci95": [row["worst-case"] - 0.05, row["worst-case"] + 0.05]}
-                          for m, row in acc.items() if "worst-case" in row}}
+    doc = {
+        "artifact": {"name": recipe, "version": version},
+        "run": {"recipe": recipe},
+        "eps": 0.1,
+        "data": {"dataset": dataset, "n": n},
+        "attacks": attacks + (["autoattack"] if strong else []),
+        "results": {
+            m: {
+                "attacks": {
+                    a: {"graph": v, "graph_ci95": [v - 0.05, v + 0.05]} for a, v in row.items() if a != "worst-case"
+                }
+            }
+            for m, row in acc.items()
+        },
+        "worst_case": {
+            m: {"graph": row["worst-case"], "graph_ci95": [row["worst-case"] - 0.05, row["worst-case"] + 0.05]}
+            for m, row in acc.items()
+            if "worst-case" in row
+        },
+    }
     if with_cost:
         doc["cost"] = cost(list(acc))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,11 +83,18 @@ def test_pareto_front_keeps_only_points_nobody_beats_on_both_axes():
 
 
 def test_the_robust_axis_is_the_worst_case_only_when_every_model_has_the_strong_suite(tmp_path):
-    dual = {"main": {"clean": 0.8, "pgd20": 0.6, "worst-case": 0.55}, "merged": {"clean": 0.82, "pgd20": 0.62,
-                                                                                 "worst-case": 0.58}}
+    dual = {
+        "main": {"clean": 0.8, "pgd20": 0.6, "worst-case": 0.55},
+        "merged": {"clean": 0.82, "pgd20": 0.62, "worst-case": 0.58},
+    }
     report(tmp_path / "a/dual-strong-report.json", "dual", "v1", dual, strong=True)
-    report(tmp_path / "a/dual-pgd20-report.json", "dual", "v1", {m: {k: v for k, v in r.items() if k != "worst-case"}
-                                                                for m, r in dual.items()}, n=1000)
+    report(
+        tmp_path / "a/dual-pgd20-report.json",
+        "dual",
+        "v1",
+        {m: {k: v for k, v in r.items() if k != "worst-case"} for m, r in dual.items()},
+        n=1000,
+    )
     report(tmp_path / "b/single-report.json", "single", "s1", {"main": {"clean": 0.85, "pgd20": 0.5}}, n=1000)
     (panel,) = build_frontier([tmp_path])["panels"]
     assert panel["robust_attack"] == "pgd20"  # `single` has no strong-suite report: the axis both share
@@ -77,8 +119,12 @@ def test_several_runs_give_a_mean_with_a_t_interval_and_one_run_its_wilson_inter
 
 
 def test_deployments_give_the_switch_and_a_pair_costs_both_models(tmp_path):
-    report(tmp_path / "dh-report.json", "dh", "d", {"main": {"clean": 0.9, "pgd20": 0.2},
-                                                    "merged": {"clean": 0.8, "pgd20": 0.6}})
+    report(
+        tmp_path / "dh-report.json",
+        "dh",
+        "d",
+        {"main": {"clean": 0.9, "pgd20": 0.2}, "merged": {"clean": 0.8, "pgd20": 0.6}},
+    )
     report(tmp_path / "nat-report.json", "nat", "n", {"main": {"clean": 0.92, "pgd20": 0.0}})
     report(tmp_path / "rob-report.json", "rob", "r", {"main": {"clean": 0.78, "pgd20": 0.62}})
     (panel,) = build_frontier([tmp_path], ("nat+rob",))["panels"]
@@ -93,8 +139,14 @@ def test_deployments_give_the_switch_and_a_pair_costs_both_models(tmp_path):
 
 
 def test_reports_split_by_data_set_and_old_reports_have_no_cost(tmp_path):
-    report(tmp_path / "d-report.json", "digits", "a", {"main": {"clean": 0.9, "pgd20": 0.7}}, dataset="digits",
-           with_cost=False)
+    report(
+        tmp_path / "d-report.json",
+        "digits",
+        "a",
+        {"main": {"clean": 0.9, "pgd20": 0.7}},
+        dataset="digits",
+        with_cost=False,
+    )
     report(tmp_path / "f-report.json", "fm", "b", {"main": {"clean": 0.8, "pgd20": 0.6}})
     (tmp_path / "summary-report.json").write_text(json.dumps({"rows": []}))  # not an eval report: skipped
     doc = write_frontier([tmp_path], tmp_path / "out")

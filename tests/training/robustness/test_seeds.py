@@ -20,8 +20,13 @@ def report(accuracies: dict[str, float], seed: int) -> dict:
     rng = np.random.default_rng(seed)
     u = rng.random(N)  # one draw per image: modes with higher accuracy are right on a superset of images
     correct = {m: {a: pack_correct(u < acc) for a in ("clean", "pgd20")} for m, acc in accuracies.items()}
-    return {"artifact": {"name": "synthetic"}, "eps": 0.1, "results": {m: {} for m in accuracies}, "correct": correct,
-            "data": {"dataset": "synthetic", "n": N, "labels_sha256": "same"}}
+    return {
+        "artifact": {"name": "synthetic"},
+        "eps": 0.1,
+        "results": {m: {} for m in accuracies},
+        "correct": correct,
+        "data": {"dataset": "synthetic", "n": N, "labels_sha256": "same"},
+    }
 
 
 def test_the_t_interval_matches_scipy_and_says_nothing_for_one_run():
@@ -58,7 +63,10 @@ def test_the_experiment_summary_names_the_primary_and_adjusts_the_rest(tmp_path)
     assert len(primary[0]["per_seed"]) == 3 and primary[0]["ci95"][0] <= primary[0]["mean"] <= primary[0]["ci95"][1]
     for rows in doc["per_seed"].values():
         assert all(r["holm_p"] >= r["mcnemar_p"] for r in rows if r["role"] == "secondary")
-    assert "Primary endpoint (named before the results): **merged-main@pgd20**" in (tmp_path / "experiments/dh/summary.md").read_text()
+    assert (
+        "Primary endpoint (named before the results): **merged-main@pgd20**"
+        in (tmp_path / "experiments/dh/summary.md").read_text()
+    )
 
 
 def test_power_reproduces_the_reviewers_numbers():

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.robustness.stats import adjust_secondaries, holm, mcnemar_exact, paired_difference, paired_interval, wilson
+from training.robustness.stats import (
+    adjust_secondaries,
+    holm,
+    mcnemar_exact,
+    paired_difference,
+    paired_interval,
+    wilson,
+)
 
 
 def test_wilson_matches_the_textbook_values():
@@ -34,7 +41,9 @@ def test_a_real_paired_gain_is_called_and_a_tie_is_not():
     idx_right, idx_wrong = np.flatnonzero(base)[:30], np.flatnonzero(~base)[:30]
     swapped[idx_right], swapped[idx_wrong] = False, True  # same accuracy, 60 images changed
     tie = paired_difference(swapped, base)
-    assert tie["difference"] == 0 and tie["verdict"] == "no significant difference" and tie["ci95"][0] < 0 < tie["ci95"][1]
+    assert (
+        tie["difference"] == 0 and tie["verdict"] == "no significant difference" and tie["ci95"][0] < 0 < tie["ci95"][1]
+    )
     assert paired_difference(base, better)["verdict"] == "lower"
 
 
@@ -69,10 +78,14 @@ def test_holm_adjusts_the_secondaries_and_leaves_the_primary_alone():
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])  # Holm (1979)'s step-down
     assert holm([]) == [] and holm([0.9, 0.8]) == [1.0, 1.0]  # 2 x 0.8 caps at 1; monotone
     primary = {"difference": 0.01, "ci95": [0.001, 0.02], "mcnemar_p": 0.04, "verdict": "higher"}
-    secondaries = [{"difference": 0.01, "ci95": [0.001, 0.02], "mcnemar_p": p, "verdict": "higher"} for p in (0.02, 0.03)]
+    secondaries = [
+        {"difference": 0.01, "ci95": [0.001, 0.02], "mcnemar_p": p, "verdict": "higher"} for p in (0.02, 0.03)
+    ]
     adjust_secondaries([primary, *secondaries], primary)
     assert primary["role"] == "primary" and primary["verdict"] == "higher"
     assert [c["holm_p"] for c in secondaries] == pytest.approx([0.04, 0.04])
     assert all(c["role"] == "secondary" and c["verdict"] == "higher" for c in secondaries)
     adjust_secondaries(secondaries + [{"difference": 0.01, "ci95": [0.001, 0.02], "mcnemar_p": 0.04}], None)
-    assert [c["holm_p"] for c in secondaries] == pytest.approx([0.06, 0.06]) and secondaries[0]["verdict"] == "no significant difference"
+    assert [c["holm_p"] for c in secondaries] == pytest.approx([0.06, 0.06]) and secondaries[0][
+        "verdict"
+    ] == "no significant difference"

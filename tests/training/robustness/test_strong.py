@@ -17,8 +17,9 @@ SUITE = ("clean", "pgd5", "margin5", "margin15", "margin5x2", "margin5x3", "syst
 @pytest.fixture(scope="module")
 def report(tiny_run, tmp_path_factory):
     run, artifact = tiny_run
-    settings = EvalSettings(attacks=SUITE, n=8, batch_size=8, square_queries=20, curve=(), sanity=True,
-                            agree_targets=2, corruptions=False)
+    settings = EvalSettings(
+        attacks=SUITE, n=8, batch_size=8, square_queries=20, curve=(), sanity=True, agree_targets=2, corruptions=False
+    )
     return evaluate(artifact, run, settings, tmp_path_factory.mktemp("strong"))
 
 
@@ -32,7 +33,9 @@ def test_the_worst_case_is_never_above_any_part_per_image(report):
         for name in SUITE:
             assert not (worst & ~_correct(report, mode, name)).any(), (mode, name)  # right in worst => right in each
         assert report["worst_case"][mode]["graph"] == pytest.approx(worst.mean())
-        assert report["worst_case"][mode]["graph"] <= min(r["graph"] for r in report["results"][mode]["attacks"].values())
+        assert report["worst_case"][mode]["graph"] <= min(
+            r["graph"] for r in report["results"][mode]["attacks"].values()
+        )
         assert "transfer" in report["worst_case"][mode]["over"]
     assert "**worst case**" in (report_md := _markdown(report)) and "Worst case: per image" in report_md
 
@@ -66,11 +69,21 @@ def test_worst_case_is_compared_paired_and_a_suite_with_autoattack_makes_it_prim
 
 
 def test_worst_case_convergence_and_sanity_on_hand_made_vectors():
-    correct = {"clean": np.array([1, 1, 1, 0], bool), "a": np.array([1, 0, 1, 0], bool), "b": np.array([1, 1, 0, 0], bool)}
+    correct = {
+        "clean": np.array([1, 1, 1, 0], bool),
+        "a": np.array([1, 0, 1, 0], bool),
+        "b": np.array([1, 1, 0, 0], bool),
+    }
     assert worst_case(correct, None).tolist() == [True, False, False, False]
     assert worst_case(correct, np.array([0, 1, 1, 1], bool)).tolist() == [False, False, False, False]
-    rows = {"m": {"attacks": {a: {"graph": g, "graph_ci95": [0, 1]} for a, g in
-                              (("margin20", 0.50), ("margin100", 0.45), ("margin500", 0.40))}}}
+    rows = {
+        "m": {
+            "attacks": {
+                a: {"graph": g, "graph_ci95": [0, 1]}
+                for a, g in (("margin20", 0.50), ("margin100", 0.45), ("margin500", 0.40))
+            }
+        }
+    }
     table, warnings = convergence(rows, n=1000)
     assert [r["attack"] for r in table["m"]["steps"]] == ["margin20", "margin100", "margin500"]
     assert len(warnings) == 1 and "not converged in steps: margin500 is 5.00 points below margin100" in warnings[0]
@@ -90,9 +103,19 @@ def _markdown(report) -> str:
 def test_the_strong_preset_end_to_end(tiny_run, tmp_path):
     """``--attacks strong`` as a user runs it (AutoAttack's standard version included), on a few images."""
     run, artifact = tiny_run
-    rep = evaluate(artifact, run, EvalSettings(attacks=("strong",), n=4, batch_size=4, square_queries=40,
-                                               agree_targets=1, corruptions=False, curve=()), tmp_path / "rep")
-    assert "autoattack" in rep["attacks"] and "evade100" in rep["attacks"] and rep["primary_endpoint"] == f"merged-main@{WORST_CASE}"
+    rep = evaluate(
+        artifact,
+        run,
+        EvalSettings(
+            attacks=("strong",), n=4, batch_size=4, square_queries=40, agree_targets=1, corruptions=False, curve=()
+        ),
+        tmp_path / "rep",
+    )
+    assert (
+        "autoattack" in rep["attacks"]
+        and "evade100" in rep["attacks"]
+        and rep["primary_endpoint"] == f"merged-main@{WORST_CASE}"
+    )
     assert set(rep["sanity"]) == {"main", "second", "merged"}
     assert set(rep["convergence"]["merged"]) == {"steps", "restarts"}
     for mode in rep["results"]:

@@ -1,0 +1,162 @@
+"""``dhat eval`` (robustness of an exported artifact, scored on its graphs) and ``dhat compare`` (Fig. 1: two
+checkpoints of one run attacked against each other). Registered in the ``dhat.commands`` entry-point group, as
+``training.cli``'s commands are; torch is imported inside each command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dhat_serve.console import console, fail
+
+ATTACKS_HELP = (
+    "comma-separated, or `strong` for the whole suite (AutoAttack standard, APGD-DLR, margin20/100/500 and "
+    "margin100x3/x5, system100x3, evade100, Square on the graph, transfer; a per-image worst case, convergence "
+    "ladders and a large-eps sanity row): clean, pgdK[xR][@STEP], apgd-ce, apgd-dlr, apgd-dlr-t, autoattack, "
+    "square, marginK[xR] (APGD on the logit margin of one mode, best iterate, R runs); on the dual head's three "
+    "outputs together: systemK[xR] (the three margins, each clamped at 0) and evadeK[xR] (monitor evasion: "
+    "heads kept on the true class while merged flips, or both heads moved to one wrong class); the older, "
+    "weaker joint[K] and agree[K] (cross-entropy, PGD, last iterate) are kept for the committed reports"
+)
+
+PRIMARY_HELP = (
+    "the primary endpoint, COMPARISON@ATTACK, e.g. merged-main@pgd20 (default: merged-main under AutoAttack, "
+    "else APGD-DLR-T, APGD-CE, the longest PGD); every other comparison is secondary, Holm-adjusted"
+)
+
+
+def eval_cmd(
+    artifact: Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")],
+    run: Annotated[Path, typer.Option("--run", "--run-dir", help="the run directory the artifact was exported from")],
+    modes: Annotated[
+        str | None, typer.Option(help="comma-separated modes (default: every mode the artifact has)")
+    ] = None,
+    attacks: Annotated[str, typer.Option(help=ATTACKS_HELP)] = "clean,pgd20",
+    eps: Annotated[
+        str | None, typer.Option(help="L-inf budget, e.g. 8/255 (default: the run's validation eps)")
+    ] = None,
+    n: Annotated[
+        int | None, typer.Option("--n", "--n-images", help="test images to evaluate (default: the whole test split)")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="images per attack batch (and per cached chunk)")
+    ] = 250,
+    seed: Annotated[int, typer.Option(help="attack seed")] = 0,
+    square_queries: Annotated[
+        int,
+        typer.Option(
+            "--square-queries",
+            help="queries of the Square attack (AutoAttack's "
+            "5,000; fewer run its p schedule compressed to that budget)",
+        ),
+    ] = 5000,
+    no_transfer: Annotated[bool, typer.Option("--no-transfer", help="skip the transfer matrix")] = False,
+    no_curve: Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")] = False,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="the data set's folder, if it moved since training")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="report directory (default reports/ARTIFACT_NAME in the "
+            "current folder, outside the artifact: a re-export keeps the report and its cache)",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")
+    ] = None,
+    attack_precision: Annotated[
+        str,
+        typer.Option(
+            "--attack-precision",
+            help="fp32, or tf32: on CUDA craft the examples "
+            "with TF32 convolutions (faster); checks and scores stay fp32",
+        ),
+    ] = "fp32",
+    agree_targets: Annotated[
+        int | None,
+        typer.Option(
+            "--agree-targets",
+            help="target classes the agree attack tries per image (default: min(9, classes - 1), as APGD-T)",
+        ),
+    ] = None,
+    no_corruptions: Annotated[
+        bool,
+        typer.Option(
+            "--no-corruptions",
+            help="skip the shifted-traffic rows (accuracy and "
+            "head disagreement on Gaussian noise, blur and low contrast)",
+        ),
+    ] = False,
+    primary: Annotated[str | None, typer.Option(help=PRIMARY_HELP)] = None,
+) -> None:
+    """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
+
+    Under `torchrun --nproc_per_node N -m dhat_serve.cli eval ...` each rank attacks a shard of the test
+    set and rank 0 writes one report, equal to a one-process run with the same seed. Spell --run as
+    --run-dir and --n as --n-images there: torchrun reads abbreviations of its own options (--run-path,
+    --nnodes) anywhere on the line.
+    """
+    from training.datasets.splits import DataError
+    from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
+    from training.robustness.report import markdown
+    from training.typed_yaml import parse_number
+
+    try:
+        budget = None if eps is None else parse_number(eps, "--eps")
+        settings = EvalSettings(
+            modes=tuple(m.strip() for m in modes.split(",") if m.strip()) if modes else None,
+            attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()),
+            eps=budget,
+            n=n,
+            batch_size=batch_size,
+            seed=seed,
+            square_queries=square_queries,
+            transfer=not no_transfer,
+            curve=() if no_curve else EvalSettings.curve,
+            data_dir=data_dir,
+            device=device,
+            attack_precision=attack_precision,
+            agree_targets=agree_targets,
+            corruptions=not no_corruptions,
+            primary=primary,
+        )
+    except ValueError as exc:  # RecipeError is a ValueError
+        fail(str(exc))
+    if not run.is_dir():
+        fail(f"--run {run}: no such run directory")
+    report_dir = out or Path("reports") / artifact.resolve().name
+    try:
+        report = evaluate(artifact, run, settings, report_dir)
+    except (EvaluationError, FileNotFoundError, DataError) as exc:
+        fail(str(exc))
+    if report is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 reports
+        return
+    console.print(markdown(report))
+    plot = ", robustness.png" if (report_dir / "robustness.png").is_file() else ""
+    console.print(f"report: {report_dir}/report.md, report.json{plot}")
+
+
+def compare(
+    a: Annotated[Path, typer.Argument(help="checkpoint A, e.g. runs/r/stage1/epoch-76 (kept by stage1.keep_epochs)")],
+    b: Annotated[Path, typer.Argument(help="checkpoint B of the same run, e.g. runs/r/stage1/epoch-91")],
+    n: Annotated[int, typer.Option("--n", help="first N test images")] = 500,
+    steps: Annotated[int, typer.Option(help="PGD steps (the paper: 100)")] = 100,
+    seed: Annotated[int, typer.Option(help="attack seed")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="folder for compare.json / .md / .png")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
+) -> None:
+    """Fig. 1 / §III-A: does each checkpoint's PGD example fool the other? And the averaged perturbation."""
+    from training.checkpoints import is_checkpoint
+    from training.robustness.pair import markdown, run_compare
+
+    for path in (a, b):
+        if not is_checkpoint(path):
+            fail(f"{path}: not a checkpoint (keep epochs with stageN.keep_epochs=[76,91], or use stageN/best, last)")
+    if a.parent.parent.resolve() != b.parent.parent.resolve():
+        fail(f"{a} and {b} are not of one run: the comparison attacks both on that run's test images")
+    table = run_compare(a, b, out or Path("reports") / f"compare-{a.name}-{b.name}", n, steps, seed, device)
+    console.print(markdown(table))
