@@ -28,11 +28,10 @@ import onnxruntime as ort
 import torch
 from safetensors.torch import load_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_oip import oip_body
 from benchmarks.common import OUT, save
+from dhat_serve.local_server import Server
 from dhat_serve.manifest import load_manifest
-from tests.helpers.server import Server
 from training.datasets.splits import first_n
 from training.models.dual_head import AllOutputs, ModeView
 from training.robustness.suite import AttackContext, run_attack

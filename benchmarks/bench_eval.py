@@ -11,14 +11,11 @@ Usage: python -m benchmarks.bench_eval [--arch wrn-34-10] [--images 8] [--device
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import OUT, random_artifact, save
 from dhat_serve.contract import MODES
 from dhat_serve.runtime import ModelRuntime

@@ -24,7 +24,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,11 +31,10 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import OUT, random_artifact, save
 from dhat_serve.contract import INPUT_NAME
+from dhat_serve.local_server import Server
 from dhat_serve.manifest import load_manifest
-from tests.helpers.server import Server
 
 
 def oip_body(x: np.ndarray) -> tuple[bytes, dict[str, str]]:

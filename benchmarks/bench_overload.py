@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tests.helpers.checkpoints import make_artifact
-from tests.helpers.server import Server
+from dhat_serve.local_server import Server
+from export.sample import make_artifact
 
 
 async def burst(url: str, x: np.ndarray, clients: int = 300, per_client: int = 5) -> list[int | str]:

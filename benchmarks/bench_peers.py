@@ -39,10 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_oip import raw
 from benchmarks.common import OUT, random_artifact, save
-from tests.helpers.server import free_port, wait_until_ready
+from dhat_serve.local_server import free_port, wait_until_ready
 
 PEERS = Path(__file__).parent / "peers"
 PINS = {

@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import OUT, save
 from dhat_serve.contract import INPUT_NAME, request_graph
+from dhat_serve.local_server import Server
 from dhat_serve.manifest import load_manifest
-from tests.helpers.server import Server
 
 TOOLS = OUT / "tools"
 WHEELS = ("tritonclient==2.41.0", "nvidia-cuda-runtime-cu12==12.3.101")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -19,11 +18,10 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import OUT, random_artifact, save
 from dhat_serve.contract import INPUT_NAME
+from dhat_serve.local_server import Server
 from dhat_serve.manifest import load_manifest
-from tests.helpers.server import Server
 
 CONCURRENCY = (1, 8, 32)
 

@@ -14,17 +14,14 @@ import argparse
 import asyncio
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import OUT, save
-from tests.helpers.checkpoints import make_artifact
-from tests.helpers.server import Server
+from dhat_serve.local_server import Server
+from export.sample import make_artifact
 
 
 async def burst(url: str, n: int, x: np.ndarray, after: float, kill) -> tuple[list, float]:

@@ -3,7 +3,7 @@
 Same data (digits, 16x16), same batches, same TRADES PGD-10 loss, same SGD; the stage-2 step runs trunk
 (frozen, eval-mode BatchNorm) + second head only, the single-head step runs trunk + head, all trainable.
 Interleaved repeats in one process; the ratio is the target (at most 1.05x).
-Usage: python benchmarks/bench_stage2.py [--arch wrn-16-2-s8] [--repeats 3]
+Usage: python -m benchmarks.bench_stage2 [--arch wrn-16-2-s8] [--repeats 3]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ and over gRPC (a stock ``tritonclient.grpc.aio`` client, ``raw_input_contents``)
 is timed at batch 64 before and after the service in the same run, and the ratio uses their mean, so a GPU
 shared with other work disturbs both sides alike.
 
-Usage: python benchmarks/gpu_oip.py ARTIFACT_DIR OUT_DIR [--workers 2] [--concurrency 4] [--seconds 5]
+Usage: python -m benchmarks.gpu_oip ARTIFACT_DIR OUT_DIR [--workers 2] [--concurrency 4] [--seconds 5]
 """
 
 from __future__ import annotations
@@ -20,19 +20,17 @@ import asyncio
 import json
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from benchmarks.bench_oip import drive, oip_body  # noqa: E402
 from benchmarks.gpu_ort import images_per_s  # noqa: E402
 from dhat_serve.contract import INPUT_NAME, MODES  # noqa: E402
+from dhat_serve.local_server import Server  # noqa: E402
 from dhat_serve.runtime import ModelRuntime  # noqa: E402
-from tests.helpers.server import Server  # noqa: E402
 
 BATCH = 64
 

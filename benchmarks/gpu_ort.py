@@ -3,7 +3,7 @@
 Exports a randomly initialised symmetric WRN-34-10 (fp32 and fp16; weights do not change speed), loads
 each artifact with ``ModelRuntime`` (provider ``cuda``), prints which provider every session really got,
 and measures per-mode images/s at batch 1, 64 and 256 (IO binding is not used: numbers include the
-host<->device copies a service pays). Usage: python benchmarks/gpu_ort.py OUT_DIR
+host<->device copies a service pays). Usage: python -m benchmarks.gpu_ort OUT_DIR
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ after its own warm-up, so the two images/s figures are taken side by side in one
 PyTorch's default on CUDA, i.e. TF32 convolutions on Ampere and later (``cudnn.allow_tf32``), as any
 recipe trained with ``precision: fp32`` runs. Prints one JSON line per precision.
 
-    python benchmarks/gpu_stage1_epoch.py --precision fp32,bf16 --images 6400   # 50 batches of 128 each
+    python -m benchmarks.gpu_stage1_epoch --precision fp32,bf16 --images 6400   # 50 batches of 128 each
 """
 
 from __future__ import annotations

@@ -17,13 +17,11 @@ import asyncio
 import collections
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_peers import MODEL, closed_loop, serving
 from benchmarks.common import OUT, random_artifact
 

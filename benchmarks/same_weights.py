@@ -33,10 +33,10 @@ def train_in(tree: Path, out: Path) -> None:
     """Every variant trained by the code in ``tree`` (a fresh process, that tree first on the path)."""
     import json
 
-    from tests.training.conftest import TINY
+    from training.recipes import SMOKE
 
     subprocess.run(
-        [sys.executable, "-c", TRAIN, str(tree), str(out), json.dumps(VARIANTS), json.dumps(TINY)],
+        [sys.executable, "-c", TRAIN, str(tree), str(out), json.dumps(VARIANTS), json.dumps(list(SMOKE))],
         cwd=tree,
         check=True,
         capture_output=True,

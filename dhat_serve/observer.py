@@ -26,21 +26,41 @@ ANY_MODE = "any"
 """The mode label of a refusal made before the request's mode is known (the guard's 429)."""
 
 
+class Tally:
+    """A count and the nanoseconds it took, as Triton's statistics pair them (``{"count", "ns"}``)."""
+
+    __slots__ = ("count", "ns")
+
+    def __init__(self) -> None:
+        self.count, self.ns = 0, 0
+
+    def add(self, count: int, ns: int) -> None:
+        """``count`` more events that took ``ns`` nanoseconds in all."""
+        self.count, self.ns = self.count + count, self.ns + ns
+
+    def to_dict(self) -> dict[str, int]:
+        """Triton's ``{"count": ..., "ns": ...}``."""
+        return {"count": self.count, "ns": self.ns}
+
+
 @dataclass
 class BatchStats:
-    """What the statistics endpoint reports per mode (a Triton user reads the same from its statistics)."""
+    """What the statistics endpoint reports per mode (a Triton user reads the same from its statistics).
+
+    Each time is kept once, in nanoseconds: ``queue`` (requests dequeued, the time they waited), ``compute``
+    (requests run, the time of the run each was in: Triton charges a batched run to every request in it),
+    ``batches`` (images per run -> runs, their time), ``success`` / ``fail`` (requests answered / refused, their
+    time); the seconds totals of ``to_dict`` are read from them."""
 
     requests: int = 0
     runs: int = 0
     images: int = 0
-    queue_seconds: float = 0.0
-    compute_seconds: float = 0.0
     rejected: dict[str, int] = field(default_factory=dict)
-    success: list[int] = field(default_factory=lambda: [0, 0])  # [requests answered, their total ns]
-    fail: list[int] = field(default_factory=lambda: [0, 0])  # [requests refused, their total ns]
-    queue: list[int] = field(default_factory=lambda: [0, 0])  # [requests dequeued, ns they waited]
-    compute: list[int] = field(default_factory=lambda: [0, 0])  # [requests run, ns of the run each was in]
-    batches: dict[int, list[int]] = field(default_factory=dict)  # images per run -> [runs, total ns]
+    success: Tally = field(default_factory=Tally)
+    fail: Tally = field(default_factory=Tally)
+    queue: Tally = field(default_factory=Tally)
+    compute: Tally = field(default_factory=Tally)
+    batches: dict[int, Tally] = field(default_factory=dict)
     last_inference_ms: int = 0
     heads_checked: int = 0  # images whose main and second logits were both computed (merged, all)
     heads_disagree: int = 0  # ... of which the two heads' argmax differ
@@ -52,8 +72,8 @@ class BatchStats:
             "execution_count": self.runs,
             "inference_count": self.images,
             "images_per_execution": self.images / self.runs if self.runs else 0.0,
-            "queue_seconds_total": self.queue_seconds,
-            "compute_seconds_total": self.compute_seconds,
+            "queue_seconds_total": self.queue.ns / 1e9,
+            "compute_seconds_total": sum(t.ns for t in self.batches.values()) / 1e9,
             "rejected": dict(self.rejected),
             "heads_checked": self.heads_checked,
             "heads_disagree": self.heads_disagree,
@@ -65,18 +85,17 @@ class BatchStats:
         ``inference_stats`` count requests (a batched run's time is charged to each request in it, as
         Triton does); ``batch_stats`` count runs per batch size. Input and output copies are not timed
         apart from the run, so ``compute_input`` and ``compute_output`` are 0 ns."""
-        pair = lambda c: {"count": c[0], "ns": c[1]}  # noqa: E731
-        zero = {"count": self.compute[0], "ns": 0}
+        zero = {"count": self.compute.count, "ns": 0}
         return {
             "last_inference": self.last_inference_ms,
             "inference_count": self.images,
             "execution_count": self.runs,
             "inference_stats": {
-                "success": pair(self.success),
-                "fail": pair(self.fail),
-                "queue": pair(self.queue),
+                "success": self.success.to_dict(),
+                "fail": self.fail.to_dict(),
+                "queue": self.queue.to_dict(),
                 "compute_input": zero,
-                "compute_infer": pair(self.compute),
+                "compute_infer": self.compute.to_dict(),
                 "compute_output": zero,
                 "cache_hit": {"count": 0, "ns": 0},
                 "cache_miss": {"count": 0, "ns": 0},
@@ -84,11 +103,11 @@ class BatchStats:
             "batch_stats": [
                 {
                     "batch_size": size,
-                    "compute_input": {"count": c, "ns": 0},
-                    "compute_infer": {"count": c, "ns": ns},
-                    "compute_output": {"count": c, "ns": 0},
+                    "compute_input": {"count": t.count, "ns": 0},
+                    "compute_infer": t.to_dict(),
+                    "compute_output": {"count": t.count, "ns": 0},
                 }
-                for size, (c, ns) in sorted(self.batches.items())
+                for size, t in sorted(self.batches.items())
             ],
         }
 
@@ -186,22 +205,16 @@ class Observer:
     def queued(self, mode: str, seconds: float) -> None:
         """A request waited ``seconds`` in the queue before its batch ran."""
         stats = self.of(mode)
-        stats.queue_seconds += seconds
-        stats.queue[0], stats.queue[1] = stats.queue[0] + 1, stats.queue[1] + int(seconds * 1e9)
+        stats.queue.add(1, int(seconds * 1e9))
         if self.prometheus:
             self.prometheus.child("queue", mode).observe(seconds)
 
     def ran(self, mode: str, images: int, seconds: float, requests: int = 1) -> None:
         """One ``session.run`` of ``images`` images (from ``requests`` requests) took ``seconds``."""
         stats, ns = self.of(mode), int(seconds * 1e9)
-        stats.runs, stats.images, stats.compute_seconds = (
-            stats.runs + 1,
-            stats.images + images,
-            stats.compute_seconds + seconds,
-        )
-        stats.compute[0], stats.compute[1] = stats.compute[0] + requests, stats.compute[1] + requests * ns
-        count, total = stats.batches.get(images, (0, 0))
-        stats.batches[images] = [count + 1, total + ns]
+        stats.runs, stats.images = stats.runs + 1, stats.images + images
+        stats.compute.add(requests, requests * ns)
+        stats.batches.setdefault(images, Tally()).add(1, ns)
         stats.last_inference_ms = int(time.time() * 1000)
         if self.prometheus:
             self.prometheus.child("compute", mode).observe(seconds)
@@ -225,8 +238,7 @@ class Observer:
     def answered(self, endpoint: str, mode: str, outcome: str, seconds: float) -> None:
         """A request left ``endpoint`` with ``outcome`` (``ok`` or a refusal's reason) after ``seconds``."""
         stats = self.of(mode)
-        tally = stats.success if outcome == "ok" else stats.fail
-        tally[0], tally[1] = tally[0] + 1, tally[1] + int(seconds * 1e9)
+        (stats.success if outcome == "ok" else stats.fail).add(1, int(seconds * 1e9))
         if not self.prometheus:
             return
         self.prometheus.child("requests", endpoint, mode, outcome).inc()

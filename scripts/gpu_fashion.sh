@@ -79,7 +79,7 @@ case "${ONLY:-}" in  # short later calls: AutoAttack alone on carried artifacts 
     autoattack_levels $NAME 15 --dhat $FULL --baseline none > $OUT/levels_full.log; pack; exit ;;
 esac
 if [ "${BENCH:-1}" = 1 ]; then  # 1. alone on the machine, so its two figures are comparable
-  timeout 150 $PY benchmarks/gpu_stage1_epoch.py --precision fp32,bf16 --images 6400 --device $DEVICE 2>&1 \
+  timeout 150 $PY -m benchmarks.gpu_stage1_epoch --precision fp32,bf16 --images 6400 --device $DEVICE 2>&1 \
     | grep -v "it/s\]" | tee $OUT/stage1_precision.jsonl
 fi
 # 2. the full recipe trains while the CPU recipe's artifacts are attacked (the GPU has room for both)

@@ -39,7 +39,7 @@ serve)
   [ -f /root/ga/wrn-34-10-fp16/manifest.json ] || python3 -c "from pathlib import Path; from benchmarks.common import \
 random_artifact; random_artifact('wrn-34-10', Path('/root/ga/wrn-34-10-fp16'), fp16=True)" > /root/ga/export.log 2>&1
   tail -2 /root/ga/export.log
-  timeout 330 python3 benchmarks/gpu_oip.py /root/ga/wrn-34-10-fp16 $OUT --workers 2 --concurrency 4 --seconds 5 2>&1 \
+  timeout 330 python3 -m benchmarks.gpu_oip /root/ga/wrn-34-10-fp16 $OUT --workers 2 --concurrency 4 --seconds 5 2>&1 \
     | grep -v '^\[torch.onnx\]' | tail -12
   grep -E "worker [0-9]+, mode|warm-up|ERROR|Traceback" $OUT/gpu_service.log | cut -c1-220 | head -20
   tail -3 /root/o17/session.log ;;

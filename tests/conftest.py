@@ -23,6 +23,6 @@ def tiny_net(tiny_cfg: ModelConfig):
 @pytest.fixture(scope="session")
 def symmetric_artifact(tmp_path_factory):
     """(checkpoint dir, artifact dir) of a tiny exported dual-head model, shared by the whole session."""
-    from tests.helpers.checkpoints import make_artifact
+    from export.sample import make_artifact
 
     return make_artifact(tmp_path_factory.mktemp("sym"))

@@ -20,6 +20,19 @@ from training.data import DataSpec
 from training.methods import METHODS, method_of
 from training.typed_yaml import RecipeError, apply_override, build
 
+SMOKE = (
+    "model.arch=wrn-10-1-s4",
+    "data.image_size=8",
+    "data.batch_size=128",
+    "validation.n=64",
+    "validation.attack.steps=2",
+    "validation.attack.step=0.05",
+    *(f"stage{n}.{key}" for n in (1, 2, 3) for key in ("epochs=1", "attack.steps=2", "attack.step=0.05")),
+)
+"""Overrides that shrink a digits recipe to a run of seconds (8x8 images, a 5k-parameter WRN, PGD-2, one epoch per
+stage): a check that training, export and serving work, with no accuracy to speak of. The tests train with them,
+and so does ``benchmarks.same_weights``: ``load_recipe("digits", SMOKE)``."""
+
 RECIPE_DIR = Path(__file__).parent / "recipes"
 SELECTIONS = ("robust", "clean", "last")
 # fp32: as the reference TRADES / MART / robust-overfitting code trains. bf16: autocast on CUDA (training

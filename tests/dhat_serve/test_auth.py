@@ -15,7 +15,7 @@ from tritonclient.utils import InferenceServerException
 
 from dhat_serve.auth import ApiKeys
 from dhat_serve.config import ServeConfig
-from tests.helpers.server import serving
+from dhat_serve.local_server import serving
 
 KEY, ORIGIN = "k-7f3a9c2e51", "https://app.example"
 

@@ -52,52 +52,63 @@ def test_a_request_is_never_split_across_runs():
     assert calls == [3, 3, 3]
 
 
+async def _until(condition, what: str) -> None:
+    """Yield to the loop until ``condition()`` holds (a bound of 10 s turns a hang into a failure naming ``what``)."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0)
+    assert condition(), what
+
+
 def test_a_full_queue_refuses_at_once():
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
 
     def run(x):
-        gate.wait(5)
+        started.set()
+        gate.wait(10)
         return {"logits": x}
 
     async def scenario():
         b = _batcher(run, queue_size=2, max_batch=1)
         first = asyncio.create_task(b.submit(np.zeros((1, 1, 1, 1), np.float32), 5))
-        await asyncio.sleep(0.05)  # the worker is now blocked in run
+        await asyncio.to_thread(started.wait, 10)  # the worker is now blocked in run
         waiting = [asyncio.create_task(b.submit(np.zeros((1, 1, 1, 1), np.float32), 5)) for _ in range(2)]
-        await asyncio.sleep(0.01)
-        start = time.perf_counter()
+        await _until(lambda: b.queue.full(), "two requests waiting")
+        # at once: refused while the run still blocks (the gate opens only after), so it never waited for room
         with pytest.raises(Overloaded) as exc:
-            await b.submit(np.zeros((1, 1, 1, 1), np.float32), 5)
-        refused_in = time.perf_counter() - start
+            await asyncio.wait_for(b.submit(np.zeros((1, 1, 1, 1), np.float32), 5), 5)
+        assert not gate.is_set()
         gate.set()
         await asyncio.gather(first, *waiting)
-        return exc.value, refused_in, b
+        return exc.value, b
 
-    exc, refused_in, b = asyncio.run(scenario())
+    exc, b = asyncio.run(scenario())
     assert exc.reason == "queue_full" and "queue is full (2 requests waiting)" in str(exc)
-    assert refused_in < 0.05 and b.stats.rejected == {"queue_full": 1}
+    assert b.stats.rejected == {"queue_full": 1}
 
 
 def test_a_deadline_is_a_timeout_and_the_request_never_runs():
-    ran = []
+    ran, started, gate = [], threading.Event(), threading.Event()
 
     def run(x):
-        time.sleep(0.2)
+        started.set()
+        gate.wait(10)  # the first run holds the worker until the second request's deadline has passed
         ran.append(len(x))
         return {"logits": x}
 
     async def scenario():
         b = _batcher(run, max_batch=1)
         slow = asyncio.create_task(b.submit(np.zeros((1, 1, 1, 1), np.float32), 5))
-        await asyncio.sleep(0.02)
+        await asyncio.to_thread(started.wait, 10)
         with pytest.raises(Overloaded, match="deadline"):
             await b.submit(np.zeros((2, 1, 1, 1), np.float32), 0.05)
+        gate.set()
         await slow
-        await asyncio.sleep(0.3)
+        await b.submit(np.zeros((3, 1, 1, 1), np.float32), 5)  # FIFO: the expired request was dealt with before
         return b
 
     b = asyncio.run(scenario())
-    assert ran == [1] and b.stats.rejected == {"deadline": 1}  # the timed-out request was skipped
+    assert ran == [1, 3] and b.stats.rejected == {"deadline": 1}  # the timed-out 2-image request never ran
 
 
 def test_a_failed_run_fails_its_requests_and_the_worker_goes_on():

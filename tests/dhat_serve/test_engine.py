@@ -1,9 +1,9 @@
-"""The engine's warm-up: every mode runs its batch sizes before readiness turns 200 (a slow fake session)."""
+"""The engine's warm-up: every mode runs its batch sizes before readiness turns 200 (a fake session held mid-way)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,37 +19,40 @@ from dhat_serve.service import warm
 from dhat_serve.state import ProcessState
 
 
-class SlowRuntime:
-    """Stands in for ``ModelRuntime``: 50 ms per run, and a record of what ran."""
+class HeldRuntime:
+    """Stands in for ``ModelRuntime``: its third run waits for ``gate`` (warm-up held mid-way, ``midway`` set), and a
+    record of what ran."""
 
     manifest = SimpleNamespace(input_shape=(1, 4, 4), request_modes=REQUEST_MODES)
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
+        self.midway, self.gate = threading.Event(), threading.Event()
 
     def run(self, mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
-        time.sleep(0.05)
+        if len(self.calls) == 2:
+            self.midway.set()
+            self.gate.wait(10)
         self.calls.append((mode, len(images)))
         return {"logits": np.zeros((len(images), 3), np.float32)}
 
 
 def test_readiness_is_503_until_the_warm_up_has_run_every_mode_and_batch_size():
-    runtime, state, observer = SlowRuntime(), ProcessState(), Observer()
+    runtime, state, observer = HeldRuntime(), ProcessState(), Observer()
     engine = Engine(runtime, ServeConfig(), observer)  # type: ignore[arg-type]
     plane = DataPlane(engine, state, observer, 8)
     client = TestClient(protocol_app(lambda: plane))
     assert client.get("/v2/health/ready").status_code == 503  # loaded, not warm
 
-    async def scenario() -> tuple[bool, float]:
+    async def scenario() -> bool:
         task = asyncio.create_task(warm(engine, state, (1, 4)))
-        await asyncio.sleep(0.1)
-        ready_midway = state.ready
-        start = time.perf_counter()
+        await asyncio.to_thread(runtime.midway.wait, 10)  # two runs done, the third held
+        ready_midway = state.ready or client.get("/v2/health/ready").status_code != 503
+        runtime.gate.set()
         await task
-        return ready_midway, time.perf_counter() - start + 0.1
+        return ready_midway
 
-    ready_midway, seconds = asyncio.run(scenario())
-    assert not ready_midway and seconds >= 8 * 0.05
+    assert not asyncio.run(scenario())
     assert sorted(runtime.calls) == sorted((m, n) for m in REQUEST_MODES for n in (1, 4))
     assert client.get("/v2/health/ready").json() == {"ready": True}
     state.draining = True  # SIGTERM: not ready, still alive

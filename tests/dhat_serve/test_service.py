@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from dhat_serve.local_server import serving
 from tests.helpers.oip import images as _images
-from tests.helpers.server import serving
 
 LIMITS = {
     "DHAT_MAX_BATCH": "32",

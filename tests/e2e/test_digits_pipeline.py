@@ -20,8 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
+from dhat_serve.local_server import Server, free_port, wait_until_ready
 from tests.helpers.cli import dhat
-from tests.helpers.server import Server, free_port, wait_until_ready
 from training.attacks import robust_accuracy
 from training.checkpoints import load_checkpoint
 from training.datasets.digits import load_digits_splits

@@ -14,9 +14,9 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from dhat_serve.local_server import Server
 from tests.helpers.cli import dhat
 from tests.helpers.data_files import CLASSES, write_folder
-from tests.helpers.server import Server
 from training.data import DEBIAN_FASHION_MNIST
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -12,9 +12,9 @@ import pytest
 import tritonclient.grpc as tgrpc
 from PIL import Image
 
+from dhat_serve.local_server import serving
 from tests.helpers.cli import dhat
 from tests.helpers.oip import raw_outputs
-from tests.helpers.server import serving
 from tests.training.conftest import TINY
 
 pytestmark = pytest.mark.e2e

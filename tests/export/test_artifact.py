@@ -9,7 +9,7 @@ import torch
 from dhat_serve.manifest import ArtifactError, load_manifest
 from export.artifact import ExportError, export_artifact
 from export.graphs import initializer_names
-from tests.helpers.checkpoints import make_checkpoint
+from export.sample import make_checkpoint
 from training.checkpoints import load_checkpoint
 from training.models.registry import ModelConfig
 

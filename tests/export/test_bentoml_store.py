@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.checkpoints import TINY_CFG, make_checkpoint
+from export.sample import TINY_CFG, make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def build_and_serve_the_bento(env: dict[str, str]) -> None:
     ``bentoml serve`` of the built CPU bento answers ``/v2/health/ready`` with the store's artifact."""
     import httpx
 
-    from tests.helpers.server import free_port, wait_until_ready
+    from dhat_serve.local_server import free_port, wait_until_ready
 
     tags = []
     for bentofile in ("bentofile.yaml", "bentofile.cpu.yaml"):

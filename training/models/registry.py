@@ -6,10 +6,15 @@ attaching point) and its head (everything after). Layouts assemble specs:
 - ``single``: trunk + one head (a plain classifier; loads third-party checkpoints),
 - ``symmetric``: trunk + two heads of the same architecture (Fig. 2),
 - ``asymmetric``: trunk + main head of ``arch`` + second head of ``second_arch`` (Fig. 3).
+
+Beside the named networks, the two families take any size their names spell: ``wrn-D-K[-sS]`` (WideResNet of
+depth D = 6n + 4, widen factor K, stem width S, 16 by default) and ``resnet18-wW`` / ``resnet34-wW`` (CIFAR
+ResNet of base width W): ``wrn-10-1-s4`` is the 5k-parameter net the tests train in seconds.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +25,7 @@ from training.models.dual_head import DualHeadNet, SingleHeadNet
 from training.models.merger import Merger
 from training.models.normalize import Normalize
 from training.models.resnet import ResNetHead, ResNetTrunk
-from training.models.wideresnet import WRNHead, WRNTrunk, init_wrn_weights
+from training.models.wideresnet import WRNHead, WRNTrunk, blocks_per_group, init_wrn_weights
 
 LAYOUTS = ("single", "symmetric", "asymmetric")
 
@@ -53,10 +58,25 @@ def list_archs() -> list[str]:
     return sorted(_ARCHS)
 
 
+WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)(?:-s(\d+))?")
+RESNET_NAME = re.compile(r"resnet(18|34)-w(\d+)")
+RESNET_BLOCKS = {"18": (2, 2, 2, 2), "34": (3, 4, 6, 3)}
+
+
 def get_arch(name: str) -> ArchSpec:
-    """The architecture registered as ``name``, or a ``ValueError`` listing the valid names."""
+    """The architecture registered as ``name`` or spelled by a family's name (registered on first use), or a
+    ``ValueError`` listing the valid names."""
+    if name not in _ARCHS and (m := WRN_NAME.fullmatch(name)):
+        blocks_per_group(int(m[1]))  # a depth other than 6n + 4 is refused here, naming the rule
+        _wrn(int(m[1]), int(m[2]), stem=int(m[3] or 16))
+    elif name not in _ARCHS and (m := RESNET_NAME.fullmatch(name)):
+        second = f"resnet18-w{m[2]}" if m[1] == "34" else None
+        _resnet(name, RESNET_BLOCKS[m[1]], int(m[2]), second, "")
     if name not in _ARCHS:
-        raise ValueError(f"unknown architecture {name!r}; valid architectures: {', '.join(list_archs())}")
+        raise ValueError(
+            f"unknown architecture {name!r}; valid architectures: {', '.join(list_archs())}, or any size of "
+            "wrn-D-K[-sS] (D = 6n + 4, S other than 16) and resnet18-wW / resnet34-wW"
+        )
     return _ARCHS[name]
 
 
@@ -92,11 +112,8 @@ _wrn(34, 20)
 _wrn(28, 10)
 _wrn(16, 4)
 _wrn(16, 2, stem=8, note=" (the embedded digits recipe)")
-_wrn(10, 1, stem=4, note=" (tests)")
 _resnet("resnet18", (2, 2, 2, 2), 64, None, "")
 _resnet("resnet34", (3, 4, 6, 3), 64, "resnet18", " (asymmetric main head; second head: resnet18)")
-_resnet("resnet18-w8", (2, 2, 2, 2), 8, None, " (tests)")
-_resnet("resnet34-w8", (3, 4, 6, 3), 8, "resnet18-w8", " (tests; asymmetric second head: resnet18-w8)")
 
 
 @dataclass(frozen=True)

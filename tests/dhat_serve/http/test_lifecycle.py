@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.server import Server, serving
+from dhat_serve.local_server import Server, serving
 
 
 def _png_claiming(width: int, height: int) -> bytes:

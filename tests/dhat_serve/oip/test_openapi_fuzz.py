@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.helpers.server import Server, serving
+from dhat_serve.local_server import Server, serving
 
 pytestmark = pytest.mark.slow  # fuzzing: the full tier
 

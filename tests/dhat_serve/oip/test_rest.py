@@ -10,9 +10,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from dhat_serve.local_server import serving
 from tests.helpers.oip import MODELS, raw_outputs
 from tests.helpers.oip import images as _images
-from tests.helpers.server import serving
 
 
 @pytest.fixture(scope="module")

@@ -61,3 +61,18 @@ def test_dhat_models_table_names_every_arch():
     assert result.exit_code == 0
     for name in list_archs():
         assert name in result.output
+
+
+def test_the_families_build_any_size_their_names_spell():
+    # what the tests train (nothing test-only is registered in the package): any WRN and CIFAR ResNet size
+    spec = get_arch("wrn-10-1-s4")
+    assert spec.name == "wrn-10-1-s4" and spec.trunk_channels == 4
+    assert get_arch("resnet34-w8").default_second == "resnet18-w8" and get_arch("resnet18-w8").trunk_channels == 8
+    net = create_model(ModelConfig(arch="resnet34-w8", layout="asymmetric", num_classes=3, in_channels=1, input_size=8))
+    assert net(torch.rand(2, 1, 8, 8), "merged").shape == (2, 3)
+    with pytest.raises(ValueError, match="6n\\+4"):
+        get_arch("wrn-11-1")
+    with pytest.raises(ValueError, match="unknown architecture 'wrn-16-2-s16'.*S other than 16"):
+        get_arch("wrn-16-2-s16")  # the default stem is written without -s16: wrn-16-2
+    with pytest.raises(ValueError, match="unknown architecture 'resnet50'"):
+        get_arch("resnet50")

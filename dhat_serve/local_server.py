@@ -1,4 +1,8 @@
-"""Start the real BentoML server on a free local port for HTTP (and, if asked, gRPC) tests."""
+"""Start ``dhat serve`` on a free local port (HTTP, and gRPC if asked) and wait until it is ready.
+
+What the tests, the benchmarks and a user's own integration tests share: a real server in its own process group,
+stopped the way Kubernetes stops it (SIGTERM, then SIGKILL). It runs from the current directory, which is also
+its ``PYTHONPATH`` (the repository root when the tests and benchmarks run)."""
 
 from __future__ import annotations
 
@@ -15,10 +19,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the OS's pick)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -43,6 +46,8 @@ def wait_until_ready(
 
 
 class Server:
+    """``dhat serve ARTIFACT`` started now, its output in ``log``; ``env`` adds or overrides its environment."""
+
     def __init__(
         self, artifact: Path, log: Path, grpc: bool = False, tls: tuple[Path, Path] | None = None, **env: str
     ) -> None:
@@ -57,7 +62,7 @@ class Server:
         full_env = {
             **os.environ,
             "DHAT_ARTIFACT": str(artifact),
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(Path.cwd()),
             "DHAT_DRAIN_DELAY_S": "0.3",
             **env,
         }
@@ -74,7 +79,7 @@ class Server:
                 str(self.grpc_port),
                 *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else []),
             ],
-            cwd=ROOT,
+            cwd=Path.cwd(),
             env=full_env,
             stdout=open(log, "w"),
             stderr=subprocess.STDOUT,
@@ -82,6 +87,7 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = 120) -> None:
+        """Return once ``/readyz`` answers 200; raise with the end of the log if it exits or times out."""
         wait_until_ready(f"{self.url}/readyz", self.proc, self.log, timeout, self.verify)
 
     def stop(self) -> None:

@@ -1,4 +1,9 @@
+"""A tiny exported artifact from random weights (5k-parameter WRN, 8x8 grey images), exported and parity-checked
+like a trained one: what the tests and the serving benchmarks run when the model's accuracy does not matter."""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -8,7 +13,7 @@ from training.models.registry import ModelConfig, create_model
 ALL_TRAINED = {"main_head": True, "second_head": True, "merger": True}
 
 
-def make_checkpoint(path, cfg: ModelConfig, trained=ALL_TRAINED, seed: int = 0):
+def make_checkpoint(path: Path, cfg: ModelConfig, trained: dict[str, bool] = ALL_TRAINED, seed: int = 0) -> Path:
     """A freshly initialised network with non-trivial BatchNorm statistics, saved as a checkpoint."""
     torch.manual_seed(seed)
     net = create_model(cfg)
@@ -20,10 +25,11 @@ def make_checkpoint(path, cfg: ModelConfig, trained=ALL_TRAINED, seed: int = 0):
     return path
 
 
+# the smallest network the WRN family builds (training.models.registry)
 TINY_CFG = ModelConfig(arch="wrn-10-1-s4", layout="symmetric", in_channels=1, input_size=8, mean=(0.3,), std=(0.4,))
 
 
-def make_artifact(root):
+def make_artifact(root: Path) -> tuple[Path, Path]:
     """A tiny exported artifact (5k-parameter WRN, 8x8 grey images): (checkpoint dir, artifact dir)."""
     from export.artifact import export_artifact
 
