@@ -42,5 +42,5 @@ bench: $(STAMP)
 # Fuzz a running service's OpenAPI schema (start one with `make serve` first; PORT defaults to 3000).
 PORT ?= 3000
 fuzz: $(STAMP)
-	$(VENV)/bin/schemathesis run http://127.0.0.1:$(PORT)/docs.json --checks not_a_server_error \
+	$(VENV)/bin/schemathesis run http://127.0.0.1:$(PORT)/openapi.json --checks not_a_server_error \
 		--include-path-regex '^/(classify|predict)$$' --max-examples 300

@@ -79,7 +79,7 @@ class Batcher:
 
     def __init__(
         self,
-        name: str,
+        mode: str,
         run: RunFn,
         executor: Executor,
         max_batch: int,
@@ -89,7 +89,7 @@ class Batcher:
         in_flight: Callable[[], int] | None = None,
         inline_s: float = 0.0,
     ) -> None:
-        self.name, self.run, self.executor = name, run, executor
+        self.mode, self.run, self.executor = mode, run, executor
         self.inline_s = inline_s  # a lone request's run this short (last time) runs on the loop itself; 0: never
         self._lone_run_s = float("inf")  # how long the last batch of one request took to run (unknown: the thread)
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
@@ -101,15 +101,15 @@ class Batcher:
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
+            self._worker = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.mode}")
             self._worker.add_done_callback(self._on_worker_exit)
 
     def _on_worker_exit(self, task: asyncio.Task) -> None:
         """The worker ended (cancelled, or a bug raised): fail what waits now; the next ``submit`` starts a new one."""
         exc = None if task.cancelled() else task.exception()
         if exc is not None:
-            log.error("mode %s: the batching worker died: %r", self.name, exc)
-        failure = InferenceFailed(f"mode {self.name}: the batching worker stopped ({exc!r}); retry")
+            log.error("mode %s: the batching worker died: %r", self.mode, exc)
+        failure = InferenceFailed(f"mode {self.mode}: the batching worker stopped ({exc!r}); retry")
         waiting = [self._carry] if self._carry is not None else []
         self._carry = None
         while not self.queue.empty():
@@ -120,7 +120,7 @@ class Batcher:
     @property
     def stats(self) -> BatchStats:
         """This mode's numbers, as the observer keeps them."""
-        return self.observer.of(self.name)
+        return self.observer.of(self.mode)
 
     async def submit(self, images: np.ndarray, timeout_s: float) -> dict[str, np.ndarray]:
         """The outputs for ``images`` (N, C, H, W) once their batch has run; ``Overloaded`` when refused."""
@@ -129,19 +129,19 @@ class Batcher:
         try:
             self.queue.put_nowait(pending)
         except asyncio.QueueFull:
-            self.observer.rejected(self.name, "queue_full")
+            self.observer.rejected(self.mode, "queue_full")
             raise Overloaded(
                 "queue_full",
-                f"mode {self.name}: the queue is full ({self.queue.maxsize} requests waiting); retry shortly",
+                f"mode {self.mode}: the queue is full ({self.queue.maxsize} requests waiting); retry shortly",
             ) from None
-        self.observer.enqueued(self.name)
-        self.observer.depth(self.name, self.queue.qsize())
+        self.observer.enqueued(self.mode)
+        self.observer.depth(self.mode, self.queue.qsize())
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout_s)
         except TimeoutError:
             pending.future.cancel()  # the worker skips it if it has not run yet
-            self.observer.rejected(self.name, "deadline")
-            raise Overloaded("deadline", f"mode {self.name}: no answer within the {timeout_s:g} s deadline") from None
+            self.observer.rejected(self.mode, "deadline")
+            raise Overloaded("deadline", f"mode {self.mode}: no answer within the {timeout_s:g} s deadline") from None
 
     async def _next(self) -> Pending:
         if self._carry is not None:
@@ -179,25 +179,25 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = BatchedRequests(await self._collect())
-            self.observer.depth(self.name, self.queue.qsize())
+            self.observer.depth(self.mode, self.queue.qsize())
             start = time.perf_counter()
             for item in batch.items:
-                self.observer.queued(self.name, start - item.enqueued)
+                self.observer.queued(self.mode, start - item.enqueued)
             try:
                 if self._alone(batch):
                     outputs = self._timed_run(batch)  # nobody else to serve meanwhile: no thread hand-off
                 else:
                     outputs = await loop.run_in_executor(self.executor, self._timed_run, batch)
             except Exception as exc:
-                log.error("mode %s: session.run failed on %d images: %s", self.name, len(batch.images), exc)
+                log.error("mode %s: session.run failed on %d images: %s", self.mode, len(batch.images), exc)
                 batch.fail(
                     InferenceFailed(
-                        f"mode {self.name}: the model run failed on a batch of "
+                        f"mode {self.mode}: the model run failed on a batch of "
                         f"{len(batch.images)} images ({type(exc).__name__})"
                     )
                 )
                 continue
-            self.observer.ran(self.name, len(batch.images), time.perf_counter() - start, len(batch.items))
+            self.observer.ran(self.mode, len(batch.images), time.perf_counter() - start, len(batch.items))
             batch.answer(outputs)
 
     def _timed_run(self, batch: BatchedRequests) -> Mapping[str, np.ndarray]:

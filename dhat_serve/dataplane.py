@@ -1,25 +1,30 @@
 """The data plane: the one request path every protocol calls (decode at the edge -> ``DataPlane.infer`` -> encode).
 
 OIP over HTTP and gRPC, ``/classify``, JSON ``/predict`` and ``.npy`` ``/predict`` each decode a request
-into one ``InferRequest`` and encode the ``InferResult`` they get back; nothing else on the way is theirs.
-``infer`` does, in this order and only here (kserve's ``protocol/dataplane.py`` and MLServer's
-``handlers/dataplane.py`` have the same shape):
+completely, at the edge, into one ``InferRequest`` (the mode, the images, the outputs asked for, the deadline)
+and encode the ``InferResult`` they get back; nothing else on the way is theirs. A refusal raised while an edge
+decodes is counted through ``DataPlane.decoding``, as the data plane counts its own. ``infer`` does, in this
+order and only here (kserve's ``protocol/dataplane.py`` and MLServer's ``handlers/dataplane.py`` have the same
+shape):
 
 1. admission: more than ``max_concurrency`` requests in flight -> ``TooManyRequests`` (429 /
    RESOURCE_EXHAUSTED); else the request counts in flight until it is answered (the batchers and the
    drain read that count);
 2. observation: one ``observer.observed`` call per request, so its outcome and latency are counted under
    its endpoint and mode whatever happens below (a refusal, or a failed model run: ``model_error``);
-3. the model check: an unknown mode is the same ``NotFound`` with the same message on every protocol;
-4. decoding against the model: the request's ``decode`` turns its bytes into an array, after the model
-   check (an unknown model costs no decoding), and ``validation.validate_array`` checks it here, once, for
-   every protocol (batch size, type, shape, finiteness, range);
+3. the mode check, once: an unknown mode (OIP: model) is the same ``NotFound`` with the same message on every
+   protocol;
+4. ``validation.validate_array``, once, for every protocol (batch size, type, shape, finiteness, range);
 5. the engine call (the mode's batcher -> ``ModelRuntime.run``) and the output selection.
+
+The mode keeps its one name from the edge to the batcher: ``InferRequest.mode`` -> ``Engine.infer(mode)`` ->
+``Batcher.mode``; the Open Inference Protocol calls it a model, and its edges translate once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -27,7 +32,7 @@ import numpy as np
 
 from dhat_serve.contract import REQUEST_MODES, request_output_names
 from dhat_serve.engine import Engine
-from dhat_serve.errors import BadRequest, NotFound, TooManyRequests
+from dhat_serve.errors import BadRequest, NotFound, Refusal, TooManyRequests
 from dhat_serve.observer import ANY_MODE, Observer, observed
 from dhat_serve.state import ProcessState
 from dhat_serve.validation import validate_array
@@ -42,33 +47,25 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
-class Decoded:
-    """A request's decoded parts: its tensor (checked by the data plane to be (N, C, H, W) in [0, 1]), the outputs
-    asked for (None: every
-    output of the model) and the request's own deadline in seconds (None: the server's)."""
+class InferRequest:
+    """One inference, decoded at the edge: where it came from (``observer.PROTOCOLS``), the mode and version as
+    the client named them, its images (the data plane checks them to be (N, C, H, W) in [0, 1]), the outputs asked
+    for (None: every output of the mode) and its own deadline in seconds (None: the server's)."""
 
+    endpoint: str
+    mode: str | None  # None: the artifact's default mode (merged, or main for a single-head artifact)
     images: np.ndarray
     outputs: tuple[str, ...] | None = None
     timeout_s: float | None = None
-
-
-@dataclass(frozen=True)
-class InferRequest:
-    """One inference as every protocol hands it over: where it came from (``observer.PROTOCOLS``), the model
-    (request mode) and version as the client named them, and how to decode its body against the model."""
-
-    endpoint: str
-    model: str | None  # None: the artifact's default mode (merged, or main for a single-head artifact)
-    decode: Callable[[InputSpec], Decoded]
     version: str | None = None
 
 
 @dataclass(frozen=True)
 class InferResult:
-    """The answer before encoding: the checked model, ``{output name: (N, classes)}`` in the order asked for,
+    """The answer before encoding: the checked mode, ``{output name: (N, classes)}`` in the order asked for,
     and the artifact's name and version."""
 
-    model: str
+    mode: str
     outputs: dict[str, np.ndarray]
     artifact: dict[str, str] = field(default_factory=dict)
 
@@ -84,10 +81,10 @@ def oip_version(version: str) -> str:
         return version
 
 
-def select_outputs(model: str, asked: tuple[str, ...] | None) -> tuple[str, ...]:
-    """The outputs to answer: every output of ``model`` when none is named, else the named ones, each known
+def select_outputs(mode: str, asked: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The outputs to answer: every output of ``mode`` when none is named, else the named ones, each known
     and named once (as Triton answers)."""
-    names = request_output_names(model)
+    names = request_output_names(mode)
     if not asked:
         return names
     seen: set[str] = set()
@@ -106,27 +103,40 @@ class DataPlane:
     def __init__(self, engine: Engine, state: ProcessState, observer: Observer, max_concurrency: int) -> None:
         self.engine, self.state, self.observer, self.max_concurrency = engine, state, observer, max_concurrency
 
-    def check_model(self, model: str, version: str | None = None) -> str:
-        """``model`` if this artifact serves that request mode and ``version`` is empty or this artifact's (either
-        form); else 404. Metadata, readiness, statistics and inference check a model here, on HTTP and gRPC."""
+    def check_mode(self, mode: str, version: str | None = None) -> str:
+        """``mode`` if this artifact serves it and ``version`` is empty or this artifact's (either form); else 404,
+        worded as the Open Inference Protocol names a mode (a model). Metadata, readiness, statistics and inference
+        check a mode here, on HTTP and gRPC."""
         served = self.engine.runtime.manifest.request_modes
-        if model not in served:
-            if model in REQUEST_MODES:  # a mode of the dual head asked of a single-head artifact
+        if mode not in served:
+            if mode in REQUEST_MODES:  # a mode of the dual head asked of a single-head artifact
                 raise NotFound(
-                    f"model {model!r} is not in this artifact: a single-head model (its second head and "
+                    f"model {mode!r} is not in this artifact: a single-head model (its second head and "
                     f"merger were never trained); models: {', '.join(served)}"
                 )
-            raise NotFound(f"unknown model {model!r}; models: {', '.join(served)} (the request modes)")
+            raise NotFound(f"unknown model {mode!r}; models: {', '.join(served)} (the request modes)")
         artifact = self.engine.runtime.manifest.version
         if version not in (None, "", oip_version(artifact), artifact):
             raise NotFound(
-                f"model {model!r} has no version {version!r}; version: {oip_version(artifact)} (artifact {artifact})"
+                f"model {mode!r} has no version {version!r}; version: {oip_version(artifact)} (artifact {artifact})"
             )
-        return model
+        return mode
 
     def input_spec(self) -> InputSpec:
         """The artifact's input shape and ``DHAT_MAX_BATCH``, what every decoder checks a tensor against."""
         return InputSpec(self.engine.runtime.manifest.input_shape, self.engine.cfg.max_batch)
+
+    @contextmanager
+    def decoding(self, endpoint: str, mode: str | None) -> Iterator[None]:
+        """An edge decodes a request inside this block: a refusal raised there (a malformed body) is counted under
+        ``endpoint`` and ``mode`` as the refusals of ``infer`` are, and re-raised for the edge to answer."""
+        start = time.perf_counter()
+        try:
+            yield
+        except Refusal as exc:
+            label = mode if mode in REQUEST_MODES else ANY_MODE
+            self.observer.answered(endpoint, label, exc.reason, time.perf_counter() - start)
+            raise
 
     @contextmanager
     def _admitted(self) -> Iterator[None]:
@@ -145,17 +155,16 @@ class DataPlane:
     async def infer(self, request: InferRequest) -> InferResult:
         """Admit, observe, check the model, decode, run and select (see the module docstring); raises a
         ``Refusal`` for the protocol to encode."""
-        if request.model is None:
-            request = replace(request, model=self.engine.runtime.manifest.default_mode)
-        label = request.model if request.model in REQUEST_MODES else ANY_MODE
+        if request.mode is None:
+            request = replace(request, mode=self.engine.runtime.manifest.default_mode)
+        label = request.mode if request.mode in REQUEST_MODES else ANY_MODE
         return await observed(self.observer, request.endpoint, label, lambda: self._admitted_infer(request))
 
     async def _admitted_infer(self, request: InferRequest) -> InferResult:
         with self._admitted():
-            model = self.check_model(request.model, request.version)
+            mode = self.check_mode(request.mode, request.version)
             spec = self.input_spec()
-            decoded = request.decode(spec)
-            images = validate_array(decoded.images, spec.shape, spec.max_batch)
-            names = select_outputs(model, decoded.outputs)
-            outputs = await self.engine.infer(model, images, decoded.timeout_s)
-            return InferResult(model, {name: outputs[name] for name in names}, self.engine.artifact())
+            images = validate_array(request.images, spec.shape, spec.max_batch)
+            names = select_outputs(mode, request.outputs)
+            outputs = await self.engine.infer(mode, images, request.timeout_s)
+            return InferResult(mode, {name: outputs[name] for name in names}, self.engine.artifact())

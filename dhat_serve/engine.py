@@ -1,13 +1,13 @@
 """The engine: the artifact's sessions and one batcher per request mode, in the process that parses requests.
 
-The data plane (``dataplane.DataPlane``, which every protocol calls) calls ``Engine.infer(request_mode,
-images)`` and gets ``{output name: (N, classes)}``, exactly what
-``ModelRuntime.run`` returns for that mode (``contract.REQUEST_OUTPUTS``); nothing is re-keyed on the
-way out and nothing crosses a process boundary between the socket and ``session.run``.
+The data plane (``dataplane.DataPlane``, which every protocol calls) calls ``Engine.infer(mode, images)`` and
+gets ``{output name: (N, classes)}`` as ``ModelRuntime.run`` returns it (``contract.REQUEST_OUTPUTS``); the data
+plane selects what the request asked for, once. Nothing is re-keyed on the way out and nothing crosses a process
+boundary between the socket and ``session.run``.
 
 The head-disagreement monitor costs no model time: a ``merged`` run asks ``merged.onnx`` for the two
 heads' logits as well (it computes them anyway, the merger reads them), counts the images whose heads'
-argmax differ (``Observer.heads``: ``dhat_heads_disagree_total``) and answers only ``logits``.
+argmax differ (``Observer.heads``: ``dhat_heads_disagree_total``); the data plane answers only ``logits``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from dhat_serve.batching import Batcher
 from dhat_serve.config import ServeConfig
-from dhat_serve.contract import ALL, MAIN_LOGITS, MERGED, SECOND_LOGITS, request_graph, request_output_names
+from dhat_serve.contract import ALL, MAIN_LOGITS, MERGED, SECOND_LOGITS, request_graph
 from dhat_serve.observer import Observer
 from dhat_serve.runtime import ModelRuntime, gpu_count, worker_device
 
@@ -95,23 +95,23 @@ class Engine:
         log.info("warm-up: %d modes x batch sizes %s in %.2f s; ready", len(self.batchers), list(sizes), seconds)
         return seconds
 
-    def run(self, request_mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
-        """One ``session.run`` for a batch (on an executor thread); merged runs also count head disagreement."""
-        if request_graph(request_mode) != MERGED:
-            return self.runtime.run(request_mode, images)
+    def run(self, mode: str, images: np.ndarray) -> dict[str, np.ndarray]:
+        """One ``session.run`` for a batch (on an executor thread). A mode of ``merged.onnx`` (merged, all) runs it
+        for the heads' logits too and counts their disagreement; its outputs include them, and the data plane
+        answers what the request asked for."""
+        if request_graph(mode) != MERGED:
+            return self.runtime.run(mode, images)
         outputs = self.runtime.run(ALL, images)
         disagree = int(np.count_nonzero(outputs[MAIN_LOGITS].argmax(1) != outputs[SECOND_LOGITS].argmax(1)))
-        self.observer.heads(request_mode, len(images), disagree)
-        return {name: outputs[name] for name in request_output_names(request_mode)}
+        self.observer.heads(mode, len(images), disagree)
+        return outputs
 
-    async def infer(
-        self, request_mode: str, images: np.ndarray, timeout_s: float | None = None
-    ) -> dict[str, np.ndarray]:
+    async def infer(self, mode: str, images: np.ndarray, timeout_s: float | None = None) -> dict[str, np.ndarray]:
         """(N, C, H, W) float32 in [0, 1] -> ``{output name: (N, classes)}``, batched with other requests.
 
         The deadline is ``DHAT_TIMEOUT_S``, or the request's own ``timeout_s`` when that is shorter."""
         deadline = self.cfg.timeout_s if timeout_s is None else min(timeout_s, self.cfg.timeout_s)
-        return await self.batchers[request_mode].submit(images, deadline)
+        return await self.batchers[mode].submit(images, deadline)
 
     def artifact(self) -> dict[str, str]:
         """The served artifact's name and version, as every answer carries it."""

@@ -3,9 +3,9 @@
 A refusal is a typed exception that carries its HTTP status, its reason (the label the metrics count
 it under) and its headers (``Retry-After`` on 429 and 503); ``GRPC_CODES`` gives the gRPC status of each
 HTTP status (the mapping KServe and Triton use). Validation, the data plane, the guard and the batchers
-only *raise*. ``refusal_response`` is the one HTTP encoding (a Starlette response, also sent as raw
-ASGI by the guard and the key check); ``bentoml_reply`` writes the same status, headers and body
-through a typed BentoML API's ``Context``; the gRPC service aborts with ``Refusal.grpc_code``.
+only *raise*. ``refusal_response`` is the one HTTP encoding (a Starlette response: the app's exception
+handler returns it, the guard and the key check send it as raw ASGI); the gRPC service aborts with
+``Refusal.grpc_code`` (``oip.grpc_service.refuse``).
 
 Every answer has the body ``{"error": message}`` (the Open Inference Protocol's error shape) and is
 logged as one line without a traceback: INFO for a client error, WARNING for overload, ERROR for a
@@ -15,7 +15,6 @@ failed model run.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.responses import JSONResponse
 
@@ -130,12 +129,3 @@ def refusal_response(exc: Refusal, where: str = "", close: bool = False) -> JSON
     log_refusal(exc, where)
     headers = {**exc.headers(), **({"Connection": "close"} if close else {})}
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-
-
-def bentoml_reply(exc: Refusal, ctx: Any, where: str = "") -> dict[str, str]:
-    """The refusal from a typed BentoML API: status and headers on ``ctx.response``, the body returned."""
-    log_refusal(exc, where)
-    ctx.response.status_code = exc.status
-    for key, value in exc.headers().items():
-        ctx.response.headers[key] = value
-    return exc.body()

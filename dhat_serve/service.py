@@ -1,48 +1,45 @@
 """The BentoML service: per-request robustness mode on ONNX Runtime, one process from socket to session.
 
 ``DHAT`` loads the artifact into an ``Engine`` when its worker starts and wraps it in the worker's
-``DataPlane`` (admission, observation, the model check, the engine's per-mode batchers, output
-selection). Every protocol decodes a request, calls ``DataPlane.infer`` and encodes the answer:
+``DataPlane`` (admission, observation, the mode check, the engine's per-mode batchers, output
+selection). Every protocol decodes a request at its edge, calls ``DataPlane.infer`` and encodes the answer:
 
-- ``POST /classify`` (an image file) and ``POST /predict`` (a JSON tensor) are the typed APIs below;
-- ``POST /predict`` with a ``.npy`` body is answered by ``http.npy.NpyPredict``, installed next to ``predict``;
-- the Open Inference Protocol v2 (``/v2/...``) and ``GET /info`` are ``http.app.protocol_app``, mounted here;
+- over HTTP, one mounted Starlette app (``http.app.protocol_app``): ``POST /classify`` (an image file) and
+  ``POST /predict`` (a JSON or ``.npy`` tensor) in ``http.predict``, the Open Inference Protocol v2 (``/v2/...``,
+  ``oip.rest``) and ``GET /info``;
 - the Open Inference Protocol over gRPC (``oip.grpc_service``) when ``DHAT_GRPC_PORT`` is set, on this worker's loop;
-- BentoML adds ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI page at ``/docs``.
+- BentoML keeps ``/healthz``, ``/readyz`` (``__is_ready__`` below), ``/metrics`` and its ``/docs`` page; the
+  routes above are described at ``/v2/openapi.json``.
 
-No worker state lives in this module: the middleware and the mounted app are given ``current_plane``,
-which asks BentoML for this worker's service instance (``bentoml.get_current_service``, the injection
-BentoML's own FastAPI integration uses) and answers 503 ``starting`` before it exists. Refusals
-(``errors``) are raised anywhere and encoded once per protocol: a full queue 503 + Retry-After at once,
-past ``DHAT_TIMEOUT_S`` 504, more than ``DHAT_MAX_CONCURRENCY`` in flight 429. On SIGTERM the server stops
-accepting and answers every accepted request before it exits (``DHAT_GRACE_S``).
+No worker state lives in this module: the mounted app is given ``current_plane``, which asks BentoML for this
+worker's service instance (``bentoml.get_current_service``, the injection BentoML's own FastAPI integration uses)
+and answers 503 ``starting`` before it exists. Refusals (``errors``) are raised anywhere and encoded once per
+protocol family (``errors.refusal_response`` for HTTP, ``oip.grpc_service.refuse`` for gRPC): a full queue 503 +
+Retry-After at once, past ``DHAT_TIMEOUT_S`` 504, more than ``DHAT_MAX_CONCURRENCY`` in flight 429. On SIGTERM the
+server stops accepting and answers every accepted request before it exits (``DHAT_GRACE_S``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import bentoml
 from starlette.middleware.cors import CORSMiddleware
 
 from dhat_serve.auth import ApiKeys
 from dhat_serve.config import ServeConfig, comma_list
-from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, InputSpec
+from dhat_serve.dataplane import DataPlane
 from dhat_serve.engine import Engine
-from dhat_serve.errors import Overloaded, Refusal, bentoml_reply
+from dhat_serve.errors import Overloaded
 from dhat_serve.http import logfilter
-from dhat_serve.http.answers import check_top_k, classify_answer, predict_answer
 from dhat_serve.http.app import protocol_app
 from dhat_serve.http.drain import Drain
 from dhat_serve.http.guard import RequestGuard
 from dhat_serve.http.keycheck import KeyCheck
-from dhat_serve.http.npy import NpyPredict
 from dhat_serve.manifest import ArtifactError
 from dhat_serve.observer import Observer, Prometheus
 from dhat_serve.state import ProcessState
-from dhat_serve.validation import decode_image, json_array
 
 CORS_HEADERS = ["Authorization", "Content-Type", "Inference-Header-Content-Length"]
 # Read at import on purpose: BentoML's decorator takes the worker count and the timeout when the class is
@@ -51,7 +48,6 @@ CONFIG = ServeConfig.from_env()
 NO_TRACING = ["."]
 """BentoML's ``tracing.excluded_urls`` when ``DHAT_TRACING`` is off: a regex every URL matches, so OpenTelemetry's
 ASGI middleware (always installed by BentoML) hands each request straight to the app."""
-MODES_HELP = "main, second, merged or all (default merged); anything else is 404 naming the modes"
 
 
 def resolve_artifact_dir(cfg: ServeConfig) -> Path:
@@ -113,58 +109,14 @@ class DHAT:
         drain.install()
         if CONFIG.grpc_port:
             start_grpc(self.plane, CONFIG, drain)
-        self.names = list(engine.runtime.manifest.class_names)
 
     async def __is_ready__(self) -> bool:
         """BentoML's ``/readyz``: the worker's readiness (loaded, warm, not draining), as ``/v2/health/ready``."""
         return self.plane.state.ready
 
-    async def _answer(self, ctx: bentoml.Context, request: InferRequest, encode: Any) -> dict[str, Any]:
-        """The data plane's result encoded by ``encode``, or its refusal through ``errors.bentoml_reply``."""
-        try:
-            return encode(await self.plane.infer(request))
-        except Refusal as exc:
-            return bentoml_reply(exc, ctx, request.endpoint)
 
-    @bentoml.api(route="/classify")
-    async def classify(
-        self, image: Path, ctx: bentoml.Context, mode: str | None = None, top_k: int | None = None
-    ) -> dict[str, Any]:
-        """Classify one PNG/JPEG image (multipart field ``image``); ``mode``: main, second, merged or all (default
-        merged; a single-head artifact serves main only, its default).
-
-        ``top_k`` defaults to 5, or to every class when the model has fewer."""
-        k = None
-
-        def decode(spec: InputSpec) -> Decoded:
-            nonlocal k
-            k = check_top_k(top_k, len(self.names))
-            channels, size, _ = spec.shape
-            return Decoded(decode_image(Path(image).read_bytes(), channels, size, CONFIG.max_image_pixels)[None])
-
-        return await self._answer(
-            ctx,
-            InferRequest("classify", mode, decode),
-            lambda r: classify_answer(r.model, r.outputs, self.names, k, r.artifact),
-        )
-
-    @bentoml.api(route="/predict")
-    async def predict(self, inputs: list, ctx: bentoml.Context, mode: str | None = None) -> dict[str, Any]:
-        """Classify a batch given as JSON: ``inputs`` is (N, C, H, W) floats in [0, 1]; ``mode`` as ``/classify``.
-
-        A ``.npy`` body to the same path is answered by ``http.npy.NpyPredict`` (installed below) with ``.npy`` logits.
-        """
-
-        def decode(spec: InputSpec) -> Decoded:
-            return Decoded(json_array(inputs, spec.shape, spec.max_batch))  # validate_array: the data plane's
-
-        return await self._answer(
-            ctx, InferRequest("predict", mode, decode), lambda r: predict_answer(r.model, r.outputs, r.artifact)
-        )
-
-
-# Added first, so outermost: CORS answers browsers' preflights; the guard caps every request's body (.npy ones
-# included) and reads it, so the key check inside it can refuse without leaving unread bytes on the socket.
+# Added first, so outermost: CORS answers browsers' preflights; the guard caps every request's body and reads it,
+# so the key check inside it can refuse without leaving unread bytes on the socket.
 if CONFIG.cors_origins:
     DHAT.add_asgi_middleware(
         CORSMiddleware,
@@ -175,4 +127,3 @@ if CONFIG.cors_origins:
     )
 DHAT.add_asgi_middleware(RequestGuard, max_bytes=CONFIG.max_request_bytes)
 DHAT.add_asgi_middleware(KeyCheck, cfg=CONFIG)
-DHAT.add_asgi_middleware(NpyPredict, plane=current_plane)  # POST /predict with a .npy body (see http/npy.py)

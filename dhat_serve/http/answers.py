@@ -73,17 +73,17 @@ def batch_result(logits: np.ndarray) -> dict[str, Any]:
     }
 
 
-def by_mode(request_mode: str, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def by_mode(mode: str, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``{output name: logits}`` -> ``{mode: logits}`` through the contract's table (no positional guessing)."""
-    return {REQUEST_OUTPUTS[request_mode][name]: array for name, array in outputs.items()}
+    return {REQUEST_OUTPUTS[mode][name]: array for name, array in outputs.items()}
 
 
 def _answer(
-    request_mode: str, results: dict[str, Any], labels: dict[str, Any], artifact: dict[str, str], per_image: bool
+    mode: str, results: dict[str, Any], labels: dict[str, Any], artifact: dict[str, str], per_image: bool
 ) -> dict[str, Any]:
     """The one answer shape: a single mode's result inline, or ``modes`` + agreement flags for ``all``."""
-    if request_mode != ALL:
-        return {"mode": request_mode, **results[request_mode], "artifact": artifact}
+    if mode != ALL:
+        return {"mode": mode, **results[mode], "artifact": artifact}
     if per_image:
         rows = list(zip(*labels.values(), strict=True))
         heads = [a == b for a, b in zip(labels[MAIN], labels[SECOND], strict=True)]
@@ -94,18 +94,18 @@ def _answer(
 
 
 def classify_answer(
-    request_mode: str,
+    mode: str,
     outputs: Mapping[str, np.ndarray],
     class_names: Sequence[str],
     top_k: int,
     artifact: dict[str, str],
 ) -> dict[str, Any]:
     """``/classify``'s answer for one image; ``outputs`` hold (1, classes) logits per output name."""
-    results = {mode: describe(logits[0], class_names, top_k) for mode, logits in by_mode(request_mode, outputs).items()}
-    return _answer(request_mode, results, {m: r["label"] for m, r in results.items()}, artifact, per_image=False)
+    results = {mode: describe(logits[0], class_names, top_k) for mode, logits in by_mode(mode, outputs).items()}
+    return _answer(mode, results, {m: r["label"] for m, r in results.items()}, artifact, per_image=False)
 
 
-def predict_answer(request_mode: str, outputs: Mapping[str, np.ndarray], artifact: dict[str, str]) -> dict[str, Any]:
+def predict_answer(mode: str, outputs: Mapping[str, np.ndarray], artifact: dict[str, str]) -> dict[str, Any]:
     """``/predict``'s answer for a batch; ``outputs`` hold (N, classes) logits per output name."""
-    results = {mode: batch_result(logits) for mode, logits in by_mode(request_mode, outputs).items()}
-    return _answer(request_mode, results, {m: r["labels"] for m, r in results.items()}, artifact, per_image=True)
+    results = {mode: batch_result(logits) for mode, logits in by_mode(mode, outputs).items()}
+    return _answer(mode, results, {m: r["labels"] for m, r in results.items()}, artifact, per_image=True)

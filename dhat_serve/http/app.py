@@ -1,9 +1,11 @@
-"""The Starlette app the service mounts beside BentoML's typed APIs: the Open Inference Protocol and ``/info``.
+"""The one Starlette app the service mounts: every route of ours, in one mechanism.
 
-BentoML's own routes (``/classify``, ``/predict``, ``/healthz``, ``/readyz``, ``/metrics``, ``/docs``) are
-matched first; this app serves ``/v2/...`` (``oip.rest``) and ``GET /info``. Its handlers are plain
-functions that read the worker's data plane from ``app.state.plane`` (a callable the service passes in)
-and raise refusals; ``on_refusal`` is the one place this app turns a refusal into an answer.
+BentoML keeps what it owns (``/healthz``, ``/readyz``, ``/metrics``, ``/docs``) and matches it first; this app
+serves ``POST /classify`` and ``POST /predict`` (``http.predict``), the Open Inference Protocol's ``/v2/...``
+(``oip.rest``) and ``GET /info``. Its handlers are plain functions that read the worker's data plane from
+``app.state.plane`` (a callable the service passes in: a 503 ``starting`` while the worker loads), decode at the
+edge, call ``DataPlane.infer``, encode, and raise refusals; ``on_refusal`` is the one place an HTTP refusal
+becomes an answer (the guard and the key check in front send the same ``errors.refusal_response``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from starlette.routing import Route
 from dhat_serve.contract import request_output_names
 from dhat_serve.dataplane import DataPlane
 from dhat_serve.errors import Refusal, refusal_response
-from dhat_serve.oip.rest import oip_routes, plane_of
+from dhat_serve.http import plane_of
+from dhat_serve.http.openapi import service_document
+from dhat_serve.http.predict import classify, predict
+from dhat_serve.oip.rest import oip_routes
 
 
 def info_document(plane: DataPlane) -> dict[str, Any]:
@@ -63,6 +68,11 @@ async def info(request: Request) -> Response:
     return JSONResponse(info_document(plane_of(request)))
 
 
+async def openapi(request: Request) -> Response:
+    """``GET /openapi.json``: every route of this app (``http.openapi``)."""
+    return JSONResponse(service_document())
+
+
 async def on_refusal(request: Request, exc: Exception) -> Response:
     """Every refusal a handler of this app raises, answered as ``{"error": ...}`` with its status and headers."""
     assert isinstance(exc, Refusal)
@@ -71,6 +81,13 @@ async def on_refusal(request: Request, exc: Exception) -> Response:
 
 def protocol_app(plane: Callable[[], DataPlane]) -> Starlette:
     """The app the service mounts at ``/``; ``plane`` returns this worker's data plane (or raises ``starting``)."""
-    app = Starlette(routes=[*oip_routes(), Route("/info", info)], exception_handlers={Refusal: on_refusal})
+    routes = [
+        Route("/predict", predict, methods=["POST"]),
+        Route("/classify", classify, methods=["POST"]),
+        *oip_routes(),
+        Route("/info", info),
+        Route("/openapi.json", openapi),
+    ]
+    app = Starlette(routes=routes, exception_handlers={Refusal: on_refusal})
     app.state.plane = plane
     return app

@@ -29,7 +29,7 @@ from dhat_serve import __version__
 from dhat_serve.auth import OPEN_RPCS, ApiKeys
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import INPUT_NAME
-from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, InputSpec, oip_version
+from dhat_serve.dataplane import DataPlane, InferRequest, oip_version
 from dhat_serve.errors import BadRequest, Refusal, Unauthorized, log_refusal
 from dhat_serve.oip.codec import decode_tensor, request_timeout
 from dhat_serve.oip.models import EXTENSIONS, model_config, model_metadata, model_statistics
@@ -60,18 +60,15 @@ def request_tensor(request: pb.ModelInferRequest) -> np.ndarray:
 
 
 def infer_request(request: pb.ModelInferRequest, context: Any) -> InferRequest:
-    """The data plane's request of a ``ModelInferRequest``; its deadline is the shorter of Triton's ``timeout``
-    parameter and the client's own gRPC deadline."""
-
-    def decode(spec: InputSpec) -> Decoded:
-        images = request_tensor(request)
-        timeout_s = request_timeout(parameters(request.parameters))
-        remaining = context.time_remaining()  # the client's gRPC deadline, if it set one
-        if remaining is not None:
-            timeout_s = remaining if timeout_s is None else min(timeout_s, remaining)
-        return Decoded(images, tuple(o.name for o in request.outputs) or None, timeout_s)
-
-    return InferRequest("oip_grpc", request.model_name, decode, request.model_version)
+    """The data plane's request of a ``ModelInferRequest``, decoded completely; its deadline is the shorter of
+    Triton's ``timeout`` parameter and the client's own gRPC deadline."""
+    images = request_tensor(request)
+    timeout_s = request_timeout(parameters(request.parameters))
+    remaining = context.time_remaining()  # the client's gRPC deadline, if it set one
+    if remaining is not None:
+        timeout_s = remaining if timeout_s is None else min(timeout_s, remaining)
+    outputs = tuple(o.name for o in request.outputs) or None
+    return InferRequest("oip_grpc", request.model_name, images, outputs, timeout_s, request.model_version)
 
 
 async def refuse(context: grpc.aio.ServicerContext, exc: Refusal, where: str) -> NoReturn:
@@ -108,7 +105,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         or the call aborted with the refusal's status (UNAVAILABLE while loading, NOT_FOUND for an unknown one)."""
         try:
             plane = self.plane()
-            return plane, plane.check_model(name, version) if name is not None else ""
+            return plane, plane.check_mode(name, version) if name is not None else ""
         except Refusal as exc:
             await refuse(context, exc, where)
 
@@ -139,11 +136,14 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         """One inference through ``DataPlane.infer`` (counted as ``oip_grpc``), encoded as raw output contents."""
         try:
-            result = await self.plane().infer(infer_request(request, context))
+            plane = self.plane()
+            with plane.decoding("oip_grpc", request.model_name):
+                decoded = infer_request(request, context)
+            result = await plane.infer(decoded)
         except Refusal as exc:
             await refuse(context, exc, "ModelInfer")
         response = pb.ModelInferResponse(
-            model_name=result.model, model_version=oip_version(result.artifact["version"]), id=request.id
+            model_name=result.mode, model_version=oip_version(result.artifact["version"]), id=request.id
         )
         for name, array in result.outputs.items():
             array = np.ascontiguousarray(array, dtype=np.float32)

@@ -14,20 +14,16 @@ from starlette.routing import Route
 
 from dhat_serve import __version__
 from dhat_serve.contract import INPUT_NAME
-from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, InputSpec, oip_version
-from dhat_serve.oip.codec import HEADER_LENGTH, OipBody, encode_infer, parse_infer
+from dhat_serve.dataplane import DataPlane, InferRequest, oip_version
+from dhat_serve.http import plane_of
+from dhat_serve.oip.codec import HEADER_LENGTH, encode_infer, parse_infer
 from dhat_serve.oip.models import EXTENSIONS, model_config, model_metadata, model_statistics
 from dhat_serve.oip.openapi import openapi_document
 
 
-def plane_of(request: Request) -> DataPlane:
-    """The worker's data plane (the app's ``state.plane`` callable), or a 503 ``starting`` refusal while it loads."""
-    return request.app.state.plane()
-
-
-def path_model(plane: DataPlane, request: Request) -> str:
+def path_mode(plane: DataPlane, request: Request) -> str:
     """The model (request mode) named in the path, its version checked by the data plane; 404 names the valid ones."""
-    return plane.check_model(request.path_params["model"], request.path_params.get("version"))
+    return plane.check_mode(request.path_params["model"], request.path_params.get("version"))
 
 
 async def server_metadata(request: Request) -> Response:
@@ -55,13 +51,13 @@ async def ready(request: Request) -> Response:
 async def metadata(request: Request) -> Response:
     """``GET /v2/models/{model}[/versions/{v}]``."""
     plane = plane_of(request)
-    return JSONResponse(model_metadata(plane, path_model(plane, request)))
+    return JSONResponse(model_metadata(plane, path_mode(plane, request)))
 
 
 async def model_ready(request: Request) -> Response:
     """``GET /v2/models/{model}/ready``: every known model is ready when the server is (503 otherwise)."""
     plane = plane_of(request)
-    path_model(plane, request)
+    path_mode(plane, request)
     ok = plane.state.ready
     return JSONResponse({"name": request.path_params["model"], "ready": ok}, status_code=200 if ok else 503)
 
@@ -69,13 +65,13 @@ async def model_ready(request: Request) -> Response:
 async def config(request: Request) -> Response:
     """``GET /v2/models/{model}/config``: Triton's model configuration extension."""
     plane = plane_of(request)
-    return JSONResponse(model_config(plane, path_model(plane, request)))
+    return JSONResponse(model_config(plane, path_mode(plane, request)))
 
 
 async def statistics(request: Request) -> Response:
     """``GET /v2/models/{model}/stats``: Triton's statistics schema, from the process's observer."""
     plane = plane_of(request)
-    return JSONResponse({"model_stats": [model_statistics(plane, path_model(plane, request))]})
+    return JSONResponse({"model_stats": [model_statistics(plane, path_mode(plane, request))]})
 
 
 async def all_statistics(request: Request) -> Response:
@@ -86,23 +82,15 @@ async def all_statistics(request: Request) -> Response:
 
 
 async def infer(request: Request) -> Response:
-    """``POST /v2/models/{model}/infer``: JSON or binary tensors in, the model's outputs out (counted as
+    """``POST /v2/models/{model}/infer``: JSON or binary tensors in, the mode's outputs out (counted as
     ``oip_http``)."""
     plane = plane_of(request)
-    body, header_length = await request.body(), request.headers.get(HEADER_LENGTH)
-    head: OipBody | None = None  # the parsed body: its id and binary flags are needed again to encode
-
-    def decode(spec: InputSpec) -> Decoded:
-        nonlocal head
-        head = parse_infer(body, header_length, INPUT_NAME)
-        return Decoded(head.images, head.outputs, head.timeout_s)
-
-    result = await plane.infer(
-        InferRequest("oip_http", request.path_params["model"], decode, request.path_params.get("version"))
-    )
-    assert head is not None  # infer returned, so decode ran
+    mode, version = request.path_params["model"], request.path_params.get("version")
+    with plane.decoding("oip_http", mode):
+        body = parse_infer(await request.body(), request.headers.get(HEADER_LENGTH), INPUT_NAME)
+    result = await plane.infer(InferRequest("oip_http", mode, body.images, body.outputs, body.timeout_s, version))
     payload, json_length = encode_infer(
-        result.model, oip_version(result.artifact["version"]), head.id, result.outputs, head.binary, head.binary_default
+        result.mode, oip_version(result.artifact["version"]), body.id, result.outputs, body.binary, body.binary_default
     )
     if json_length is None:
         return Response(payload, media_type="application/json")

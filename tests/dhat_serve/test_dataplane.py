@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import REQUEST_MODES
-from dhat_serve.dataplane import DataPlane, Decoded, InferRequest, select_outputs
+from dhat_serve.dataplane import DataPlane, InferRequest, select_outputs
 from dhat_serve.engine import Engine
 from dhat_serve.errors import BadRequest, InferenceFailed, NotFound, TooManyRequests
 from dhat_serve.http.app import protocol_app
@@ -43,8 +43,8 @@ def _plane(max_concurrency: int = 8) -> DataPlane:
     return DataPlane(engine, state, observer, max_concurrency)
 
 
-def _request(model: str = "main") -> InferRequest:
-    return InferRequest("oip_http", model, lambda spec: Decoded(np.zeros((1, *spec.shape), np.float32)))
+def _request(mode: str = "main") -> InferRequest:
+    return InferRequest("oip_http", mode, np.zeros((1, 1, 2, 2), np.float32))
 
 
 def test_a_failed_session_run_is_a_500_counted_as_a_failure_in_the_stats_and_in_prometheus():
@@ -68,12 +68,18 @@ def test_one_request_too_many_is_refused_by_the_one_admission_rule():
     assert plane.observer.to_dict("any")["rejected"] == {"max_concurrency": 1}
 
 
-def test_the_model_is_checked_before_the_body_is_decoded():
-    decoded = []
-    request = InferRequest("predict", "both", lambda spec: decoded.append(spec) or Decoded(np.zeros((1, 1, 2, 2))))
+def test_the_mode_is_checked_once_before_the_tensor_and_a_refusal_while_decoding_is_counted():
+    # an edge decodes completely (kserve, MLServer); the data plane checks the mode first, then the tensor
+    plane = _plane()
     with pytest.raises(NotFound, match="unknown model 'both'; models: main, second, merged, all"):
-        asyncio.run(_plane().infer(request))
-    assert decoded == []
+        asyncio.run(plane.infer(InferRequest("predict", "both", np.full((1, 1, 2, 2), 5.0))))  # a bad tensor, too
+    assert plane.observer.to_dict("any")["rejected"] == {}
+    with pytest.raises(BadRequest, match="not JSON"), plane.decoding("predict", "second"):
+        raise BadRequest("the body is not JSON")
+    counter = plane.observer.prometheus.requests.labels(endpoint="predict", mode="second", outcome="bad_request")
+    assert counter._value.get() >= 1.0
+    fail = plane.observer.of("second").fail
+    assert fail.count >= 1
 
 
 def test_outputs_are_selected_once_for_every_protocol():
@@ -102,11 +108,11 @@ def test_a_single_head_artifact_serves_main_by_default_and_names_it_when_refusin
     plane = DataPlane(engine, state, observer, 8)
     assert set(engine.batchers) == {"main"}
     result = asyncio.run(plane.infer(_request(None)))  # type: ignore[arg-type]  # no mode named: the default
-    assert result.model == "main" and result.outputs["logits"].shape == (1, 10)
+    assert result.mode == "main" and result.outputs["logits"].shape == (1, 10)
     for mode in ("second", "merged", "all"):
         with pytest.raises(
             NotFound, match=f"model '{mode}' is not in this artifact: a single-head model .*; models: main$"
         ):
-            plane.check_model(mode)
+            plane.check_mode(mode)
     with pytest.raises(NotFound, match="unknown model 'best'; models: main [(]the request modes[)]"):
-        plane.check_model("best")
+        plane.check_mode("best")

@@ -1,9 +1,9 @@
 """Fuzz the live service from its OpenAPI descriptions with schemathesis: no input may produce a 5xx.
 
-Two descriptions, one server: BentoML's (``/docs.json``: ``/classify``, ``/predict``) and the Open
-Inference Protocol's (``/v2/openapi.json``, ``dhat_serve/oip_openapi.py``). Runs schemathesis' CLI (its
-pytest plugin does not load under pytest 9); ``make fuzz`` runs the same against a server you started
-yourself, with more examples. After each run the server still answers a good request.
+Two descriptions, one server: the service's (``/openapi.json``, ``dhat_serve/http/openapi.py``: ``/classify``,
+``/predict``) and the Open Inference Protocol's (``/v2/openapi.json``, ``dhat_serve/oip/openapi.py``). Runs
+schemathesis' CLI (its pytest plugin does not load under pytest 9); ``make fuzz`` runs the same against a server
+you started yourself, with more examples. After each run the server still answers a good request.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def still_answers(srv: Server) -> None:
 
 def test_fuzzing_classify_and_predict_finds_no_server_error(server):
     output = schemathesis(
-        f"{server.url}/docs.json", "--max-examples", "40", "--include-path-regex", "^/(classify|predict)$"
+        f"{server.url}/openapi.json", "--max-examples", "40", "--include-path-regex", "^/(classify|predict)$"
     )
     assert "Tested: 2" in output, output[-3000:]
     still_answers(server)

@@ -1,0 +1,121 @@
+"""``POST /classify`` and ``POST /predict``: the project's own HTTP routes, each read top to bottom.
+
+Every route decodes its request completely here, inside ``DataPlane.decoding`` (so a malformed body is counted as
+the data plane counts its refusals), into one ``InferRequest``, calls ``DataPlane.infer`` and encodes the
+``InferResult`` (``http.answers``). A refusal raised anywhere on the way is answered by the app's one handler
+(``errors.refusal_response``). Where the mode arrives depends on the body, as its format allows:
+
+- ``/classify``: multipart/form-data, the file field ``image`` (PNG or JPEG) and the fields ``mode``, ``top_k``;
+- ``/predict`` with a JSON body: ``{"inputs": (N, C, H, W) nested lists in [0, 1], "mode": ...}``;
+- ``/predict`` with a ``.npy`` body (``Content-Type: application/x-npy`` or ``application/octet-stream``):
+  the tensor itself, ``?mode=`` in the query, answered with (N, classes) float32 logits as ``.npy`` (for ``all``,
+  (3, N, classes) stacked in the order of ``contract.REQUEST_OUTPUTS["all"]``; ``X-Dhat-Logits-Of`` names them).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dhat_serve.contract import REQUEST_OUTPUTS
+from dhat_serve.dataplane import DataPlane, InferRequest, InferResult
+from dhat_serve.errors import BadRequest
+from dhat_serve.http import plane_of
+from dhat_serve.http.answers import check_top_k, classify_answer, predict_answer
+from dhat_serve.oip.codec import loads
+from dhat_serve.validation import decode_image, json_array
+
+NPY_TYPES = ("application/x-npy", "application/octet-stream")
+IMAGE_FIELD = "image"
+
+
+def optional_text(value: Any, field: str) -> str | None:
+    """A form or JSON field that is text when given: None when absent or empty, else the text, or a 400."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be text, got {type(value).__name__}")
+    return value
+
+
+def form_top_k(value: Any) -> int | None:
+    """``top_k`` from a form field: None when absent, else an integer (its range is ``check_top_k``'s)."""
+    text = optional_text(value, "top_k")
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(f"top_k must be an integer, got {text!r}") from None
+
+
+async def classify(request: Request) -> Response:
+    """``POST /classify``: one image file in, the mode's label, class name, confidence and top-k out."""
+    plane = plane_of(request)
+    names = plane.engine.runtime.manifest.class_names
+    async with request.form() as form:
+        label = form.get("mode") if isinstance(form.get("mode"), str) else None
+        with plane.decoding("classify", label):
+            mode = optional_text(form.get("mode"), "mode")
+            top_k = check_top_k(form_top_k(form.get("top_k")), len(names))
+            image = await form_image(plane, form.get(IMAGE_FIELD))
+    result = await plane.infer(InferRequest("classify", mode, image[None]))
+    return JSONResponse(classify_answer(result.mode, result.outputs, names, top_k, result.artifact))
+
+
+async def form_image(plane: DataPlane, upload: Any) -> np.ndarray:
+    """The uploaded file as the artifact's (C, H, W) image in [0, 1] (``validation.decode_image``), or a 400."""
+    if not isinstance(upload, UploadFile):
+        raise BadRequest(f"send the image as the multipart file field {IMAGE_FIELD!r} (a PNG or JPEG file)")
+    channels, size, _ = plane.input_spec().shape
+    return decode_image(await upload.read(), channels, size, plane.engine.cfg.max_image_pixels)
+
+
+async def predict(request: Request) -> Response:
+    """``POST /predict``: a batch as JSON (answered as JSON) or as ``.npy`` (answered as ``.npy``)."""
+    plane = plane_of(request)
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() in NPY_TYPES:
+        mode = request.query_params.get("mode")
+        with plane.decoding("predict_npy", mode):
+            images = npy_array(await request.body())
+        return npy_response(await plane.infer(InferRequest("predict_npy", mode, images)))
+    body = await request.body()
+    with plane.decoding("predict", None):
+        doc = loads(body)
+        if not isinstance(doc, dict) or "inputs" not in doc:
+            raise BadRequest('the body must be a JSON object {"inputs": (N, C, H, W) nested lists, "mode": ...}')
+        mode = optional_text(doc.get("mode"), "mode")
+        spec = plane.input_spec()
+        images = json_array(doc["inputs"], spec.shape, spec.max_batch)  # validate_array: the data plane's
+    result = await plane.infer(InferRequest("predict", mode, images))
+    return JSONResponse(predict_answer(result.mode, result.outputs, result.artifact))
+
+
+def npy_array(body: bytes) -> np.ndarray:
+    """A ``.npy`` body as an array (never unpickled); its shape, type and range are the data plane's check."""
+    try:
+        return np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadRequest(f"the body is not a .npy array ({exc})") from None
+
+
+def npy_response(result: InferResult) -> Response:
+    """The logits as ``.npy``: (N, classes) for one mode, (3, N, classes) for ``all``, with the headers naming them."""
+    outputs = result.outputs
+    logits = np.stack(list(outputs.values())) if len(outputs) > 1 else next(iter(outputs.values()))
+    buf = io.BytesIO()
+    np.save(buf, logits.astype(np.float32), allow_pickle=False)
+    return Response(
+        buf.getvalue(),
+        media_type="application/x-npy",
+        headers={
+            "X-Dhat-Mode": result.mode,
+            "X-Dhat-Logits-Of": ",".join(REQUEST_OUTPUTS[result.mode].values()),
+            "X-Dhat-Artifact-Version": result.artifact["version"],
+        },
+    )
