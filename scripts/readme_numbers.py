@@ -1,6 +1,7 @@
-"""The README's result tables, generated from the committed per-image data, so text and data cannot drift apart.
+"""The result tables of README.md and docs/*.md, generated from the committed per-image data, so text and data
+cannot drift apart.
 
-A block in README.md
+A block in README.md or any docs/*.md file
 
     <!-- numbers: accuracy experiments/digits/digits-adaptive-report.json -->
     ...
@@ -8,15 +9,16 @@ A block in README.md
 
 holds exactly what ``render("accuracy", path)`` gives: the same tables ``report.md`` has (``training.robustness.
 sections``), from a committed ``report.json`` (or, for ``seeds``, a ``summary.json`` of ``fashion_experiment.py``).
-``python scripts/readme_numbers.py`` rewrites every block from its file; ``tests/test_readme_numbers.py`` fails when
-a block and its file disagree or the file is not committed.
+``python scripts/readme_numbers.py`` rewrites every block of every such file from its data (``FILE`` arguments:
+only those; ``--check``: rewrite nothing, list the blocks that differ, exit 1 if any); ``tests/test_readme_numbers.py``
+fails when a block and its file disagree or the file is not committed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 from training.robustness import sections
@@ -70,25 +72,45 @@ def render(kind: str, path: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stale(readme: str) -> list[str]:
-    """Every block of ``readme`` whose text is not what its file renders (or whose file is missing)."""
+def documents() -> list[Path]:
+    """Every file whose blocks are checked: README.md and each docs/*.md, in that order."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def stale(text: str) -> list[str]:
+    """Every block of ``text`` (a README or docs page) whose table is not what its file renders (or whose file is
+    missing)."""
     out = []
-    for kind, path, body in BLOCK.findall(readme):
+    for kind, path, body in BLOCK.findall(text):
         if not (ROOT / path).is_file():
-            out.append(f"{kind} {path}: no such file (commit the report.json the README quotes)")
+            out.append(f"{kind} {path}: no such file (commit the report.json the text quotes)")
         elif body != render(kind, path):
-            out.append(
-                f"{kind} {path}: the README's table differs from the file (run python scripts/readme_numbers.py)"
-            )
+            out.append(f"{kind} {path}: the table differs from the file (run python scripts/readme_numbers.py)")
     return out
 
 
-def refresh(readme: str) -> str:
-    """``readme`` with every block regenerated from its file."""
-    return BLOCK.sub(lambda m: f"<!-- numbers: {m[1]} {m[2]} -->\n{render(m[1], m[2])}<!-- /numbers -->", readme)
+def refresh(text: str) -> str:
+    """``text`` with every block regenerated from its file."""
+    return BLOCK.sub(lambda m: f"<!-- numbers: {m[1]} {m[2]} -->\n{render(m[1], m[2])}<!-- /numbers -->", text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Refresh (or with ``--check`` only check) the blocks of the given files, by default README.md and docs/*.md."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*", type=Path, help="files, relative to the repository (default: all)")
+    parser.add_argument("--check", action="store_true", help="write nothing; list the stale tables, exit 1 if any")
+    args = parser.parse_args(argv)
+    targets = [ROOT / f for f in args.files] or documents()
+    problems = 0
+    for target in targets:
+        if not args.check:
+            target.write_text(refresh(target.read_text()))
+        found = stale(target.read_text())
+        problems += len(found)
+        blocks = len(BLOCK.findall(target.read_text()))
+        print("\n".join(f"{target.name}: {p}" for p in found) or f"{target.name}: {blocks} blocks match their data")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    target = ROOT / (sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    target.write_text(refresh(target.read_text()))
-    print("\n".join(stale(target.read_text())) or f"{target.name}: every block matches its data")
+    raise SystemExit(main())

@@ -69,7 +69,7 @@ def build_report(
     for mode in job.settings.modes:
         worst[mode], correct[mode][WORST_CASE] = worst_case_row(correct[mode], survived.get(mode))
     converged, convergence_warnings = convergence(results, len(job.y))
-    sanity, sanity_warnings = sanity_rows(results, sanity_correct(job)) if job.settings.sanity else ({}, [])
+    sanity, sanity_warnings = sanity_rows(sanity_correct(job)) if job.settings.sanity else ({}, [])
     comps, adaptive = comparisons(correct), adaptive_comparisons(results, correct)
     asked = job.settings.primary
     primary = mark_primary(comps, adaptive, None if asked == "none" else asked or default_primary(job.settings.attacks))

@@ -77,7 +77,7 @@ def convergence(results: dict[str, Any], n: int) -> tuple[dict[str, Any], list[s
     return table, warnings
 
 
-def sanity_rows(results: dict[str, Any], correct: dict[str, np.ndarray]) -> tuple[dict[str, Any], list[str]]:
+def sanity_rows(correct: dict[str, np.ndarray]) -> tuple[dict[str, Any], list[str]]:
     """The large-eps row per mode from its per-image vector, and a warning for any mode left above 0 %."""
     rows: dict[str, Any] = {}
     warnings: list[str] = []

@@ -89,7 +89,7 @@ def test_worst_case_convergence_and_sanity_on_hand_made_vectors():
     assert len(warnings) == 1 and "not converged in steps: margin500 is 5.00 points below margin100" in warnings[0]
     rows["m"]["attacks"]["margin500"]["graph"] = 0.448  # 0.2 points: within the tolerance
     assert convergence(rows, n=1000)[1] == []
-    sanity, warn = sanity_rows(rows, {"m": np.array([0, 1, 0, 0], bool)})
+    sanity, warn = sanity_rows({"m": np.array([0, 1, 0, 0], bool)})
     assert sanity["m"]["graph"] == 0.25 and "leaves 25.00% (1 of 4 images)" in warn[0]
 
 
