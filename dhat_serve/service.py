@@ -115,8 +115,8 @@ class DHAT:
         return self.plane.state.ready
 
 
-# Added first, so outermost: CORS answers browsers' preflights; the guard caps every request's body and reads it,
-# so the key check inside it can refuse without leaving unread bytes on the socket.
+# Added first, so outermost: CORS answers browsers' preflights; the guard caps every request's body; the key check
+# refuses a request without its key before any app reads the body (and closes that connection).
 if CONFIG.cors_origins:
     DHAT.add_asgi_middleware(
         CORSMiddleware,

@@ -10,6 +10,8 @@ from dhat_serve.auth import OPEN_PATHS, ApiKeys
 from dhat_serve.config import ServeConfig
 from dhat_serve.errors import Unauthorized, refusal_response
 
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
 
 class KeyCheck:
     """ASGI middleware: refuses (401 + ``WWW-Authenticate``) a request without a valid key, except probes."""
@@ -33,4 +35,6 @@ class KeyCheck:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        await refusal_response(Unauthorized(f"{problem}: {scope.get('path')} needs an API key"))(scope, receive, send)
+        refusal = Unauthorized(f"{problem}: {scope.get('path')} needs an API key")
+        # the body is left unread: close the connection, so a client reusing it never writes behind unread bytes
+        await refusal_response(refusal, close=scope.get("method") in BODY_METHODS)(scope, receive, send)

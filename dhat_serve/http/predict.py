@@ -18,7 +18,9 @@ import io
 from typing import Any
 
 import numpy as np
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -58,14 +60,27 @@ async def classify(request: Request) -> Response:
     """``POST /classify``: one image file in, the mode's label, class name, confidence and top-k out."""
     plane = plane_of(request)
     names = plane.engine.runtime.manifest.class_names
-    async with request.form() as form:
-        label = form.get("mode") if isinstance(form.get("mode"), str) else None
-        with plane.decoding("classify", label):
+    with plane.decoding("classify", None):
+        form = await multipart_form(request)
+        try:
             mode = optional_text(form.get("mode"), "mode")
             top_k = check_top_k(form_top_k(form.get("top_k")), len(names))
             image = await form_image(plane, form.get(IMAGE_FIELD))
+        finally:
+            await form.close()  # spooled uploads
     result = await plane.infer(InferRequest("classify", mode, image[None]))
     return JSONResponse(classify_answer(result.mode, result.outputs, names, top_k, result.artifact))
+
+
+async def multipart_form(request: Request) -> FormData:
+    """The request's multipart form, or a 400 naming what is wrong with it (Starlette answers its own 400 as text)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data") and "boundary=" not in content_type:
+        raise BadRequest("multipart/form-data request without a boundary")
+    try:
+        return await request.form()
+    except (MultiPartException, HTTPException) as exc:
+        raise BadRequest(f"malformed multipart/form-data body: {getattr(exc, 'detail', None) or exc}") from None
 
 
 async def form_image(plane: DataPlane, upload: Any) -> np.ndarray:

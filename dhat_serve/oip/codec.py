@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,7 @@ import orjson
 from dhat_serve.errors import BadRequest
 
 HEADER_LENGTH = "inference-header-content-length"
-LONG_INTEGER = re.compile(rb"(?<![\d.eE])-?\d{19,}(?![\d.eE])")
+MISREAD = 2.0**63
 """An integer literal that may not fit 64 bits (a run of digits after a fraction point or exponent is not one)."""
 DATATYPES = {
     "FP32": np.float32,
@@ -77,17 +76,35 @@ def loads(text: bytes) -> Any:
     """A JSON document: orjson for what it parses (the fast path, a few times the standard library's speed), the
     standard library for the rest, so what is accepted and each error's message stay the standard library's
     (``NaN`` and ``Infinity`` literals parse there and are then refused as non-finite; deep nesting is a 400).
-    orjson reads an integer beyond 64 bits as a float, so a document with an integer literal of 19 or more digits
-    goes to the standard library too (a shape of 10**30 stays an integer, refused for the size it asks)."""
-    if LONG_INTEGER.search(text) is None:
+    orjson reads an integer beyond 64 bits as a float, so a document where such a float appears outside tensor data
+    is parsed again by the standard library (a shape of 10**30 stays an integer, refused for the size it asks). That
+    check walks the parsed header, not the text: a regex over a 5 KB body cost 160 µs, orjson itself 9 µs."""
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        doc = None
+    else:
         try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
+            if not _misread(doc):
+                return doc
+        except RecursionError:  # nested deeper than Python recurses: the standard library refuses it below
             pass
     try:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"the request header is not valid JSON ({exc})") from None
+
+
+def _misread(obj: Any) -> bool:
+    """Whether orjson may have read an integer beyond 64 bits as a float in ``obj``: a float of magnitude 2**63 or
+    more outside tensor data (``data`` values and nested lists are data: a huge value there is refused by range)."""
+    if isinstance(obj, float):
+        return abs(obj) >= MISREAD
+    if isinstance(obj, dict):
+        return any(_misread(v) for k, v in obj.items() if k != "data")
+    if isinstance(obj, list):
+        return bool(obj) and not isinstance(obj[0], list) and any(_misread(v) for v in obj)
+    return False
 
 
 def _json_header(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:

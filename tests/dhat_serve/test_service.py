@@ -155,6 +155,42 @@ def test_request_body_over_the_limit_gets_413(server):
     r = httpx.post(f"{srv.url}/classify", files={"image": ("x.png", b"\0" * 400_000, "image/png")}, timeout=30)
     assert r.status_code == 413 and "over the limit of 300000 bytes" in r.text
 
+    def chunks():  # no Content-Length: the guard counts the body as it arrives
+        for _ in range(40):
+            yield b"\0" * 10_000
+
+    r = httpx.post(f"{srv.url}/predict", content=chunks(), headers={"content-type": "application/x-npy"}, timeout=30)
+    assert r.status_code == 413 and "over the limit of 300000 bytes" in r.text
+    buf = io.BytesIO()
+    np.save(buf, _images(2))  # a chunked body within the limit is replayed whole to the route
+    r = httpx.post(
+        f"{srv.url}/predict?mode=main", content=iter([buf.getvalue()]), headers={"content-type": "application/x-npy"}
+    )
+    assert r.status_code == 200 and np.load(io.BytesIO(r.content)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "content_type, body, message",
+    [
+        ("multipart/form-data", b"--x\r\n", "without a boundary"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data\r\n\r\nno end", "malformed"),
+        ("application/json", b'{"image": 1}', "multipart file field 'image'"),
+    ],
+)
+def test_a_classify_body_that_is_not_a_good_form_gets_a_400_with_a_message(server, content_type, body, message):
+    srv, _ = server
+    r = httpx.post(f"{srv.url}/classify", content=body, headers={"content-type": content_type}, timeout=30)
+    assert r.status_code == 400 and message in r.json()["error"], r.text
+
+
+def test_a_predict_body_that_is_not_the_json_object_gets_a_400_with_a_message(server):
+    srv, _ = server
+    for body in (b"[1, 2]", b"{}", b"not json", b'{"inputs": [], "mode": 3}'):
+        r = httpx.post(f"{srv.url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30)
+        assert r.status_code == 400 and r.json()["error"], (body, r.text)
+    r = httpx.post(f"{srv.url}/predict", json={"inputs": _images(1).tolist(), "mode": 3}, timeout=30)
+    assert "mode must be text, got int" in r.json()["error"]
+
 
 def test_service_keeps_serving_after_bad_requests(server):
     srv, _ = server

@@ -89,7 +89,7 @@ def test_json_parses_as_the_standard_library_parses(text):
     assert json.dumps(got) == json.dumps(expected)  # an int read as a float would print as 1e+29
 
 
-@pytest.mark.parametrize("text", [b"{", b"\xff", b"[" * 5000 + b"]" * 5000])
+@pytest.mark.parametrize("text", [b"{", b"\xff", b"[" * 5000 + b"]" * 5000, b'{"a":' * 1000 + b"1" + b"}" * 1000])
 def test_json_that_does_not_parse_is_a_bad_request(text):
     with pytest.raises(BadRequest, match="not valid JSON"):
         loads(text)
