@@ -127,15 +127,24 @@ class DataPlane:
         return InputSpec(self.engine.runtime.manifest.input_shape, self.engine.cfg.max_batch)
 
     @contextmanager
-    def decoding(self, endpoint: str, mode: str | None) -> Iterator[None]:
-        """An edge decodes a request inside this block: a refusal raised there (a malformed body) is counted under
-        ``endpoint`` and ``mode`` as the refusals of ``infer`` are, and re-raised for the edge to answer."""
+    def decoding(
+        self, endpoint: str, mode: str | None, version: str | None = None, known: bool = True
+    ) -> Iterator[None]:
+        """An edge decodes a request inside this block. When the mode is ``known`` before the body (the OIP path,
+        gRPC's ``model_name``, ``?mode=``, a field already read), it is checked first, so an unknown mode is the same
+        404 whatever the body and costs no decoding (Triton's order; ``infer`` runs the same check again). A refusal
+        raised here is counted under ``endpoint`` and the mode (None: the default mode) as ``infer`` counts its own,
+        and re-raised for the edge to answer."""
         start = time.perf_counter()
+        label = self.engine.runtime.manifest.default_mode if mode is None else mode
         try:
+            if known and mode is not None:
+                self.check_mode(mode, version)
             yield
         except Refusal as exc:
-            label = mode if mode in REQUEST_MODES else ANY_MODE
-            self.observer.answered(endpoint, label, exc.reason, time.perf_counter() - start)
+            self.observer.answered(
+                endpoint, label if label in REQUEST_MODES else ANY_MODE, exc.reason, time.perf_counter() - start
+            )
             raise
 
     @contextmanager

@@ -9,7 +9,7 @@ selection). Every protocol decodes a request at its edge, calls ``DataPlane.infe
   ``oip.rest``) and ``GET /info``;
 - the Open Inference Protocol over gRPC (``oip.grpc_service``) when ``DHAT_GRPC_PORT`` is set, on this worker's loop;
 - BentoML keeps ``/healthz``, ``/readyz`` (``__is_ready__`` below), ``/metrics`` and its ``/docs`` page; the
-  routes above are described at ``/v2/openapi.json``.
+  routes above are described at ``/openapi.json``.
 
 No worker state lives in this module: the mounted app is given ``current_plane``, which asks BentoML for this
 worker's service instance (``bentoml.get_current_service``, the injection BentoML's own FastAPI integration uses)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -73,6 +73,11 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(service_document())
 
 
+async def on_disconnect(request: Request, exc: Exception) -> Response:
+    """A client gone while its body was read: nobody reads this answer, and it is no server error (no traceback)."""
+    return Response(status_code=499)
+
+
 async def on_refusal(request: Request, exc: Exception) -> Response:
     """Every refusal a handler of this app raises, answered as ``{"error": ...}`` with its status and headers."""
     assert isinstance(exc, Refusal)
@@ -88,6 +93,6 @@ def protocol_app(plane: Callable[[], DataPlane]) -> Starlette:
         Route("/info", info),
         Route("/openapi.json", openapi),
     ]
-    app = Starlette(routes=routes, exception_handlers={Refusal: on_refusal})
+    app = Starlette(routes=routes, exception_handlers={Refusal: on_refusal, ClientDisconnect: on_disconnect})
     app.state.plane = plane
     return app

@@ -13,6 +13,14 @@ from dhat_serve.errors import Unauthorized, refusal_response
 BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
+async def drain_body(receive: Callable) -> None:
+    """Read a request's body to its end (or the client's disconnect) and drop it."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
 class KeyCheck:
     """ASGI middleware: refuses (401 + ``WWW-Authenticate``) a request without a valid key, except probes."""
 
@@ -36,5 +44,6 @@ class KeyCheck:
             await self.app(scope, receive, send)
             return
         refusal = Unauthorized(f"{problem}: {scope.get('path')} needs an API key")
-        # the body is left unread: close the connection, so a client reusing it never writes behind unread bytes
-        await refusal_response(refusal, close=scope.get("method") in BODY_METHODS)(scope, receive, send)
+        if scope.get("method") in BODY_METHODS:  # read what the client sends (the guard capped it) before refusing:
+            await drain_body(receive)  # closing on unread bytes resets the connection before the 401 is read
+        await refusal_response(refusal)(scope, receive, send)

@@ -27,6 +27,7 @@ from dhat_serve.errors import BadRequest
 
 HEADER_LENGTH = "inference-header-content-length"
 MISREAD = 2.0**63
+SHORT_LIST = 64
 """An integer literal that may not fit 64 bits (a run of digits after a fraction point or exponent is not one)."""
 DATATYPES = {
     "FP32": np.float32,
@@ -97,13 +98,14 @@ def loads(text: bytes) -> Any:
 
 def _misread(obj: Any) -> bool:
     """Whether orjson may have read an integer beyond 64 bits as a float in ``obj``: a float of magnitude 2**63 or
-    more outside tensor data (``data`` values and nested lists are data: a huge value there is refused by range)."""
+    more outside tensor data (``data`` values, nested lists and lists longer than ``SHORT_LIST`` are data: a huge value
+    there is refused by range; walking a 10 MB flat list took a second of the event loop)."""
     if isinstance(obj, float):
         return abs(obj) >= MISREAD
     if isinstance(obj, dict):
         return any(_misread(v) for k, v in obj.items() if k != "data")
-    if isinstance(obj, list):
-        return bool(obj) and not isinstance(obj[0], list) and any(_misread(v) for v in obj)
+    if isinstance(obj, list):  # a shape or a list of inputs is short; a long or nested list is data
+        return 0 < len(obj) <= SHORT_LIST and not isinstance(obj[0], list) and any(_misread(v) for v in obj)
     return False
 
 

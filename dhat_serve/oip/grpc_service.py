@@ -137,7 +137,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         """One inference through ``DataPlane.infer`` (counted as ``oip_grpc``), encoded as raw output contents."""
         try:
             plane = self.plane()
-            with plane.decoding("oip_grpc", request.model_name):
+            with plane.decoding("oip_grpc", request.model_name, request.model_version):
                 decoded = infer_request(request, context)
             result = await plane.infer(decoded)
         except Refusal as exc:

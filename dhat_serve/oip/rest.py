@@ -86,7 +86,7 @@ async def infer(request: Request) -> Response:
     ``oip_http``)."""
     plane = plane_of(request)
     mode, version = request.path_params["model"], request.path_params.get("version")
-    with plane.decoding("oip_http", mode):
+    with plane.decoding("oip_http", mode, version):
         body = parse_infer(await request.body(), request.headers.get(HEADER_LENGTH), INPUT_NAME)
     result = await plane.infer(InferRequest("oip_http", mode, body.images, body.outputs, body.timeout_s, version))
     payload, json_length = encode_infer(

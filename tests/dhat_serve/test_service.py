@@ -183,6 +183,57 @@ def test_a_classify_body_that_is_not_a_good_form_gets_a_400_with_a_message(serve
     assert r.status_code == 400 and message in r.json()["error"], r.text
 
 
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _npz() -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, x=_images(1))
+    return buf.getvalue()
+
+
+HUGE_HEADER = _npy(np.zeros((2, 1, 8, 8), np.float32)).replace(b"(2, 1, 8, 8)", b"(2, 9999999)")  # 80 MB promised
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (_npz(), "magic bytes"),  # a zip: np.load would hand back an NpzFile
+        (b"PK\x03\x04junk", "magic bytes"),
+        (_npy(np.array([{"a": 1}], dtype=object)), "Python objects"),
+        (_npy(np.zeros((33, 1, 8, 8), np.float32)), "batch of 33 images is over the limit of 32"),
+        (_npy(np.zeros((2, 1, 8, 8), np.float32))[:-16], "does not match"),  # header promises more than the body
+        (HUGE_HEADER, "does not match"),  # numpy would allocate the promised 80 MB before reading
+        (b"\x93NUMPY\x01\x00\x05\x00junk", "not a .npy array"),
+    ],
+)
+def test_a_hostile_npy_body_gets_a_400_never_a_500(server, body, message):
+    srv, _ = server
+    r = httpx.post(f"{srv.url}/predict?mode=main", content=body, headers={"content-type": "application/x-npy"})
+    assert r.status_code == 400 and message in r.json()["error"], r.text
+
+
+def test_an_unknown_mode_is_a_404_whatever_the_body_and_an_empty_one_too(server):
+    srv, _ = server
+    junk = {"content": b"not a tensor", "timeout": 30}
+    r = httpx.post(f"{srv.url}/predict?mode=best", headers={"content-type": "application/x-npy"}, **junk)
+    assert r.status_code == 404 and "unknown model 'best'" in r.text
+    assert httpx.post(f"{srv.url}/v2/models/best/infer", **junk).status_code == 404
+    r = httpx.post(f"{srv.url}/classify", files={"image": ("x.png", b"junk", "image/png")}, data={"mode": "best"})
+    assert r.status_code == 404 and "unknown model 'best'" in r.text
+    r = httpx.post(f"{srv.url}/predict", json={"inputs": "junk", "mode": ""}, timeout=30)
+    assert r.status_code == 404 and "unknown model ''" in r.text
+    good = _png((np.random.default_rng(5).random((8, 8)) * 255).astype(np.uint8))
+    for top_k in ("", "٣", "2.5"):
+        r = httpx.post(f"{srv.url}/classify", files={"image": ("x.png", good, "image/png")}, data={"top_k": top_k})
+        assert r.status_code == 400 and "top_k must be an integer" in r.text, (top_k, r.text)
+    text = httpx.get(f"{srv.url}/metrics", timeout=10).text
+    assert 'dhat_requests_total{endpoint="classify",mode="merged",outcome="bad_request"}' in text  # the default
+
+
 def test_a_predict_body_that_is_not_the_json_object_gets_a_400_with_a_message(server):
     srv, _ = server
     for body in (b"[1, 2]", b"{}", b"not json", b'{"inputs": [], "mode": 3}'):
