@@ -63,10 +63,17 @@ def _power(row: dict) -> str:
     return f"{power:.2f} | {need or '> 100'}" if power is not None else "- | -"
 
 
+def frontier_table(doc: dict) -> list[str]:
+    """A ``dhat frontier`` document drawn again from its own sources (the committed per-image reports), not read."""
+    from training.robustness.frontier_report import build_frontier, panel_lines
+
+    return panel_lines(build_frontier([ROOT / s for s in doc["sources"]], tuple(doc["pairs"])))
+
+
 def render(kind: str, path: str) -> str:
     """The markdown of block ``kind`` from the committed JSON file ``path`` (relative to the repository)."""
     doc = json.loads((ROOT / path).read_text())
-    lines = seeds_table(doc) if kind == "seeds" else KINDS[kind](doc)
+    lines = seeds_table(doc) if kind == "seeds" else frontier_table(doc) if kind == "frontier" else KINDS[kind](doc)
     while lines and not lines[0]:
         lines = lines[1:]  # the report's sections start with a blank line
     return "\n".join(lines) + "\n"

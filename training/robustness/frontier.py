@@ -147,9 +147,9 @@ def mode_point(model: str, mode: str, runs: list[Run], attack: str) -> dict[str,
 
 
 def mode_cost(runs: list[Run], mode: str) -> dict[str, Any]:
-    """Parameters, graph bytes and latency of a mode (from the newest report that recorded them), and the bytes of
+    """Parameters, graph bytes and latency of a mode (from the largest report that recorded them), and the bytes of
     the whole artifact; None where no report recorded them (reports written before costs were)."""
-    for run in sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True):
+    for run in sorted(runs, key=lambda r: (r.n, str(r.path)), reverse=True):  # the same pick on every clone
         cost = run.report.get("cost")
         if cost and mode in cost.get("modes", {}):
             row = cost["modes"][mode]

@@ -34,7 +34,8 @@ import matplotlib.pyplot as plt
 
 
 def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``{"panels": [{"dataset", "eps", "robust_attack", "points", "front", "deployments"}, ...]}``."""
+    """``{"sources", "pairs", "panels": [{"dataset", "eps", "robust_attack", "points", "front", "deployments"}, ...]}``;
+    ``sources`` and ``pairs`` are what was asked, so the document can be drawn again from them."""
     out: list[dict[str, Any]] = []
     named = {m for p in pairs for m in split_pair(p)}
     seen: set[str] = set()
@@ -70,7 +71,7 @@ def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, 
             f"--pair names {', '.join(sorted(missing))}, which no report measures; models with "
             f"reports: {', '.join(sorted(seen))}"
         )
-    return {"panels": out}
+    return {"sources": [str(p) for p in paths], "pairs": list(pairs), "panels": out}
 
 
 def split_pair(pair: str) -> tuple[str, str]:
@@ -122,10 +123,16 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         "Each point is one model:mode (the mean over its training runs with an across-seed Student-t interval, "
         "or one run's Wilson interval), scored by ONNX Runtime on the exported graphs. Front: no other point is "
-        "at least as accurate and as robust. Costs from the newest report that recorded them (ONNX Runtime "
+        "at least as accurate and as robust. Costs from the largest report that recorded them (ONNX Runtime "
         "CPU provider; '-': the report predates cost recording).",
         "",
     ]
+    return "\n".join(lines + panel_lines(doc))
+
+
+def panel_lines(doc: dict[str, Any]) -> list[str]:
+    """Per panel: every point with its intervals, front membership and costs, then the deployments and switches."""
+    lines: list[str] = []
     for panel in doc["panels"]:
         lines += [
             f"## {panel['dataset']}, L-inf eps = {panel['eps']:g}; robust axis: {axis_name(panel['robust_attack'])}",
@@ -148,13 +155,17 @@ def markdown(doc: dict[str, Any]) -> str:
         ]
         for d in panel["deployments"]:
             s = d["switch"]
-            step = "one point: no switch" if s["from"] == s["to"] else f"{s['from']} → {s['to']}"
+            step = (
+                f"{s['from']} is both the most accurate and the most robust: no switch"
+                if s["from"] == s["to"]
+                else f"{s['from']} → {s['to']}"
+            )
             lines.append(
                 f"| {d['name']} | {num(d['bytes'])} | {step} | {s['clean_points']:+.2f} | {s['robust_points']:+.2f} | "
                 f"{num(s['latency_b1_ms'], '+.3f')} |"
             )
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def cell(p: dict[str, Any], axis: str) -> str:
