@@ -47,7 +47,7 @@ def attacks(model: torch.nn.Module, eps: float, classes: int) -> dict[str, objec
     }
 
 
-def run(artifact: Path, run_dir: Path, report_path: Path, out: Path) -> dict:
+def run(artifact: Path, run_dir: Path, report_path: Path, out: Path, modes: list[str] | None = None) -> dict:
     """Every mode of the report, every attack: accuracy on the graph, and what the suite missed."""
     report = json.loads(report_path.read_text())
     rt = ModelRuntime.load(artifact, "cpu", exact_fp32=True)
@@ -59,7 +59,7 @@ def run(artifact: Path, run_dir: Path, report_path: Path, out: Path) -> dict:
     if labels_digest(y) != report["data"]["labels_sha256"]:
         raise SystemExit(f"{report_path} scored other images than the first {n} of this run's test split")
     eps, doc = float(report["eps"]), {"artifact": str(artifact), "report": str(report_path), "n": n, "modes": {}}
-    for mode in report["results"]:
+    for mode in modes or list(report["results"]):
         twin = ModeView(net, mode).eval()
         worst = unpack_correct(report["correct"][mode][WORST_CASE], n)
         union = np.ones(n, bool)
@@ -90,9 +90,10 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("report", type=Path, help="a committed strong-suite report.json of this artifact")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--modes", default=None, help="comma-separated modes (default: every mode of the report)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    run(args.artifact, args.run, args.report, args.out)
+    run(args.artifact, args.run, args.report, args.out, args.modes.split(",") if args.modes else None)
 
 
 if __name__ == "__main__":
