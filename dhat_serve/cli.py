@@ -22,6 +22,7 @@ import typer
 from rich.table import Table
 
 from dhat_serve.auth import ApiKeys
+from dhat_serve.card import CARD_FILE, NOT_EVALUATED, WORST_CASE, Card, load_card
 from dhat_serve.config import PROVIDER_CHOICES, ServeConfig
 from dhat_serve.console import console, fail, setup_logging
 from dhat_serve.manifest import ArtifactError, load_manifest
@@ -68,7 +69,7 @@ def serve(
     tls = tls_args(ssl_certfile, ssl_keyfile, env)
     if artifact is not None:
         try:
-            load_manifest(artifact)  # refuse a missing file or a hash mismatch before starting anything
+            load_card(artifact, load_manifest(artifact))  # refuse a bad file, hash or card before starting anything
         except ArtifactError as exc:
             fail(str(exc))
         env["DHAT_ARTIFACT"] = str(artifact.resolve())
@@ -142,10 +143,11 @@ def info(
     """Verify an artifact (every file's size and sha256) and describe what it serves."""
     try:
         manifest = load_manifest(artifact)
+        card = load_card(artifact, manifest)
     except ArtifactError as exc:
         fail(str(exc))
     if as_json:
-        print(json.dumps(manifest.to_dict(), indent=2))
+        print(json.dumps({**manifest.to_dict(), "card": card.doc if card else NOT_EVALUATED}, indent=2))
         return
     console.print(
         f"{manifest.name} {manifest.version} ({manifest.precision}), {manifest.num_classes} classes, "
@@ -164,6 +166,33 @@ def info(
             f"{g.parity.get('max_abs_diff', float('nan')):.2e}",
             g.sha256[:16],
         )
+    console.print(table)
+    print_card(card)
+
+
+def print_card(card: Card | None) -> None:
+    """The robustness card as a table (mode x attack: accuracy and 95 % interval), or "not evaluated"."""
+    if card is None:
+        console.print(NOT_EVALUATED["note"])
+        return
+    doc = card.doc
+    table = Table(
+        title=f"robustness card ({CARD_FILE}, bound to these graphs): {doc['data']['dataset']}, n = "
+        f"{doc['data']['n']}, L-inf eps = {doc['eps']:.4g}, {doc['date']}"
+    )
+    for col in ("mode", "attack", "accuracy", "95 % interval", "budget"):
+        table.add_column(col)
+    for mode, entry in card.modes.items():
+        rows = [
+            *entry["attacks"],
+            *([{"attack": WORST_CASE, **entry["worst_case"]}] if entry.get("worst_case") else []),
+        ]
+        for r in rows:
+            budget = ", ".join(f"{k} {r[k]}" for k in ("steps", "restarts", "queries") if k in r)
+            ci = r.get("ci95") or [float("nan")] * 2
+            table.add_row(
+                mode, r["attack"], f"{100 * r['accuracy']:.2f} %", f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]", budget
+            )
     console.print(table)
 
 

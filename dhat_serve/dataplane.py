@@ -13,7 +13,8 @@ shape):
 2. observation: one ``observer.observed`` call per request, so its outcome and latency are counted under
    its endpoint and mode whatever happens below (a refusal, or a failed model run: ``model_error``);
 3. the mode check, once: an unknown mode (OIP: model) is the same ``NotFound`` with the same message on every
-   protocol;
+   protocol, then the key's tier (``auth.Access``): a mode the request's key may not use is ``Forbidden`` (403 /
+   PERMISSION_DENIED), and a request that names no mode gets the key's first;
 4. ``validation.validate_array``, once, for every protocol (batch size, type, shape, finiteness, range);
 5. the engine call (the mode's batcher -> ``ModelRuntime.run``) and the output selection.
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from dhat_serve.auth import EVERY_MODE, Access
 from dhat_serve.contract import REQUEST_MODES, request_output_names
 from dhat_serve.engine import Engine
 from dhat_serve.errors import BadRequest, NotFound, Refusal, TooManyRequests
@@ -58,6 +60,7 @@ class InferRequest:
     outputs: tuple[str, ...] | None = None
     timeout_s: float | None = None
     version: str | None = None
+    access: Access = EVERY_MODE  # the modes the request's API key may use (``auth``)
 
 
 @dataclass(frozen=True)
@@ -122,24 +125,35 @@ class DataPlane:
             )
         return mode
 
+    def check_access(self, mode: str, access: Access) -> str:
+        """``mode`` (checked by ``check_mode``) if the request's key may use it, else ``Forbidden``."""
+        access.check(mode)
+        return mode
+
     def input_spec(self) -> InputSpec:
         """The artifact's input shape and ``DHAT_MAX_BATCH``, what every decoder checks a tensor against."""
         return InputSpec(self.engine.runtime.manifest.input_shape, self.engine.cfg.max_batch)
 
     @contextmanager
     def decoding(
-        self, endpoint: str, mode: str | None, version: str | None = None, known: bool = True
+        self,
+        endpoint: str,
+        mode: str | None,
+        version: str | None = None,
+        known: bool = True,
+        access: Access = EVERY_MODE,
     ) -> Iterator[None]:
         """An edge decodes a request inside this block. When the mode is ``known`` before the body (the OIP path,
         gRPC's ``model_name``, ``?mode=``, a field already read), it is checked first, so an unknown mode is the same
-        404 whatever the body and costs no decoding (Triton's order; ``infer`` runs the same check again). A refusal
+        404 whatever the body and costs no decoding (Triton's order; ``infer`` runs the same check again), and a mode
+        the request's key may not use is a 403 whatever the body. A refusal
         raised here is counted under ``endpoint`` and the mode (None: the default mode) as ``infer`` counts its own,
         and re-raised for the edge to answer."""
         start = time.perf_counter()
         label = self.engine.runtime.manifest.default_mode if mode is None else mode
         try:
             if known and mode is not None:
-                self.check_mode(mode, version)
+                self.check_access(self.check_mode(mode, version), access)
             yield
         except Refusal as exc:
             self.observer.answered(
@@ -165,13 +179,13 @@ class DataPlane:
         """Admit, observe, check the model, decode, run and select (see the module docstring); raises a
         ``Refusal`` for the protocol to encode."""
         if request.mode is None:
-            request = replace(request, mode=self.engine.runtime.manifest.default_mode)
+            request = replace(request, mode=request.access.default(self.engine.runtime.manifest.default_mode))
         label = request.mode if request.mode in REQUEST_MODES else ANY_MODE
         return await observed(self.observer, request.endpoint, label, lambda: self._admitted_infer(request))
 
     async def _admitted_infer(self, request: InferRequest) -> InferResult:
         with self._admitted():
-            mode = self.check_mode(request.mode, request.version)
+            mode = self.check_access(self.check_mode(request.mode, request.version), request.access)
             spec = self.input_spec()
             images = validate_array(request.images, spec.shape, spec.max_batch)
             names = select_outputs(mode, request.outputs)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dhat_serve.batching import Batcher
+from dhat_serve.card import CARD_FILE, Card, load_card
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import ALL, MAIN_LOGITS, MERGED, SECOND_LOGITS, request_graph
 from dhat_serve.observer import Observer
@@ -35,9 +36,14 @@ class Engine:
     """Sessions plus per-request-mode batchers; ``infer`` is the only way a request reaches ONNX Runtime."""
 
     def __init__(
-        self, runtime: ModelRuntime, cfg: ServeConfig, observer: Observer, in_flight: Callable[[], int] | None = None
+        self,
+        runtime: ModelRuntime,
+        cfg: ServeConfig,
+        observer: Observer,
+        in_flight: Callable[[], int] | None = None,
+        card: Card | None = None,
     ) -> None:
-        self.runtime, self.cfg, self.observer = runtime, cfg, observer
+        self.runtime, self.cfg, self.observer, self.card = runtime, cfg, observer, card
         modes = runtime.manifest.request_modes  # four, or main alone for a single-head artifact
         self.executor = ThreadPoolExecutor(max_workers=len(modes), thread_name_prefix="ort")
         self.batchers = {
@@ -65,9 +71,13 @@ class Engine:
         worker_index: int | None = None,
     ) -> Engine:
         """Verify and open the artifact with serving thread settings on this worker's GPU (``worker_device``),
-        and log the provider and device of each session once."""
+        check its robustness card (``card.load_card``: refused when it measured other graphs or was edited), put the
+        card's numbers on the observer's gauges, and log the provider and device of each session once."""
         device_id = worker_device(worker_index, cfg.gpu_ids(gpu_count())) if cfg.provider != "cpu" else 0
         runtime = ModelRuntime.load(artifact_dir, cfg.provider, device_id=device_id, intra_op_threads=cfg.ort_threads())
+        card = load_card(artifact_dir, runtime.manifest)
+        observer.robustness(card.gauges() if card else [])
+        log.info("robustness card: %s", f"{CARD_FILE} of {card.doc['date']}" if card else "none (not evaluated)")
         for mode, providers in runtime.providers().items():
             where = f"device {device_id}" if providers and providers[0] == "CUDAExecutionProvider" else "the CPU"
             log.info(
@@ -79,7 +89,7 @@ class Engine:
                 where,
                 cfg.ort_threads(),
             )
-        return cls(runtime, cfg, observer, in_flight)
+        return cls(runtime, cfg, observer, in_flight, card)
 
     async def warm_up(self, sizes: tuple[int, ...]) -> float:
         """Run every request mode once per batch size in ``sizes`` (zeros, off the event loop); the caller marks the

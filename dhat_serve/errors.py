@@ -47,6 +47,7 @@ class Refusal(Exception):
 GRPC_CODES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     413: "RESOURCE_EXHAUSTED",
     429: "RESOURCE_EXHAUSTED",
@@ -69,6 +70,12 @@ class Unauthorized(Refusal):
     def headers(self) -> dict[str, str]:
         """``WWW-Authenticate``: which scheme the client must use (RFC 9110 requires it on a 401)."""
         return {"WWW-Authenticate": 'Bearer realm="dhat"'}
+
+
+class Forbidden(Refusal):
+    """A valid API key asking for a mode its keys-file line does not allow (``auth.Access``): HTTP 403."""
+
+    status, reason = 403, "forbidden"
 
 
 class NotFound(Refusal):

@@ -159,6 +159,11 @@ class Prometheus:
             name="dhat_queue_depth", documentation="Requests waiting in each mode's queue now", labelnames=["mode"]
         )
         self.in_flight = m.Gauge(name="dhat_requests_in_flight", documentation="Requests inside this worker now")
+        self.robust = m.Gauge(
+            name="dhat_robust_accuracy",
+            documentation="Accuracy of each mode under each attack of the artifact's robustness card (card.json)",
+            labelnames=["mode", "attack"],
+        )
         self.images_run = m.Counter(
             name="dhat_images", documentation="Images run through ONNX Runtime, by mode", labelnames=["mode"]
         )
@@ -234,6 +239,12 @@ class Observer:
         stats.rejected[reason] = stats.rejected.get(reason, 0) + 1
         if self.prometheus:
             self.prometheus.child("rejected", mode, reason).inc()
+
+    def robustness(self, rows: list[tuple[str, str, float]]) -> None:
+        """The robustness card's ``(mode, attack, accuracy)`` rows (``Card.gauges``), once at start."""
+        if self.prometheus:
+            for mode, attack, accuracy in rows:
+                self.prometheus.child("robust", mode, attack).set(accuracy)
 
     def answered(self, endpoint: str, mode: str, outcome: str, seconds: float) -> None:
         """A request left ``endpoint`` with ``outcome`` (``ok`` or a refusal's reason) after ``seconds``."""

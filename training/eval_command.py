@@ -92,6 +92,14 @@ def eval_cmd(
         ),
     ] = False,
     primary: Annotated[str | None, typer.Option(help=PRIMARY_HELP)] = None,
+    card: Annotated[
+        bool,
+        typer.Option(
+            "--card",
+            help="also write the artifact's robustness card (ARTIFACT/card.json, bound to its graphs' sha256) "
+            "from this report: what `dhat serve` shows on /info, OIP metadata and /metrics",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
 
@@ -101,6 +109,7 @@ def eval_cmd(
     --nnodes) anywhere on the line.
     """
     from training.datasets.splits import DataError
+    from training.robustness.card import write_card
     from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
     from training.robustness.report import markdown
     from training.typed_yaml import parse_number
@@ -138,6 +147,8 @@ def eval_cmd(
     console.print(markdown(report))
     plot = ", robustness.png" if (report_dir / "robustness.png").is_file() else ""
     console.print(f"report: {report_dir}/report.md, report.json{plot}")
+    if card:
+        console.print(f"robustness card: {write_card(artifact, report_dir / 'report.json')}")
 
 
 def compare(

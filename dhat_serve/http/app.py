@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dhat_serve.card import NOT_EVALUATED, card_view
 from dhat_serve.contract import request_output_names
 from dhat_serve.dataplane import DataPlane
 from dhat_serve.errors import Refusal, refusal_response
@@ -28,7 +29,7 @@ from dhat_serve.oip.rest import oip_routes
 
 
 def info_document(plane: DataPlane) -> dict[str, Any]:
-    """``GET /info``: what is served (modes, classes, input, hashes, parity, limits, providers).
+    """``GET /info``: what is served (modes, classes, input, hashes, parity, limits, providers, robustness card).
 
     No server paths: the artifact's name, version and hashes identify it, and a caller learns nothing
     about the machine's file system."""
@@ -60,6 +61,10 @@ def info_document(plane: DataPlane) -> dict[str, Any]:
             "max_concurrency": cfg.max_concurrency,
         },
         "providers": engine.runtime.providers(),
+        "robustness": {
+            **(engine.card.summary() if engine.card else NOT_EVALUATED),
+            "modes": {mode: card_view(engine.card, mode) for mode in manifest.request_modes},
+        },
     }
 
 

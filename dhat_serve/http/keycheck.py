@@ -1,5 +1,6 @@
 """The API-key check of every HTTP route but the probes (``auth.ApiKeys``: what is configured and how it is
-compared)."""
+compared). A valid key's ``auth.Access`` (the modes it may use) is put in the ASGI scope under ``ACCESS_SCOPE_KEY``
+for the edges to hand to the data plane (``http.access_of``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dhat_serve.config import ServeConfig
 from dhat_serve.errors import Unauthorized, refusal_response
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
+ACCESS_SCOPE_KEY = "dhat.access"
 
 
 async def drain_body(receive: Callable) -> None:
@@ -39,8 +41,9 @@ class KeyCheck:
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization")
-        problem = self.keys.problem(header.decode("latin-1") if header is not None else None)
+        problem, access = self.keys.identify(header.decode("latin-1") if header is not None else None)
         if problem is None:
+            scope[ACCESS_SCOPE_KEY] = access
             await self.app(scope, receive, send)
             return
         refusal = Unauthorized(f"{problem}: {scope.get('path')} needs an API key")

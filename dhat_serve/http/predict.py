@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from dhat_serve.contract import REQUEST_OUTPUTS
 from dhat_serve.dataplane import DataPlane, InferRequest, InferResult
 from dhat_serve.errors import BadRequest
-from dhat_serve.http import plane_of
+from dhat_serve.http import access_of, plane_of
 from dhat_serve.http.answers import check_top_k, classify_answer, predict_answer
 from dhat_serve.oip.codec import loads
 from dhat_serve.validation import decode_image, json_array
@@ -60,18 +60,18 @@ def form_top_k(value: Any) -> int | None:
 
 async def classify(request: Request) -> Response:
     """``POST /classify``: one image file in, the mode's label, class name, confidence and top-k out."""
-    plane = plane_of(request)
+    plane, access = plane_of(request), access_of(request)
     names = plane.engine.runtime.manifest.class_names
     with plane.decoding("classify", None, known=False):
         form = await multipart_form(request)
     try:
-        with plane.decoding("classify", form.get("mode") if isinstance(form.get("mode"), str) else None):
+        with plane.decoding("classify", form.get("mode") if isinstance(form.get("mode"), str) else None, access=access):
             mode = optional_text(form.get("mode"), "mode")
             top_k = check_top_k(form_top_k(form.get("top_k")), len(names))
             image = await form_image(plane, form.get(IMAGE_FIELD))
     finally:
         await form.close()  # spooled uploads
-    result = await plane.infer(InferRequest("classify", mode, image[None]))
+    result = await plane.infer(InferRequest("classify", mode, image[None], access=access))
     return JSONResponse(classify_answer(result.mode, result.outputs, names, top_k, result.artifact))
 
 
@@ -96,22 +96,22 @@ async def form_image(plane: DataPlane, upload: Any) -> np.ndarray:
 
 async def predict(request: Request) -> Response:
     """``POST /predict``: a batch as JSON (answered as JSON) or as ``.npy`` (answered as ``.npy``)."""
-    plane = plane_of(request)
+    plane, access = plane_of(request), access_of(request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() in NPY_TYPES:
         mode = request.query_params.get("mode")
-        with plane.decoding("predict_npy", mode):
+        with plane.decoding("predict_npy", mode, access=access):
             images = npy_array(await request.body(), plane.input_spec().max_batch)
-        return npy_response(await plane.infer(InferRequest("predict_npy", mode, images)))
+        return npy_response(await plane.infer(InferRequest("predict_npy", mode, images, access=access)))
     body = await request.body()
     with plane.decoding("predict", None, known=False):
         doc = loads(body)
         if not isinstance(doc, dict) or "inputs" not in doc:
             raise BadRequest('the body must be a JSON object {"inputs": (N, C, H, W) nested lists, "mode": ...}')
         mode = optional_text(doc.get("mode"), "mode")
-    with plane.decoding("predict", mode):
+    with plane.decoding("predict", mode, access=access):
         spec = plane.input_spec()
         images = json_array(doc["inputs"], spec.shape, spec.max_batch)  # validate_array: the data plane's
-    result = await plane.infer(InferRequest("predict", mode, images))
+    result = await plane.infer(InferRequest("predict", mode, images, access=access))
     return JSONResponse(predict_answer(result.mode, result.outputs, result.artifact))
 
 

@@ -14,6 +14,7 @@ tensor through ``oip.codec.decode_tensor``, Triton's ``timeout`` / ``priority`` 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,8 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
 from dhat_serve import __version__
-from dhat_serve.auth import OPEN_RPCS, ApiKeys
+from dhat_serve.auth import OPEN_RPCS, Access, ApiKeys
+from dhat_serve.card import card_brief
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import INPUT_NAME
 from dhat_serve.dataplane import DataPlane, InferRequest, oip_version
@@ -35,6 +37,8 @@ from dhat_serve.oip.codec import decode_tensor, request_timeout
 from dhat_serve.oip.models import EXTENSIONS, model_config, model_metadata, model_statistics
 
 log = logging.getLogger("bentoml.dhat")
+CARD_METADATA = "dhat-robustness"
+"""The trailing metadata key of ``ModelMetadata`` that holds the mode's short robustness card (JSON)."""
 
 
 def parameters(params: Any) -> dict[str, Any]:
@@ -59,16 +63,16 @@ def request_tensor(request: pb.ModelInferRequest) -> np.ndarray:
     return decode_tensor(spec.name, spec.datatype, list(spec.shape), spec.contents.fp32_contents, raw)
 
 
-def infer_request(request: pb.ModelInferRequest, context: Any) -> InferRequest:
+def infer_request(request: pb.ModelInferRequest, context: Any, access: Access) -> InferRequest:
     """The data plane's request of a ``ModelInferRequest``, decoded completely; its deadline is the shorter of
-    Triton's ``timeout`` parameter and the client's own gRPC deadline."""
+    Triton's ``timeout`` parameter and the client's own gRPC deadline; ``access``: the modes its key may use."""
     images = request_tensor(request)
     timeout_s = request_timeout(parameters(request.parameters))
     remaining = context.time_remaining()  # the client's gRPC deadline, if it set one
     if remaining is not None:
         timeout_s = remaining if timeout_s is None else min(timeout_s, remaining)
     outputs = tuple(o.name for o in request.outputs) or None
-    return InferRequest("oip_grpc", request.model_name, images, outputs, timeout_s, request.model_version)
+    return InferRequest("oip_grpc", request.model_name, images, outputs, timeout_s, request.model_version, access)
 
 
 async def refuse(context: grpc.aio.ServicerContext, exc: Refusal, where: str) -> NoReturn:
@@ -82,8 +86,8 @@ async def refuse(context: grpc.aio.ServicerContext, exc: Refusal, where: str) ->
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     """The OIP/Triton gRPC service over one worker's ``DataPlane`` (a callable: 503 ``starting`` while loading)."""
 
-    def __init__(self, plane: Callable[[], DataPlane]) -> None:
-        self.plane = plane
+    def __init__(self, plane: Callable[[], DataPlane], keys: ApiKeys) -> None:
+        self.plane, self.keys = plane, keys
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
         """The process answers (health: open without a key)."""
@@ -116,8 +120,11 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
         """The model's input and outputs, as ``GET /v2/models/{m}`` (``oip.models.model_metadata``)."""
-        doc = model_metadata(*await self._model(context, request.name, request.version, "ModelMetadata"))
-        doc.pop("parameters")  # class names and input range: HTTP metadata and /info carry them
+        plane, model = await self._model(context, request.name, request.version, "ModelMetadata")
+        doc = model_metadata(plane, model)
+        doc.pop("parameters")  # the message has no place for them: HTTP metadata and /info carry them whole
+        brief = json.dumps(card_brief(plane.engine.card, model), separators=(",", ":"))
+        context.set_trailing_metadata(((CARD_METADATA, brief),))  # the short card, where stock clients ignore it
         return json_format.ParseDict(doc, pb.ModelMetadataResponse())
 
     async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
@@ -137,8 +144,10 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         """One inference through ``DataPlane.infer`` (counted as ``oip_grpc``), encoded as raw output contents."""
         try:
             plane = self.plane()
-            with plane.decoding("oip_grpc", request.model_name, request.model_version):
-                decoded = infer_request(request, context)
+            authorization = dict(context.invocation_metadata() or ()).get("authorization")
+            access = self.keys.access(authorization, "ModelInfer")  # the interceptor accepted the key: its tier
+            with plane.decoding("oip_grpc", request.model_name, request.model_version, access=access):
+                decoded = infer_request(request, context, access)
             result = await plane.infer(decoded)
         except Refusal as exc:
             await refuse(context, exc, "ModelInfer")
@@ -162,10 +171,12 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
         """The RPC's own handler when its key is good (or none is needed), else one that aborts UNAUTHENTICATED."""
         if not self.keys.enabled or details.method in OPEN_RPCS:
             return await continuation(details)
-        problem = self.keys.problem(dict(details.invocation_metadata or ()).get("authorization"))
-        if problem is None:
+        try:
+            self.keys.access(dict(details.invocation_metadata or ()).get("authorization"), details.method)
+        except Unauthorized as exc:
+            refusal = exc  # the reason, never the key
+        else:
             return await continuation(details)
-        refusal = Unauthorized(f"{problem}: {details.method} needs an API key")  # the reason, never the key
 
         async def deny(request: bytes, context: grpc.aio.ServicerContext) -> None:
             await refuse(context, refusal, details.method)
@@ -183,7 +194,7 @@ class GrpcServer:
             ("grpc.max_send_message_length", cfg.max_request_bytes),
         ]
         self.server = grpc.aio.server(options=options, interceptors=[KeyInterceptor(keys)])
-        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), self.server)
+        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, keys), self.server)
         self.address = f"{cfg.grpc_host}:{cfg.grpc_port}"
         self.tls = bool(cfg.ssl_certfile and cfg.ssl_keyfile)
         if self.tls:

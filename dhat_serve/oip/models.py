@@ -8,8 +8,10 @@ Its models are the request modes (``main``, ``second``, ``merged``: output ``log
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from dhat_serve.card import card_brief, card_view
 from dhat_serve.contract import INPUT_NAME, request_output_names
 from dhat_serve.dataplane import DataPlane, oip_version
 
@@ -18,7 +20,9 @@ EXTENSIONS = ["binary_tensor_data", "statistics", "model_configuration"]
 
 
 def model_metadata(plane: DataPlane, model: str) -> dict[str, Any]:
-    """OIP model metadata: the ``images`` input FP32 [-1, C, H, W] and the mode's outputs [-1, classes]."""
+    """OIP model metadata: the ``images`` input FP32 [-1, C, H, W] and the mode's outputs [-1, classes]; its
+    ``parameters`` carry the class names and the mode's robustness card (``card.card_view``), extra fields that
+    stock clients pass through."""
     manifest = plane.engine.runtime.manifest
     return {
         "name": model,
@@ -32,6 +36,7 @@ def model_metadata(plane: DataPlane, model: str) -> dict[str, Any]:
             "class_names": list(manifest.class_names),
             "input_range": list(manifest.input_range),
             "artifact_version": manifest.version,
+            "robustness": card_view(plane.engine.card, model),
         },
     }
 
@@ -41,7 +46,8 @@ def model_config(plane: DataPlane, model: str) -> dict[str, Any]:
 
     ``max_batch_size`` is ``DHAT_MAX_BATCH`` (images per request), so ``dims`` leave the batch out;
     ``dynamic_batching`` holds the batchers' real settings (``DHAT_BATCH_SIZE``, ``DHAT_MAX_WAIT_MS``,
-    ``DHAT_QUEUE_SIZE``, ``DHAT_TIMEOUT_S``; a request's own ``timeout`` may only shorten it)."""
+    ``DHAT_QUEUE_SIZE``, ``DHAT_TIMEOUT_S``; a request's own ``timeout`` may only shorten it). Triton's
+    ``parameters`` (string values) carry the artifact version and the mode's short card (``card.card_brief``)."""
     engine = plane.engine
     manifest, cfg = engine.runtime.manifest, engine.cfg
     on_gpu = any(p and p[0] == "CUDAExecutionProvider" for p in engine.runtime.providers().values())
@@ -68,7 +74,10 @@ def model_config(plane: DataPlane, model: str) -> dict[str, Any]:
             },
         },
         "instance_group": [{"name": model, "kind": "KIND_GPU" if on_gpu else "KIND_CPU", "count": 1}],
-        "parameters": {"artifact_version": {"string_value": manifest.version}},
+        "parameters": {
+            "artifact_version": {"string_value": manifest.version},
+            "robustness": {"string_value": json.dumps(card_brief(engine.card, model), separators=(",", ":"))},
+        },
     }
 
 

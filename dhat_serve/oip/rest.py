@@ -15,7 +15,7 @@ from starlette.routing import Route
 from dhat_serve import __version__
 from dhat_serve.contract import INPUT_NAME
 from dhat_serve.dataplane import DataPlane, InferRequest, oip_version
-from dhat_serve.http import plane_of
+from dhat_serve.http import access_of, plane_of
 from dhat_serve.oip.codec import HEADER_LENGTH, encode_infer, parse_infer
 from dhat_serve.oip.models import EXTENSIONS, model_config, model_metadata, model_statistics
 from dhat_serve.oip.openapi import openapi_document
@@ -84,11 +84,12 @@ async def all_statistics(request: Request) -> Response:
 async def infer(request: Request) -> Response:
     """``POST /v2/models/{model}/infer``: JSON or binary tensors in, the mode's outputs out (counted as
     ``oip_http``)."""
-    plane = plane_of(request)
+    plane, access = plane_of(request), access_of(request)
     mode, version = request.path_params["model"], request.path_params.get("version")
-    with plane.decoding("oip_http", mode, version):
+    with plane.decoding("oip_http", mode, version, access=access):
         body = parse_infer(await request.body(), request.headers.get(HEADER_LENGTH), INPUT_NAME)
-    result = await plane.infer(InferRequest("oip_http", mode, body.images, body.outputs, body.timeout_s, version))
+    decoded = InferRequest("oip_http", mode, body.images, body.outputs, body.timeout_s, version, access)
+    result = await plane.infer(decoded)
     payload, json_length = encode_infer(
         result.mode, oip_version(result.artifact["version"]), body.id, result.outputs, body.binary, body.binary_default
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 from contextlib import closing
 
@@ -11,13 +12,16 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
+from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from dhat_serve.auth import ApiKeys
+from dhat_serve.auth import EVERY_MODE, Access, ApiKeys
 from dhat_serve.config import ServeConfig
+from dhat_serve.errors import Forbidden, Unauthorized
 from dhat_serve.local_server import serving
 
 KEY, ORIGIN = "k-7f3a9c2e51", "https://app.example"
+TIER_KEY = "k-public-2b8d41"  # may use merged and all only
 
 
 def test_keys_are_checked_in_constant_time_and_come_from_a_file(tmp_path):
@@ -32,6 +36,31 @@ def test_keys_are_checked_in_constant_time_and_come_from_a_file(tmp_path):
     assert not ApiKeys.from_config(ServeConfig()).enabled
     with pytest.raises(ValueError, match="DHAT_API_KEYS_FILE=/nope: no such file"):
         ApiKeys.from_config(ServeConfig(api_keys_file="/nope"))
+
+
+def test_a_key_line_may_name_its_modes_and_a_malformed_line_names_its_number(tmp_path):
+    path = tmp_path / "keys"
+    path.write_text("plain-key\n# comment\ntier-key  modes=merged,all   # public clients\n")
+    keys = ApiKeys.from_config(ServeConfig(api_keys="env-key", api_keys_file=str(path)))
+    assert keys.identify("Bearer plain-key") == (None, EVERY_MODE)
+    assert keys.identify("Bearer env-key") == (None, EVERY_MODE)
+    problem, access = keys.identify("Bearer tier-key")
+    assert problem is None and access == Access(("merged", "all")) and access.default("main") == "merged"
+    with pytest.raises(Forbidden, match=r"may not use mode 'main'; its modes: merged, all"):
+        access.check("main")
+    assert EVERY_MODE.default("merged") == "merged" and EVERY_MODE.check("main") is None
+    with pytest.raises(Unauthorized, match="wrong API key: ModelInfer needs an API key"):
+        keys.access("Bearer tier", "ModelInfer")
+    for line, message in (
+        ("k modes=", r"line 2: unknown mode\(s\) \[''\]"),
+        ("k modes=main,best", r"line 2: unknown mode\(s\) \['best'\]; modes: main, second, merged, all"),
+        ("k tier=gold", r"line 2: expected 'KEY' or 'KEY modes=MODE\[,MODE...\]'"),
+        ("k modes=main extra", "line 2: expected"),
+    ):
+        path.write_text(f"ok-key\n{line}\n")
+        with pytest.raises(ValueError, match=message) as info:
+            ApiKeys.from_config(ServeConfig(api_keys_file=str(path)))
+        assert str(path) in str(info.value)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +90,7 @@ def server(tmp_path_factory, symmetric_artifact):
         check=True,
         capture_output=True,
     )
-    (root / "keys").write_text(f"# deploy key\n{KEY}\n")
+    (root / "keys").write_text(f"# deploy key\n{KEY}\n{TIER_KEY} modes=merged,all  # public tier\n")
     with serving(
         artifact,
         root / "server.log",
@@ -156,3 +185,50 @@ def test_the_key_never_reaches_the_log(server):
     )
     log = srv.log.read_text()
     assert KEY not in log and "wrong API key" in log
+
+
+def test_a_tiered_key_is_refused_other_modes_on_every_protocol_and_counted(server):
+    srv, _, cert = server
+    tier, full = {"Authorization": f"Bearer {TIER_KEY}"}, {"Authorization": f"Bearer {KEY}"}
+    x = np.full((1, 1, 8, 8), 0.5, np.float32)
+    npy = io.BytesIO()
+    np.save(npy, x)
+    png = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(png, format="PNG")
+    with httpx.Client(verify=srv.verify, timeout=30) as http:
+        refused = [
+            http.post(f"{srv.url}/v2/models/main/infer", json=_body(1), headers=tier),
+            http.post(f"{srv.url}/predict", json={"inputs": x.tolist(), "mode": "second"}, headers=tier),
+            http.post(
+                f"{srv.url}/predict?mode=main",
+                content=npy.getvalue(),
+                headers={**tier, "Content-Type": "application/x-npy"},
+            ),
+            http.post(f"{srv.url}/classify", files={"image": png.getvalue()}, data={"mode": "main"}, headers=tier),
+            http.post(f"{srv.url}/v2/models/main/infer", content=b"not json", headers=tier),  # 403 whatever the body
+        ]
+        for r in refused:
+            assert r.status_code == 403, r.text
+            assert r.json()["error"].endswith("may not use mode 'main'; its modes: merged, all") or "'second'" in r.text
+        # the key's first mode when the request names none; its own modes answer; a full key keeps every mode
+        r = http.post(f"{srv.url}/predict", json={"inputs": x.tolist()}, headers=tier)
+        assert r.status_code == 200 and r.json()["mode"] == "merged"
+        assert http.post(f"{srv.url}/v2/models/all/infer", json=_body(1), headers=tier).status_code == 200
+        assert http.post(f"{srv.url}/v2/models/main/infer", json=_body(1), headers=full).status_code == 200
+        assert (
+            http.get(f"{srv.url}/v2/models/main", headers=tier).status_code == 200
+        )  # cards of every mode stay readable
+        metrics = http.get(f"{srv.url}/metrics").text
+    with closing(tgrpc.InferenceServerClient(url=srv.grpc_url, ssl=True, root_certificates=str(cert))) as client:
+        inp = tgrpc.InferInput("images", [1, 1, 8, 8], "FP32")
+        inp.set_data_from_numpy(x)
+        with pytest.raises(InferenceServerException) as info:
+            client.infer("second", [inp], headers={"authorization": f"Bearer {TIER_KEY}"})
+        assert info.value.status() == "StatusCode.PERMISSION_DENIED"
+        assert "its modes: merged, all" in info.value.message()
+        assert client.infer("merged", [inp], headers={"authorization": f"Bearer {TIER_KEY}"}).as_numpy("logits").shape
+    for endpoint in ("oip_http", "predict", "predict_npy", "classify"):
+        assert f'endpoint="{endpoint}"' in metrics and "forbidden" in metrics
+    counted = [line for line in metrics.splitlines() if 'outcome="forbidden"' in line and not line.startswith("#")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in counted) >= len(refused)
+    assert TIER_KEY not in srv.log.read_text()

@@ -17,6 +17,7 @@ import tritonclient.http as thttp
 from google.protobuf import json_format
 from tritonclient.utils import InferenceServerException
 
+from dhat_serve.auth import ApiKeys
 from dhat_serve.local_server import Server, serving
 from tests.helpers.oip import MODELS, raw_outputs
 from tests.helpers.oip import images as _images
@@ -140,7 +141,7 @@ def test_unavailable_while_the_engine_loads():
 
     ctx = Context()
     with pytest.raises(RuntimeError, match="aborted"):
-        asyncio.run(InferenceServicer(current_plane).ModelInfer(pb.ModelInferRequest(model_name="main"), ctx))
+        asyncio.run(InferenceServicer(current_plane, ApiKeys(())).ModelInfer(pb.ModelInferRequest(model_name="main"), ctx))
     assert ctx.code == grpc.StatusCode.UNAVAILABLE and "loading" in ctx.message
 
 
