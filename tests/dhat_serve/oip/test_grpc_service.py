@@ -141,7 +141,8 @@ def test_unavailable_while_the_engine_loads():
 
     ctx = Context()
     with pytest.raises(RuntimeError, match="aborted"):
-        asyncio.run(InferenceServicer(current_plane, ApiKeys(())).ModelInfer(pb.ModelInferRequest(model_name="main"), ctx))
+        servicer = InferenceServicer(current_plane, ApiKeys(()))
+        asyncio.run(servicer.ModelInfer(pb.ModelInferRequest(model_name="main"), ctx))
     assert ctx.code == grpc.StatusCode.UNAVAILABLE and "loading" in ctx.message
 
 
