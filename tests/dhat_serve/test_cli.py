@@ -23,7 +23,7 @@ def _app_with(*entry_points: EntryPoint) -> typer.Typer:
 
 def test_installed_packages_register_their_commands():
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
-    assert {"serve", "info", "train", "models", "recipes", "eval", "export"} <= names
+    assert {"serve", "info", "train", "models", "recipes", "eval", "export", "gate", "frontier"} <= names
 
 
 def test_a_command_whose_module_cannot_import_says_which_extra_to_install():
