@@ -39,24 +39,29 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug l
     setup_logging(verbose)
 
 
+ArtifactArg = Annotated[
+    Path | None, typer.Argument(help="artifact directory (default: $DHAT_ARTIFACT, else BentoML store dhat:latest)")
+]
+GrpcPort = Annotated[
+    int,
+    typer.Option(
+        help="also serve the Open Inference Protocol over gRPC on this port (0: off; default $DHAT_GRPC_PORT or off)"
+    ),
+]
+CertFile = Annotated[Path | None, typer.Option(help="TLS certificate (PEM) for HTTP and gRPC")]
+KeyFile = Annotated[Path | None, typer.Option(help="TLS private key (PEM) for HTTP and gRPC")]
+"""``dhat serve``'s argument and longer options, declared once here so the command reads as its logic."""
+
+
 @app.command()
 def serve(
-    artifact: Annotated[
-        Path | None,
-        typer.Argument(help="artifact directory (default: $DHAT_ARTIFACT, else BentoML store dhat:latest)"),
-    ] = None,
+    artifact: ArtifactArg = None,
     port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
     host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0 exposes it to the network)")] = "127.0.0.1",
     provider: Annotated[str, typer.Option(help="auto (CUDA if a GPU is visible), cpu or cuda")] = "auto",
-    grpc_port: Annotated[
-        int,
-        typer.Option(
-            help="also serve the Open Inference Protocol over gRPC on this port "
-            "(0: off; default $DHAT_GRPC_PORT or off)"
-        ),
-    ] = -1,
-    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) for HTTP and gRPC")] = None,
-    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM) for HTTP and gRPC")] = None,
+    grpc_port: GrpcPort = -1,
+    ssl_certfile: CertFile = None,
+    ssl_keyfile: KeyFile = None,
 ) -> None:
     """Serve an artifact with BentoML: HTTP (POST /classify, POST /predict, /v2 OIP, GET /info) and, if asked, gRPC."""
     if provider not in PROVIDER_CHOICES:

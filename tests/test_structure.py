@@ -72,12 +72,12 @@ def test_functions_stay_under_60_lines_and_modules_under_300():
         if len(text.splitlines()) >= 300:
             long_modules.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
         for node in ast.walk(ast.parse(text)):
-            # counted from the body's first line (the docstring counts, the signature does not): a typer command's
-            # options are declarations the formatter writes one per line, not logic
+            # the whole function, signature included (a typer command declares its options as module-level
+            # Annotated aliases, so its signature is one line per parameter)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                body = node.end_lineno - node.body[0].lineno + 1
-                if body > 60:
-                    long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {body} lines")
+                length = node.end_lineno - node.lineno + 1
+                if length > 60:
+                    long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
     assert not long_functions and not long_modules, "\n".join(long_functions + long_modules)
 
 
@@ -85,11 +85,13 @@ RUNTIME_PUBLIC = {
     "dhat_serve",
     "dhat_serve.contract",
     "dhat_serve.manifest",
+    "dhat_serve.card",
     "dhat_serve.runtime",
     "dhat_serve.console",
 }
 """What ``training`` and ``export`` may import of the runtime: the package's version, the modes and graph
-contract, the manifest, the ONNX Runtime sessions, and the console every ``dhat`` command prints with.
+contract, the manifest and the robustness card (the artifact's two files: training writes a card, the service reads
+it), the ONNX Runtime sessions, and the console every ``dhat`` command prints with.
 The service, its data plane and its protocols are the runtime's own."""
 
 

@@ -176,36 +176,50 @@ def print_plan(recipe: Recipe, as_json: bool) -> None:
     console.print(table)
 
 
+RecipeArg = Annotated[str, typer.Argument(help="built-in recipe name (e.g. digits) or a YAML file")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. stage1.epochs=2")]
+RunOut = Annotated[Path | None, typer.Option("--out", help="run directory (default runs/RECIPE)")]
+OnlyStage = Annotated[int | None, typer.Option("--stage", help="run only this stage (1, 2 or 3)")]
+Resume = Annotated[bool, typer.Option("--resume", help="continue from the last complete epoch")]
+Init = Annotated[Path | None, typer.Option("--init", help="stage 1: start from this single-head checkpoint")]
+FinetuneInit = Annotated[
+    bool,
+    typer.Option(
+        "--finetune-init",
+        help="with --init: train stage 1 for the recipe's epochs from it (default: use it as is, 0 epochs)",
+    ),
+]
+CopyMain = Annotated[bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")]
+Stage1From = Annotated[
+    Path | None,
+    typer.Option(
+        "--stage1-from",
+        help="reuse this run's complete stage 1 (checked: same seed, network, data and stage-1 settings)",
+    ),
+]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="folder holding the data set's files (see `dhat datasets`)")
+]
+Device = Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")]
+Plan = Annotated[bool, typer.Option("--plan", help="print what each stage will do (no data, no training)")]
+PlanJson = Annotated[bool, typer.Option("--json", help="with --plan: print the plan as JSON")]
+"""``dhat train``'s arguments and options, declared once here so the command reads as its logic."""
+
+
 def train(
-    recipe: Annotated[str, typer.Argument(help="built-in recipe name (e.g. digits) or a YAML file")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. stage1.epochs=2")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/RECIPE)")] = None,
-    stage: Annotated[int | None, typer.Option("--stage", help="run only this stage (1, 2 or 3)")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue from the last complete epoch")] = False,
-    init: Annotated[Path | None, typer.Option("--init", help="stage 1: start from this single-head checkpoint")] = None,
-    finetune_init: Annotated[
-        bool,
-        typer.Option(
-            "--finetune-init",
-            help="with --init: train stage 1 for the recipe's epochs from it (default: use it as is, 0 epochs)",
-        ),
-    ] = False,
-    copy_main: Annotated[
-        bool, typer.Option("--copy-main", help="stage 2: second head starts as a copy of the main head")
-    ] = False,
-    stage1_from: Annotated[
-        Path | None,
-        typer.Option(
-            "--stage1-from",
-            help="reuse this run's complete stage 1 (checked: same seed, network, data and stage-1 settings)",
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="folder holding the data set's files (see `dhat datasets`)")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA if visible)")] = None,
-    plan: Annotated[bool, typer.Option("--plan", help="print what each stage will do (no data, no training)")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="with --plan: print the plan as JSON")] = False,
+    recipe: RecipeArg,
+    overrides: Overrides = None,
+    out: RunOut = None,
+    stage: OnlyStage = None,
+    resume: Resume = False,
+    init: Init = None,
+    finetune_init: FinetuneInit = False,
+    copy_main: CopyMain = False,
+    stage1_from: Stage1From = None,
+    data_dir: DataDir = None,
+    device: Device = None,
+    plan: Plan = False,
+    as_json: PlanJson = False,
 ) -> None:
     """Train a DH-AT model: stage 1 (main head), 2 (second head), 3 (merger) of RECIPE."""
     if as_json and not plan:

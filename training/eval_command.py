@@ -27,99 +27,108 @@ PRIMARY_HELP = (
 )
 
 
+ArtifactArg = Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")]
+RunFlag = Annotated[Path, typer.Option("--run", "--run-dir", help="the run directory the artifact was exported from")]
+ModesFlag = Annotated[str | None, typer.Option(help="comma-separated modes (default: every mode the artifact has)")]
+AttacksFlag = Annotated[str, typer.Option(help=ATTACKS_HELP)]
+EpsFlag = Annotated[str | None, typer.Option(help="L-inf budget, e.g. 8/255 (default: the run's validation eps)")]
+ImagesFlag = Annotated[
+    int | None, typer.Option("--n", "--n-images", help="test images to evaluate (default: the whole test split)")
+]
+BatchFlag = Annotated[int, typer.Option("--batch-size", help="images per attack batch (and per cached chunk)")]
+SeedFlag = Annotated[int, typer.Option(help="attack seed")]
+SquareFlag = Annotated[
+    int,
+    typer.Option(
+        "--square-queries",
+        help="queries of the Square attack (AutoAttack's 5,000; fewer run its p schedule compressed to that budget)",
+    ),
+]
+NoTransferFlag = Annotated[bool, typer.Option("--no-transfer", help="skip the transfer matrix")]
+NoCurveFlag = Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")]
+DataDirFlag = Annotated[
+    str | None, typer.Option("--data-dir", help="the data set's folder, if it moved since training")
+]
+OutFlag = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="report directory (default reports/ARTIFACT_NAME in the current folder, outside the artifact: a "
+        "re-export keeps the report and its cache)",
+    ),
+]
+DeviceFlag = Annotated[
+    str | None, typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")
+]
+PrecisionFlag = Annotated[
+    str,
+    typer.Option(
+        "--attack-precision",
+        help="fp32, or tf32: on CUDA craft the examples with TF32 convolutions (faster); checks and scores stay fp32",
+    ),
+]
+TargetsFlag = Annotated[
+    int | None,
+    typer.Option(
+        "--agree-targets",
+        help="target classes the agree attack tries per image (default: min(9, classes - 1), as APGD-T)",
+    ),
+]
+NoCorruptionsFlag = Annotated[
+    bool,
+    typer.Option(
+        "--no-corruptions",
+        help="skip the shifted-traffic rows (accuracy and head disagreement on Gaussian noise, blur and low contrast)",
+    ),
+]
+PrimaryFlag = Annotated[str | None, typer.Option(help=PRIMARY_HELP)]
+CardFlag = Annotated[
+    bool,
+    typer.Option(
+        "--card",
+        help="also write the artifact's robustness card (ARTIFACT/card.json, bound to its graphs' sha256) from this "
+        "report: what `dhat serve` shows on /info, OIP metadata and /metrics",
+    ),
+]
+"""``dhat eval``'s arguments and options, declared once here so the command reads as its logic."""
+
+
 def eval_cmd(
-    artifact: Annotated[Path, typer.Argument(help="artifact directory from `dhat export`")],
-    run: Annotated[Path, typer.Option("--run", "--run-dir", help="the run directory the artifact was exported from")],
-    modes: Annotated[
-        str | None, typer.Option(help="comma-separated modes (default: every mode the artifact has)")
-    ] = None,
-    attacks: Annotated[str, typer.Option(help=ATTACKS_HELP)] = "clean,pgd20",
-    eps: Annotated[
-        str | None, typer.Option(help="L-inf budget, e.g. 8/255 (default: the run's validation eps)")
-    ] = None,
-    n: Annotated[
-        int | None, typer.Option("--n", "--n-images", help="test images to evaluate (default: the whole test split)")
-    ] = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", help="images per attack batch (and per cached chunk)")
-    ] = 250,
-    seed: Annotated[int, typer.Option(help="attack seed")] = 0,
-    square_queries: Annotated[
-        int,
-        typer.Option(
-            "--square-queries",
-            help="queries of the Square attack (AutoAttack's "
-            "5,000; fewer run its p schedule compressed to that budget)",
-        ),
-    ] = 5000,
-    no_transfer: Annotated[bool, typer.Option("--no-transfer", help="skip the transfer matrix")] = False,
-    no_curve: Annotated[bool, typer.Option("--no-curve", help="skip the accuracy-vs-eps curve")] = False,
-    data_dir: Annotated[
-        str | None, typer.Option("--data-dir", help="the data set's folder, if it moved since training")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="report directory (default reports/ARTIFACT_NAME in the "
-            "current folder, outside the artifact: a re-export keeps the report and its cache)",
-        ),
-    ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N for the twin and the attacks (default: CUDA if visible)")
-    ] = None,
-    attack_precision: Annotated[
-        str,
-        typer.Option(
-            "--attack-precision",
-            help="fp32, or tf32: on CUDA craft the examples "
-            "with TF32 convolutions (faster); checks and scores stay fp32",
-        ),
-    ] = "fp32",
-    agree_targets: Annotated[
-        int | None,
-        typer.Option(
-            "--agree-targets",
-            help="target classes the agree attack tries per image (default: min(9, classes - 1), as APGD-T)",
-        ),
-    ] = None,
-    no_corruptions: Annotated[
-        bool,
-        typer.Option(
-            "--no-corruptions",
-            help="skip the shifted-traffic rows (accuracy and "
-            "head disagreement on Gaussian noise, blur and low contrast)",
-        ),
-    ] = False,
-    primary: Annotated[str | None, typer.Option(help=PRIMARY_HELP)] = None,
-    card: Annotated[
-        bool,
-        typer.Option(
-            "--card",
-            help="also write the artifact's robustness card (ARTIFACT/card.json, bound to its graphs' sha256) "
-            "from this report: what `dhat serve` shows on /info, OIP metadata and /metrics",
-        ),
-    ] = False,
+    artifact: ArtifactArg,
+    run: RunFlag,
+    modes: ModesFlag = None,
+    attacks: AttacksFlag = "clean,pgd20",
+    eps: EpsFlag = None,
+    n: ImagesFlag = None,
+    batch_size: BatchFlag = 250,
+    seed: SeedFlag = 0,
+    square_queries: SquareFlag = 5000,
+    no_transfer: NoTransferFlag = False,
+    no_curve: NoCurveFlag = False,
+    data_dir: DataDirFlag = None,
+    out: OutFlag = None,
+    device: DeviceFlag = None,
+    attack_precision: PrecisionFlag = "fp32",
+    agree_targets: TargetsFlag = None,
+    no_corruptions: NoCorruptionsFlag = False,
+    primary: PrimaryFlag = None,
+    card: CardFlag = False,
 ) -> None:
     """Evaluate robustness of the exported graphs (attacks on the parity-checked twin, scored by ORT).
 
-    Under `torchrun --nproc_per_node N -m dhat_serve.cli eval ...` each rank attacks a shard of the test
-    set and rank 0 writes one report, equal to a one-process run with the same seed. Spell --run as
-    --run-dir and --n as --n-images there: torchrun reads abbreviations of its own options (--run-path,
-    --nnodes) anywhere on the line.
+    Under `torchrun --nproc_per_node N -m dhat_serve.cli eval ...` each rank attacks a shard of the test set and
+    rank 0 writes one report, equal to a one-process run with the same seed. Spell --run as --run-dir and --n as
+    --n-images there: torchrun reads abbreviations of its own options (--run-path, --nnodes) anywhere on the line.
     """
     from training.datasets.splits import DataError
-    from training.robustness.card import write_card
     from training.robustness.evaluate import EvalSettings, EvaluationError, evaluate
-    from training.robustness.report import markdown
     from training.typed_yaml import parse_number
 
     try:
-        budget = None if eps is None else parse_number(eps, "--eps")
         settings = EvalSettings(
             modes=tuple(m.strip() for m in modes.split(",") if m.strip()) if modes else None,
             attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()),
-            eps=budget,
+            eps=None if eps is None else parse_number(eps, "--eps"),
             n=n,
             batch_size=batch_size,
             seed=seed,
@@ -142,13 +151,20 @@ def eval_cmd(
         report = evaluate(artifact, run, settings, report_dir)
     except (EvaluationError, FileNotFoundError, DataError) as exc:
         fail(str(exc))
-    if report is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 reports
-        return
+    if report is not None:  # None: a torchrun rank other than 0 (its shard is in the cache, rank 0 reports)
+        show_report(report, report_dir, artifact if card else None)
+
+
+def show_report(report: dict, report_dir: Path, card_of: Path | None) -> None:
+    """Print the report and where it went; with ``card_of`` (an artifact), write that artifact's card from it."""
+    from training.robustness.card import write_card
+    from training.robustness.report import markdown
+
     console.print(markdown(report))
     plot = ", robustness.png" if (report_dir / "robustness.png").is_file() else ""
     console.print(f"report: {report_dir}/report.md, report.json{plot}")
-    if card:
-        console.print(f"robustness card: {write_card(artifact, report_dir / 'report.json')}")
+    if card_of is not None:
+        console.print(f"robustness card: {write_card(card_of, report_dir / 'report.json')}")
 
 
 def compare(

@@ -76,3 +76,32 @@ def test_kserve_runtime_and_inference_service():
     model = isvc["spec"]["predictor"]["model"]
     assert model["runtime"] == runtime["metadata"]["name"] and model["protocolVersion"] == "v2"
     assert model["modelFormat"]["name"] in {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
+
+
+def test_the_gate_job_runs_dhat_gate_before_the_canary_and_fails_on_a_failed_gate():
+    (job,) = docs("gate.yaml")
+    kubernetes_validate.validate(job, VERSION, strict=True)
+    assert job["kind"] == "Job" and job["spec"]["backoffLimit"] == 0  # a verdict is not retried
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    command = container["command"]
+    assert command[:2] == ["dhat", "gate"] and "--card" in command
+    flags = {command[i]: command[i + 1] for i in range(3, len(command) - 1) if command[i].startswith("--")}
+    assert {"--run", "--against", "--against-run", "--margin", "--n", "--attacks", "--out"} <= set(flags)
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    for path in (command[2], flags["--run"], flags["--against"], flags["--against-run"], flags["--out"]):
+        assert any(path.startswith(m) for m in mounts), path
+    # the gate's flags are the command's own: parsed by the real CLI (a typo here would fail the Job at run time)
+    from typer.testing import CliRunner
+
+    from dhat_serve.cli import app
+
+    result = CliRunner().invoke(app, command[1:])
+    assert result.exit_code == 2 and f"--run {flags['--run']}: no such run directory" in result.output
+    (canary,) = docs("kserve-canary.yaml")
+    runtime, isvc = docs("kserve.yaml")
+    predictor = canary["spec"]["predictor"]
+    assert 0 < predictor["canaryTrafficPercent"] < 100 and canary["metadata"]["name"] == isvc["metadata"]["name"]
+    assert predictor["model"]["runtime"] == runtime["metadata"]["name"]
+    assert predictor["model"]["storageUri"].endswith(command[2].removeprefix("/work/"))

@@ -56,7 +56,7 @@ def pipeline(tmp_path_factory):
         str(report),
     )  # the curve: test_evaluate
     natural = root / "natural"
-    dhat("train", "digits-natural", "--out", str(natural), "--stage", "1")
+    dhat("train", "digits-natural", "--out", str(natural), "stage2.epochs=0", "stage3.epochs=0")  # main alone
     return run, artifact, json.loads((report / "report.json").read_text()), natural
 
 
@@ -165,3 +165,28 @@ def test_a_runtime_only_install_serves_the_artifact_without_torch(pipeline, tmp_
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_the_gate_passes_the_artifact_against_itself_and_fails_a_natural_one(pipeline, tmp_path):
+    run, artifact, _, natural = pipeline
+    dhat("export", str(natural), "--out", str(tmp_path / "natural"))
+    common = ["--attacks", "clean,pgd20", "--n", "270", "--batch-size", "270", "--margin", "3"]
+
+    def gate(candidate: Path, candidate_run: Path, out: str) -> subprocess.CompletedProcess:
+        args = [str(candidate), "--run", str(candidate_run), "--against", str(artifact), "--against-run", str(run)]
+        return subprocess.run(
+            [sys.executable, "-m", "dhat_serve.cli", "gate", *args, *common, "--out", str(tmp_path / out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        )
+
+    same = gate(artifact, run, "same")
+    assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
+    assert json.loads((tmp_path / "same" / "gate.json").read_text())["passed"]
+    worse = gate(tmp_path / "natural", natural, "natural")  # a single-head artifact: its main against main
+    assert worse.returncode == 1, worse.stdout[-2000:] + worse.stderr[-2000:]
+    doc = json.loads((tmp_path / "natural" / "gate.json").read_text())
+    assert "main / pgd20" in doc["failed"] and {c["mode"] for c in doc["cells"]} == {"main"}
+    assert "FAIL" in worse.stdout and "main / pgd20" in worse.stdout
