@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dhat_serve.contract import ALL, REQUEST_OUTPUTS
+from dhat_serve.contract import ALL, LOGITS, REQUEST_OUTPUTS
 from dhat_serve.manifest import ArtifactError, Manifest
 
 CARD_FILE = "card.json"
@@ -62,13 +62,13 @@ class Card:
     def of(self, request_mode: str) -> dict[str, Any]:
         """The card of one request mode: its graph's entry (``all``: merged's, its ``logits``, with the two heads'
         entries under ``heads`` by output name), or ``{"evaluated": False}`` for a mode the report did not score."""
-        graph = REQUEST_OUTPUTS[request_mode]["logits"]
+        graph = REQUEST_OUTPUTS[request_mode][LOGITS]
         entry = self.modes.get(graph)
         if entry is None:
             return {"evaluated": False, "note": f"the card's report did not score {graph}"}
         out = {"evaluated": True, **entry}
         if request_mode == ALL:
-            out["heads"] = {name: self.modes.get(m) for name, m in REQUEST_OUTPUTS[ALL].items() if name != "logits"}
+            out["heads"] = {name: self.modes.get(m) for name, m in REQUEST_OUTPUTS[ALL].items() if name != LOGITS}
         return out
 
     def brief(self, request_mode: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def _answers(ok: dict[str, Any], media: str = "application/json") -> dict[str, A
     return {"200": {"description": "OK", "content": {media: {"schema": ok}}}, **{str(c): refused for c in FAILURES}}
 
 
-FAILURES = (400, 401, 404, 413, 429, 503, 504)
+FAILURES = (400, 401, 403, 404, 413, 429, 503, 504)
 CLASSIFY_FORM = {
     "type": "object",
     "required": ["image"],
@@ -65,7 +65,10 @@ def service_document() -> dict[str, Any]:
             }
         },
         "/info": {
-            "get": {"summary": "what is served: modes, classes, input, hashes, limits", "responses": _answers(obj)}
+            "get": {
+                "summary": "what is served: modes, classes, input, hashes, limits, robustness card",
+                "responses": _answers(obj),
+            }
         },
         **openapi_document()["paths"],
     }

@@ -82,7 +82,7 @@ def _model_routes(base: str, params: list[dict[str, Any]]) -> dict[str, Any]:
                 "summary": "inference (JSON tensors; the binary extension needs Inference-Header-Content-Length)",
                 "parameters": params,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": INFER_REQUEST}}},
-                "responses": _answers(INFER_RESPONSE, 400, 404, 413, 429, 503, 504),
+                "responses": _answers(INFER_RESPONSE, 400, 403, 404, 413, 429, 503, 504),
             }
         },
     }
