@@ -104,6 +104,10 @@ def test_info_lists_modes_classes_and_hashes(server):
     assert info["hashes"]["merged"] == manifest["modes"]["merged"]["sha256"]
     assert len(info["class_names"]) == 10
     assert str(artifact) not in json.dumps(info) and "artifact_dir" not in info  # no server paths
+    assert info["robustness"]["evaluated"] is False and "not evaluated" in info["robustness"]["note"]  # no card.json
+    assert info["robustness"]["modes"]["merged"]["evaluated"] is False
+    meta = httpx.get(f"{srv.url}/v2/models/main", timeout=10).json()
+    assert meta["parameters"]["robustness"]["evaluated"] is False
 
 
 BAD_PREDICT = [
