@@ -5,8 +5,11 @@ Keys come from ``DHAT_API_KEYS_FILE`` (one key per line, ``#`` comments: the way
 environment and out of ``ps``) and/or ``DHAT_API_KEYS`` (comma-separated, every mode). A line of the file may
 name the modes its key may use, the first one that key's default::
 
-    k-public-7f3a   modes=merged,all      # a public client: only the robust answers
+    k-public-7f3a   modes=merged          # a public client: only the merged (robust) answer
     k-internal-91c2                       # every mode (a plain line)
+
+A key given ``all`` gets the two heads' logits too (``all`` answers them beside merged's): ``dhat serve`` warns
+about a line that grants ``all`` without ``main`` and ``second``. A key configured twice is an error.
 
 With no key configured every route is open, as before. With keys, every inference and metadata route needs one;
 health checks stay open (a load balancer or kubelet has no key) and so does ``/metrics`` unless
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dhat_serve.config import ServeConfig, comma_list
-from dhat_serve.contract import REQUEST_MODES
+from dhat_serve.contract import ALL, MAIN, REQUEST_MODES, SECOND
 from dhat_serve.errors import Forbidden, Unauthorized
 
 OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/v2/health/live", "/v2/health/ready")
@@ -79,9 +82,10 @@ def parse_key_line(line: str, where: str) -> tuple[str, Access] | None:
 class ApiKeys:
     """The configured keys (bytes) with what each may use, and the one check every protocol calls."""
 
-    def __init__(self, keys: tuple[str, ...] | tuple[tuple[str, Access], ...]) -> None:
+    def __init__(self, keys: tuple[str, ...] | tuple[tuple[str, Access], ...], warnings: tuple[str, ...] = ()) -> None:
         pairs = [(k, EVERY_MODE) if isinstance(k, str) else k for k in keys]
         self.entries = tuple((k.encode(), access) for k, access in pairs if k)
+        self.warnings = warnings  # what `dhat serve` prints at start (never a key)
 
     @property
     def keys(self) -> tuple[bytes, ...]:
@@ -93,14 +97,22 @@ class ApiKeys:
         """``DHAT_API_KEYS`` plus the lines of ``DHAT_API_KEYS_FILE``; a missing file or a malformed line is an error
         naming it."""
         entries: list[tuple[str, Access]] = [(k, EVERY_MODE) for k in comma_list(cfg.api_keys)]
+        warnings: list[str] = []
         if cfg.api_keys_file:
             path = Path(cfg.api_keys_file)
             if not path.is_file():
                 raise ValueError(f"DHAT_API_KEYS_FILE={cfg.api_keys_file}: no such file (one key per line)")
             for number, line in enumerate(path.read_text().splitlines(), 1):
-                parsed = parse_key_line(line, f"DHAT_API_KEYS_FILE={cfg.api_keys_file} line {number}")
-                entries += [parsed] if parsed else []
-        return cls(tuple(entries))
+                where = f"DHAT_API_KEYS_FILE={cfg.api_keys_file} line {number}"
+                parsed = parse_key_line(line, where)
+                if parsed is None:
+                    continue
+                if any(hmac.compare_digest(parsed[0].encode(), k.encode()) for k, _ in entries):  # which tier?
+                    raise ValueError(f"{where}: this key is already configured (in DHAT_API_KEYS or a line above)")
+                if parsed[1].modes and ALL in parsed[1].modes and not {MAIN, SECOND} <= set(parsed[1].modes):
+                    warnings.append(f"{where}: mode {ALL} answers main's and second's logits beside merged's")
+                entries.append(parsed)
+        return cls(tuple(entries), tuple(warnings))
 
     @property
     def enabled(self) -> bool:

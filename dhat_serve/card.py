@@ -115,11 +115,31 @@ def read_card(path: Path) -> dict[str, Any]:
         raise ArtifactError(
             f"{path}: not a readable JSON card ({exc}); rewrite it with `dhat eval ... --card`"
         ) from None
-    if not isinstance(doc, dict) or doc.get("schema") != CARD_SCHEMA or not isinstance(doc.get("modes"), dict):
+    if not isinstance(doc, dict) or doc.get("schema") != CARD_SCHEMA or not well_formed(doc):
         raise ArtifactError(
             f"{path}: not a robustness card of schema {CARD_SCHEMA}; rewrite it with `dhat eval ... --card`"
         )
     return doc
+
+
+def well_formed(doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` has every field a surface reads, of the right type (a sealed card with a field missing or
+    mistyped would otherwise fail at a request, not at start)."""
+    number = (int, float)
+    try:
+        rows = [a for entry in doc["modes"].values() for a in entry["attacks"]]
+        worst = [e["worst_case"] for e in doc["modes"].values() if e.get("worst_case") is not None]
+        return (
+            isinstance(doc["graphs"], dict)
+            and all(isinstance(h, str) for h in doc["graphs"].values())
+            and isinstance(doc["eps"], number)
+            and isinstance(doc["data"]["n"], int)
+            and isinstance(doc["report"]["sha256"], str)
+            and all(isinstance(a["attack"], str) and isinstance(a["accuracy"], number) for a in rows)
+            and all(isinstance(w["accuracy"], number) for w in worst)
+        )
+    except (KeyError, TypeError, AttributeError):
+        return False
 
 
 def load_card(artifact_dir: str | Path, manifest: Manifest) -> Card | None:

@@ -72,7 +72,8 @@ def serve(
     if grpc_port >= 0:
         env["DHAT_GRPC_PORT"] = str(grpc_port)
     tls = tls_args(ssl_certfile, ssl_keyfile, env)
-    if artifact is not None:
+    artifact = artifact or (Path(env["DHAT_ARTIFACT"]) if env.get("DHAT_ARTIFACT") else None)
+    if artifact is not None:  # (dhat:latest from the BentoML store is checked by each worker as it loads)
         try:
             load_card(artifact, load_manifest(artifact))  # refuse a bad file, hash or card before starting anything
         except ArtifactError as exc:
@@ -118,6 +119,8 @@ def checked_settings(host: str) -> ServeConfig:
         keys = ApiKeys.from_config(cfg)
     except ValueError as exc:
         fail(str(exc))
+    for warning in keys.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     if not keys.enabled and host not in ("127.0.0.1", "localhost", "::1"):
         console.print(
             f"[yellow]warning:[/] listening on {host} without API keys: anyone who can reach the port "

@@ -16,8 +16,14 @@ from dhat_serve.console import console, fail
 
 
 def export_cmd(
-    source: Annotated[Path, typer.Argument(help="run directory (uses stage3/best) or a checkpoint directory")],
-    out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="run directory (uses stage3/best) or a checkpoint directory; or, with --to-bentoml and no --out, an "
+            "artifact directory to import as it is (with its card.json)"
+        ),
+    ],
+    out: Annotated[Path | None, typer.Option("--out", help="artifact directory to write")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
     fp16: Annotated[bool, typer.Option("--fp16", help="half-precision weights (float32 in and out)")] = False,
     data_dir: Annotated[
@@ -31,6 +37,12 @@ def export_cmd(
     if not source.exists():
         fail(f"{source}: no such run or checkpoint directory")
     from export.artifact import ExportError, export_artifact, import_to_bentoml
+
+    if out is None:
+        if not to_bentoml:
+            fail("--out DIR is required to export (or give an artifact directory with --to-bentoml to import it)")
+        import_checked(source)
+        return
     from training.checkpoints import CheckpointError
     from training.datasets.splits import DataError
 
@@ -53,3 +65,19 @@ def export_cmd(
     if to_bentoml:
         console.print(f"BentoML model store: {import_to_bentoml(out, manifest)}")
     console.print(f"artifact: {out}")
+
+
+def import_checked(artifact: Path) -> None:
+    """Import an exported artifact into the BentoML model store as it is, after checking every graph's hash and its
+    robustness card: what `dhat eval --card` or `dhat gate --card` wrote travels with it (a re-export would drop it)."""
+    from dhat_serve.card import CARD_FILE, load_card
+    from dhat_serve.manifest import ArtifactError, load_manifest
+    from export.artifact import import_to_bentoml
+
+    try:
+        manifest = load_manifest(artifact)
+        card = load_card(artifact, manifest)
+    except ArtifactError as exc:
+        fail(str(exc))
+    tag = import_to_bentoml(artifact, manifest)
+    console.print(f"BentoML model store: {tag} ({'with' if card else 'without'} {CARD_FILE})")

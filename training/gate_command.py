@@ -60,12 +60,15 @@ def gate(
         names = tuple(a.strip() for a in attacks.split(",") if a.strip())
         settings = EvalSettings(attacks=names, eps=budget, n=n, batch_size=batch_size, seed=seed, device=device)
         doc = run_gate(Side(candidate, run), Side(against, against_run), settings, margin, folder)
+        written = write_card(candidate, folder / "candidate" / "report.json") if card and doc["passed"] else None
     except (ValueError, EvaluationError, FileNotFoundError, DataError) as exc:
         fail(str(exc))
+    except Exception as exc:  # exit 1 means "less robust": anything else that stops the gate is an error (exit 2)
+        fail(f"the gate could not finish: {type(exc).__name__}: {exc}")
     console.print((folder / "gate.md").read_text())
     console.print(f"gate: {folder}/gate.md, gate.json; reports in {folder}/candidate, {folder}/current")
     if not doc["passed"]:
-        console.print(f"[red]FAIL[/red]: {', '.join(doc['failed'])} below -{margin:g} points")
+        console.print(f"[red]FAIL[/red]: {', '.join(doc['failed'])} (margin {margin:g} points)")
         raise typer.Exit(code=1)
-    if card:
-        console.print(f"robustness card: {write_card(candidate, folder / 'candidate' / 'report.json')}")
+    if written is not None:
+        console.print(f"robustness card: {written}")

@@ -51,7 +51,11 @@ def test_a_key_line_may_name_its_modes_and_a_malformed_line_names_its_number(tmp
     assert EVERY_MODE.default("merged") == "merged" and EVERY_MODE.check("main") is None
     with pytest.raises(Unauthorized, match="wrong API key: ModelInfer needs an API key"):
         keys.access("Bearer tier", "ModelInfer")
+    path.write_text("plain-key\npublic-key modes=merged,all\n")
+    (warning,) = ApiKeys.from_config(ServeConfig(api_keys_file=str(path))).warnings
+    assert "line 2: mode all answers main's and second's logits" in warning and "public-key" not in warning
     for line, message in (
+        ("ok-key modes=merged", "line 2: this key is already configured"),
         ("k modes=", r"line 2: unknown mode\(s\) \[''\]"),
         ("k modes=main,best", r"line 2: unknown mode\(s\) \['best'\]; modes: main, second, merged, all"),
         ("k tier=gold", r"line 2: expected 'KEY' or 'KEY modes=MODE\[,MODE...\]'"),

@@ -82,6 +82,9 @@ def test_a_card_of_these_graphs_loads_and_an_artifact_without_one_is_not_evaluat
         (lambda d: seal({**d, "graphs": {**d["graphs"], "second": "00" * 32}}), "measured other graphs than"),
         (lambda d: seal({**d, "graphs": {}}), "main, second, merged: sha256 differs"),
         (lambda d: {"schema": "other"}, "not a robustness card"),
+        (lambda d: seal({**d, "graphs": "main"}), "not a robustness card"),  # sealed, but a field mistyped
+        (lambda d: seal({**d, "modes": {"main": {"worst_case": None}}}), "not a robustness card"),
+        (lambda d: seal({k: v for k, v in d.items() if k != "eps"}), "not a robustness card"),
     ],
 )
 def test_an_edited_or_foreign_card_is_refused_naming_the_file_and_the_fix(tmp_path, carded, edit, message):

@@ -188,5 +188,6 @@ def test_the_gate_passes_the_artifact_against_itself_and_fails_a_natural_one(pip
     worse = gate(tmp_path / "natural", natural, "natural")  # a single-head artifact: its main against main
     assert worse.returncode == 1, worse.stdout[-2000:] + worse.stderr[-2000:]
     doc = json.loads((tmp_path / "natural" / "gate.json").read_text())
-    assert "main / pgd20" in doc["failed"] and {c["mode"] for c in doc["cells"]} == {"main"}
+    assert "main / pgd20" in doc["failed"] and {c["mode"] for c in doc["cells"] if "missing" not in c} == {"main"}
+    assert {c["mode"] for c in doc["cells"] if "missing" in c} == {"second", "merged"}  # its clients would get 404s
     assert "FAIL" in worse.stdout and "main / pgd20" in worse.stdout

@@ -90,3 +90,30 @@ def test_without_any_artifact_the_service_says_how_to_provide_one(tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "set DHAT_ARTIFACT" in r.stderr
+
+
+def test_an_exported_artifact_is_imported_as_it_is_with_its_card(tmp_path, symmetric_artifact):
+    import json
+    import shutil
+
+    from dhat_serve.card import CARD_FILE
+    from dhat_serve.manifest import load_manifest
+    from tests.dhat_serve.test_card import hand_card
+
+    artifact = tmp_path / "artifact"
+    shutil.copytree(symmetric_artifact[1], artifact)
+    (artifact / CARD_FILE).write_text(json.dumps(hand_card(load_manifest(artifact))))
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "PYTHONPATH": str(ROOT)}
+
+    def dhat(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "dhat_serve.cli", "export", *args]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+
+    done = dhat(str(artifact), "--to-bentoml")
+    assert done.returncode == 0 and "(with card.json)" in done.stdout, done.stdout + done.stderr
+    stored = next((tmp_path / "bentoml" / "models" / "dhat").glob("*/card.json"))
+    assert stored.read_text() == (artifact / CARD_FILE).read_text()
+    assert "--out DIR is required" in dhat(str(artifact)).stdout
+    (artifact / CARD_FILE).write_text((artifact / CARD_FILE).read_text().replace("0.42", "0.99"))
+    refused = dhat(str(artifact), "--to-bentoml")
+    assert refused.returncode == 2 and "digest does not match" in refused.stdout

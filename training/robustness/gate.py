@@ -6,7 +6,8 @@ the two per-image results: the difference candidate - current with Newcombe's hy
 exact p (``stats.paired_difference``, as within a report). A cell passes when the interval's lower bound is above
 ``-margin`` (non-inferiority at that margin, in accuracy points); the gate passes only when every cell passes, an
 intersection-union rule that needs no multiplicity correction (each cell is its own one-sided 97.5 % test, and the
-gate fails if any fails). Two artifacts of different data, classes, input shape or eps are refused, naming which.
+gate fails if any fails). Two artifacts of different data, classes, input shape or eps are refused, naming which; a
+mode the current artifact serves and the candidate lacks is a failing cell (its clients would get 404s).
 """
 
 from __future__ import annotations
@@ -83,6 +84,16 @@ def cells(candidate: dict[str, Any], current: dict[str, Any], margin: float) -> 
     return rows
 
 
+def missing_modes(candidate: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:
+    """A failing row for each mode the current artifact serves and the candidate does not: rolling it out would turn
+    that mode's requests into 404s (a single-head candidate replacing a dual head loses merged and all)."""
+    return [
+        {"mode": mode, "attack": "(mode missing in the candidate)", "missing": True, "pass": False}
+        for mode in current["results"]
+        if mode not in candidate["results"]
+    ]
+
+
 def run_gate(candidate: Side, current: Side, settings: EvalSettings, margin: float, out: Path) -> dict[str, Any]:
     """Evaluate both sides (reports in ``out/candidate`` and ``out/current``), pair them, write ``gate.json`` and
     ``gate.md``; returns the gate's document (``passed``, the failing cells, every cell)."""
@@ -93,12 +104,15 @@ def run_gate(candidate: Side, current: Side, settings: EvalSettings, margin: flo
     reports = {}
     for name, side in (("candidate", candidate), ("current", current)):
         reports[name] = evaluate(side.artifact, side.run, settings, out / name)
-    rows = cells(reports["candidate"], reports["current"], margin)
+    new, old = reports["candidate"], reports["current"]
+    rows = cells(new, old, margin) + missing_modes(new, old)
     doc = {
         "passed": all(r["pass"] for r in rows),
         "failed": [f"{r['mode']} / {r['attack']}" for r in rows if not r["pass"]],
         "margin_points": margin,
-        "smallest_passable_margin_points": max(-100 * r["identical_lower_bound"] for r in rows),
+        "smallest_passable_margin_points": max(
+            (-100 * r["identical_lower_bound"] for r in rows if "missing" not in r), default=0.0
+        ),
         "rule": "pass when the 95 % paired interval's lower bound of candidate - current is above -margin, "
         "for every mode and attack",
         "candidate": {**reports["candidate"]["artifact"], "report": str(out / "candidate" / "report.json")},
@@ -131,6 +145,9 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["cells"]:
+        if r.get("missing"):
+            lines.append(f"| {r['mode']} | {r['attack']} | - | served | - | - | - | FAIL |")
+            continue
         lo, hi = r["ci95"]
         lines.append(
             f"| {r['mode']} | {r['attack']} | {100 * r['candidate']:.2f} % | {100 * r['current']:.2f} % | "

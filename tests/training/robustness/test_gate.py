@@ -15,7 +15,7 @@ from dhat_serve.cli import app
 from dhat_serve.manifest import load_manifest
 from training.robustness.compare import pack_correct
 from training.robustness.evaluate import EvaluationError
-from training.robustness.gate import Side, cells, check_comparable
+from training.robustness.gate import Side, cells, check_comparable, missing_modes
 
 
 def hand_report(correct: dict[str, dict[str, np.ndarray]]) -> dict:
@@ -44,6 +44,9 @@ def test_a_cell_passes_when_its_paired_lower_bound_is_above_minus_the_margin():
     assert rows["clean"]["pass"] and not rows["pgd20"]["pass"] and not rows["worst-case"]["pass"]
     assert rows["pgd20"]["difference"] == pytest.approx(-0.05) and rows["pgd20"]["ci95"][1] < 0
     assert all(r["pass"] for r in cells(candidate, current, margin=10.0))
+    dual = hand_report({m: {"clean": base, "worst-case": base} for m in ("main", "second", "merged")})
+    assert [(r["mode"], r["pass"]) for r in missing_modes(current, dual)] == [("second", False), ("merged", False)]
+    assert missing_modes(dual, current) == []  # a candidate may add modes
     other = hand_report({"main": {"clean": base[:1000], "pgd20": base[:1000], "worst-case": base[:1000]}})
     with pytest.raises(EvaluationError, match="different test images"):
         cells(other, current, margin=1.0)
