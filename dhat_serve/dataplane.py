@@ -57,10 +57,10 @@ class InferRequest:
     endpoint: str
     mode: str | None  # None: the artifact's default mode (merged, or main for a single-head artifact)
     images: np.ndarray
+    access: Access  # the modes the request's API key may use (``auth``); no default, so a new edge cannot fail open
     outputs: tuple[str, ...] | None = None
     timeout_s: float | None = None
     version: str | None = None
-    access: Access = EVERY_MODE  # the modes the request's API key may use (``auth``)
 
 
 @dataclass(frozen=True)

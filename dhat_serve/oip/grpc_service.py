@@ -72,7 +72,7 @@ def infer_request(request: pb.ModelInferRequest, context: Any, access: Access) -
     if remaining is not None:
         timeout_s = remaining if timeout_s is None else min(timeout_s, remaining)
     outputs = tuple(o.name for o in request.outputs) or None
-    return InferRequest("oip_grpc", request.model_name, images, outputs, timeout_s, request.model_version, access)
+    return InferRequest("oip_grpc", request.model_name, images, access, outputs, timeout_s, request.model_version)
 
 
 async def refuse(context: grpc.aio.ServicerContext, exc: Refusal, where: str) -> NoReturn:

@@ -88,7 +88,7 @@ async def infer(request: Request) -> Response:
     mode, version = request.path_params["model"], request.path_params.get("version")
     with plane.decoding("oip_http", mode, version, access=access):
         body = parse_infer(await request.body(), request.headers.get(HEADER_LENGTH), INPUT_NAME)
-    decoded = InferRequest("oip_http", mode, body.images, body.outputs, body.timeout_s, version, access)
+    decoded = InferRequest("oip_http", mode, body.images, access, body.outputs, body.timeout_s, version)
     result = await plane.infer(decoded)
     payload, json_length = encode_infer(
         result.mode, oip_version(result.artifact["version"]), body.id, result.outputs, body.binary, body.binary_default

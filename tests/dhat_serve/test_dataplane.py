@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from dhat_serve.auth import EVERY_MODE
 from dhat_serve.config import ServeConfig
 from dhat_serve.contract import REQUEST_MODES
 from dhat_serve.dataplane import DataPlane, InferRequest, select_outputs
@@ -44,7 +45,7 @@ def _plane(max_concurrency: int = 8) -> DataPlane:
 
 
 def _request(mode: str = "main") -> InferRequest:
-    return InferRequest("oip_http", mode, np.zeros((1, 1, 2, 2), np.float32))
+    return InferRequest("oip_http", mode, np.zeros((1, 1, 2, 2), np.float32), EVERY_MODE)
 
 
 def test_a_failed_session_run_is_a_500_counted_as_a_failure_in_the_stats_and_in_prometheus():
@@ -72,7 +73,8 @@ def test_the_mode_is_checked_once_before_the_tensor_and_a_refusal_while_decoding
     # an edge decodes completely (kserve, MLServer); the data plane checks the mode first, then the tensor
     plane = _plane()
     with pytest.raises(NotFound, match="unknown model 'both'; models: main, second, merged, all"):
-        asyncio.run(plane.infer(InferRequest("predict", "both", np.full((1, 1, 2, 2), 5.0))))  # a bad tensor, too
+        bad_tensor = np.full((1, 1, 2, 2), 5.0)  # a bad tensor, too: the mode is checked first
+        asyncio.run(plane.infer(InferRequest("predict", "both", bad_tensor, EVERY_MODE)))
     assert plane.observer.to_dict("any")["rejected"] == {}
     with pytest.raises(BadRequest, match="not JSON"), plane.decoding("predict", "second"):
         raise BadRequest("the body is not JSON")
@@ -116,3 +118,9 @@ def test_a_single_head_artifact_serves_main_by_default_and_names_it_when_refusin
             plane.check_mode(mode)
     with pytest.raises(NotFound, match="unknown model 'best'; models: main [(]the request modes[)]"):
         plane.check_mode("best")
+
+
+def test_a_request_cannot_be_built_without_the_keys_access_so_a_new_edge_fails_closed():
+    """Every edge passes the modes its key may use; one that forgot cannot build a request at all (no default)."""
+    with pytest.raises(TypeError, match="access"):
+        InferRequest("predict", "main", np.zeros((1, 1, 2, 2), np.float32))  # type: ignore[call-arg]
