@@ -116,9 +116,13 @@ def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: a
     attacks = {"adaptive": ADAPTIVE_ATTACKS, "strong": ("strong",)}.get(attack, ("clean", attack))
     if (out / "report.json").is_file():
         old = json.loads((out / "report.json").read_text())
-        if tuple(old["attacks"]) == expand_attacks(attacks, len(modes) > 1) and (n is None or old["data"]["n"] == n):
+        version = json.loads((root / "artifacts" / name / "manifest.json").read_text())["version"]
+        same = (
+            tuple(old["attacks"]) == expand_attacks(attacks, len(modes) > 1) and old["artifact"]["version"] == version
+        )
+        if same and (n is None or old["data"]["n"] == n):
             return
-        (out / "report.json").unlink()  # asked for other images or attacks: score again (cached chunks are reused)
+        (out / "report.json").unlink()  # other images, attacks or a re-exported artifact: score again
     settings = EvalSettings(
         modes=modes,
         attacks=attacks,

@@ -44,6 +44,18 @@ def load(root: Path, name: str | None, kind: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def versions(root: Path, names: list[tuple[str, str | None, int | None]]) -> dict[str, dict[str, str]]:
+    """Each run's artifact version per report kind. A seed's rows pair modes within one report, but a run retrained
+    after one report (weights are not bit-identical across code changes) makes its rows another training run's: the
+    summary says which, so the fix (``--only eval`` on the new artifact) is not missed."""
+    out = {}
+    for d, b, _ in names:
+        for name in filter(None, (d, b)):
+            reports = {kind: load(root, name, kind) for kind in dict.fromkeys(kind for _, kind in ATTACKS)}
+            out[name] = {k: r.get("artifact", {}).get("version", "?") for k, r in reports.items() if r}
+    return out
+
+
 def pairs(dhat: str, baseline: str | None) -> list[tuple[tuple[str, str], tuple[str, str]]]:
     """The comparisons of the experiment, as ((run, mode), (run, mode)) with run "dhat" or "baseline"."""
     out = [(("dhat", MERGED), ("dhat", MAIN)), (("dhat", MERGED), ("dhat", SECOND))]
@@ -176,8 +188,14 @@ def summary(
         for n in filter(None, (d, b))
         if (root / "runs" / n / "train_wall.json").is_file() or n in kept
     }  # a run trained in an earlier session keeps the wall time its summary recorded
+    built = versions(root, names)
+    mixed = {name: kinds for name, kinds in built.items() if len(set(kinds.values())) > 1}
+    for name, kinds in mixed.items():
+        log.warning("%s: its reports are of different artifacts %s; re-evaluate the current one", name, kinds)
     out.mkdir(parents=True, exist_ok=True)
     md = markdown(dhat, per_seed, seeds, primary, walls)
+    if mixed:
+        md += [f"Reports of different training runs under one name (re-run `--only eval`): {json.dumps(mixed)}", ""]
     (out / "summary.md").write_text("\n".join(md))
     (out / "summary.json").write_text(
         json.dumps(
@@ -186,6 +204,7 @@ def summary(
                 "per_seed": per_seed,
                 "across_seeds": seeds,
                 "train_wall": walls,
+                "artifact_versions": built,
                 "modes": list(MODES),
             },
             indent=2,

@@ -86,3 +86,23 @@ def test_the_experiment_puts_the_worst_case_primary_on_the_strong_phase_only():
     assert primary_of(("clean", "pgd20"), "merged-main@worst-case", "pgd20") == "none"
     assert primary_of(("clean", "pgd20"), "merged-main@pgd20", "pgd20") == "merged-main@pgd20"
     assert primary_of(("clean", "pgd20", "joint", "agree"), "merged-main@pgd20", "adaptive") == "none"
+
+
+def test_the_summary_names_a_run_whose_reports_are_of_different_artifacts(tmp_path):
+    """A run retrained after its PGD-20 report (not bit-identical) must not pass as one training run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+    from fashion_summary import summary
+
+    for s, name in enumerate(("dh", "dh-seed1")):
+        for kind, version in (("pgd20", "aaa"), ("strong", "aaa" if s == 0 else "bbb")):
+            rep = {**report({"main": 0.60, "second": 0.61, "merged": 0.62}, s), "artifact": {"version": version}}
+            (tmp_path / "reports" / name / kind).mkdir(parents=True)
+            (tmp_path / "reports" / name / kind / "report.json").write_text(json.dumps(rep))
+    summary(tmp_path, "dh", [("dh", None, 0), ("dh-seed1", None, 1)], "merged-main@pgd20")
+    doc = json.loads((tmp_path / "experiments/dh/summary.json").read_text())
+    assert doc["artifact_versions"] == {
+        "dh": {"pgd20": "aaa", "strong": "aaa"},
+        "dh-seed1": {"pgd20": "aaa", "strong": "bbb"},
+    }
+    md = (tmp_path / "experiments/dh/summary.md").read_text()
+    assert 'different training runs under one name (re-run `--only eval`): {"dh-seed1": {"pgd20": "aaa"' in md
