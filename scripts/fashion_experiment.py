@@ -106,6 +106,7 @@ def primary_of(attacks: tuple[str, ...], primary: str, phase: str) -> str:
 def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: argparse.Namespace) -> None:
     """``dhat eval`` of one attack (with clean) into ``reports/NAME/ATTACK``; reused when its report exists, resumed
     from its cached chunks when it was cut."""
+    from dhat_serve.manifest import load_manifest
     from training.robustness.evaluate import EvalSettings
     from training.robustness.evaluate import evaluate as run_eval
 
@@ -116,7 +117,7 @@ def evaluate(name: str, root: Path, modes: tuple[str, ...], attack: str, args: a
     attacks = {"adaptive": ADAPTIVE_ATTACKS, "strong": ("strong",)}.get(attack, ("clean", attack))
     if (out / "report.json").is_file():
         old = json.loads((out / "report.json").read_text())
-        version = json.loads((root / "artifacts" / name / "manifest.json").read_text())["version"]
+        version = load_manifest(root / "artifacts" / name).version
         same = (
             tuple(old["attacks"]) == expand_attacks(attacks, len(modes) > 1) and old["artifact"]["version"] == version
         )

@@ -46,7 +46,7 @@ def load(root: Path, name: str | None, kind: str) -> dict[str, Any] | None:
 
 def versions(root: Path, names: list[tuple[str, str | None, int | None]]) -> dict[str, dict[str, str]]:
     """Each run's artifact version per report kind. A seed's rows pair modes within one report, but a run retrained
-    after one report (weights are not bit-identical across code changes) makes its rows another training run's: the
+    after one report (a retrain need not reproduce the weights bit for bit) makes its rows another training run's: the
     summary says which, so the fix (``--only eval`` on the new artifact) is not missed."""
     out = {}
     for d, b, _ in names:
