@@ -8,7 +8,8 @@ A block in README.md or any docs/*.md file
     <!-- /numbers -->
 
 holds exactly what ``render("accuracy", path)`` gives: the same tables ``report.md`` has (``training.robustness.
-sections``), from a committed ``report.json`` (or, for ``seeds``, a ``summary.json`` of ``fashion_experiment.py``).
+sections``), from a committed ``report.json`` (or, for ``seeds``, a ``summary.json`` of ``fashion_experiment.py``;
+for ``frontier`` and ``verdict``, a ``frontier.json`` of ``dhat frontier``, drawn again from the reports it names).
 ``python scripts/readme_numbers.py`` rewrites every block of every such file from its data (``FILE`` arguments:
 only those; ``--check``: rewrite nothing, list the blocks that differ, exit 1 if any); ``tests/test_readme_numbers.py``
 fails when a block and its file disagree or the file is not committed.
@@ -70,10 +71,21 @@ def frontier_table(doc: dict) -> list[str]:
     return panel_lines(build_frontier([ROOT / s for s in doc["sources"]], tuple(doc["pairs"])))
 
 
+def frontier_verdict(doc: dict) -> list[str]:
+    """A ``dhat frontier`` document's verdict per design, drawn again from its sources like ``frontier_table``."""
+    from training.robustness.frontier_report import build_frontier
+    from training.robustness.frontier_verdict import verdict_lines
+
+    return verdict_lines(build_frontier([ROOT / s for s in doc["sources"]], tuple(doc["pairs"])))
+
+
+DOCUMENT_KINDS = {"seeds": seeds_table, "frontier": frontier_table, "verdict": frontier_verdict}
+
+
 def render(kind: str, path: str) -> str:
     """The markdown of block ``kind`` from the committed JSON file ``path`` (relative to the repository)."""
     doc = json.loads((ROOT / path).read_text())
-    lines = seeds_table(doc) if kind == "seeds" else frontier_table(doc) if kind == "frontier" else KINDS[kind](doc)
+    lines = (DOCUMENT_KINDS.get(kind) or KINDS[kind])(doc)
     while lines and not lines[0]:
         lines = lines[1:]  # the report's sections start with a blank line
     return "\n".join(lines) + "\n"

@@ -184,3 +184,13 @@ def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
         and a["robust"] >= b["robust"]
         and (a["clean"] > b["clean"] or a["robust"] > b["robust"])
     )
+
+
+def axis_name(attack: str) -> str:
+    """The robust axis as a reader names it."""
+    return "worst case of the strong suite" if attack == WORST_CASE else "PGD-20"
+
+
+def num(v: float | None, fmt: str = ",") -> str:
+    """A cost, or '-' where the report did not record it."""
+    return "-" if v is None else format(v, fmt)

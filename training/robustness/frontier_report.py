@@ -19,23 +19,26 @@ import matplotlib
 from dhat_serve.contract import MODES
 from training.robustness.frontier import (
     FrontierError,
+    axis_name,
     chosen,
     dominates,
     find_reports,
     mode_point,
+    num,
     panels,
     pareto,
     robust_attack,
 )
-from training.robustness.settings import WORST_CASE
+from training.robustness.frontier_verdict import panel_verdict, verdict_lines
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
 def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``{"sources", "pairs", "panels": [{"dataset", "eps", "robust_attack", "points", "front", "deployments"}, ...]}``;
-    ``sources`` and ``pairs`` are what was asked, so the document can be drawn again from them."""
+    """``{"sources", "pairs", "panels": [{"dataset", "eps", "robust_attack", "points", "front", "deployments",
+    "verdict"}, ...]}`` (``verdict``: ``training.robustness.frontier_verdict``); ``sources`` and ``pairs`` are what
+    was asked, so the document can be drawn again from them."""
     out: list[dict[str, Any]] = []
     named = {m for p in pairs for m in split_pair(p)}
     seen: set[str] = set()
@@ -56,16 +59,15 @@ def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, 
         deployments += [
             deployment(list(split_pair(pair)), points) for pair in pairs if set(split_pair(pair)) <= set(models)
         ]
-        out.append(
-            {
-                "dataset": dataset,
-                "eps": eps,
-                "robust_attack": attack,
-                "points": points,
-                "front": front,
-                "deployments": deployments,
-            }
-        )
+        panel = {
+            "dataset": dataset,
+            "eps": eps,
+            "robust_attack": attack,
+            "points": points,
+            "front": front,
+            "deployments": deployments,
+        }
+        out.append(panel | {"verdict": panel_verdict(panel)})
     if missing := named - seen:
         raise FrontierError(
             f"--pair names {', '.join(sorted(missing))}, which no report measures; models with "
@@ -111,11 +113,6 @@ def deployment(models: list[str], points: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def axis_name(attack: str) -> str:
-    """The robust axis as a reader names it."""
-    return "worst case of the strong suite" if attack == WORST_CASE else "PGD-20"
-
-
 def markdown(doc: dict[str, Any]) -> str:
     """``frontier.md``: per panel, every point with its intervals, front membership and costs, then the deployments."""
     lines = [
@@ -127,7 +124,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "CPU provider; '-': the report predates cost recording).",
         "",
     ]
-    return "\n".join(lines + panel_lines(doc))
+    verdict = verdict_lines(doc)
+    return "\n".join(lines + panel_lines(doc) + (["## Verdict", "", *verdict] if verdict else []))
 
 
 def panel_lines(doc: dict[str, Any]) -> list[str]:
@@ -173,11 +171,6 @@ def cell(p: dict[str, Any], axis: str) -> str:
     lo, hi = p[f"{axis}_ci95"] or (None, None)
     ci = "" if lo is None else f" [{100 * lo:.2f}, {100 * hi:.2f}]"
     return f"{100 * p[axis]:.2f}{ci}"
-
-
-def num(v: float | None, fmt: str = ",") -> str:
-    """A cost, or '-' where the report did not record it."""
-    return "-" if v is None else format(v, fmt)
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:

@@ -1,0 +1,85 @@
+"""The frontier's verdict on hand-made reports: each design's modes against the single models, ties, separated
+intervals, the switch beside the pair's, and the sentence over all designs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.training.robustness.test_frontier import report
+from training.robustness.frontier_report import build_frontier, write_frontier
+from training.robustness.frontier_verdict import clearly_ahead, verdict_lines
+
+
+def write_panel(tmp_path, design: dict[str, dict[str, float]]) -> None:
+    """A design `dh` (the given modes) beside a natural and a robust single model (Wilson-like +-0.05 whiskers)."""
+    report(tmp_path / "dh-report.json", "dh", "d", design)
+    report(tmp_path / "nat-report.json", "nat", "n", {"main": {"clean": 0.92, "pgd20": 0.0}})
+    report(tmp_path / "rob-report.json", "rob", "r", {"main": {"clean": 0.80, "pgd20": 0.62}})
+
+
+def test_each_mode_is_placed_against_the_single_models_only(tmp_path):
+    write_panel(
+        tmp_path,
+        {
+            "main": {"clean": 0.92, "pgd20": 0.0},  # exactly the natural model: not dominated, but equal
+            "second": {"clean": 0.85, "pgd20": 0.40},  # nobody beats it on both axes
+            "merged": {"clean": 0.68, "pgd20": 0.55},  # rob: +12 clean (separated), +7 robust
+        },
+    )
+    (panel,) = build_frontier([tmp_path], ("nat+rob",))["panels"]
+    verdict = panel["verdict"]
+    assert verdict["alternatives"] == ["nat:main", "rob:main"]
+    (design,) = verdict["designs"]
+    modes = {m["mode"]: m for m in design["modes"]}
+    assert modes["main"]["beaten_by"] == [] and modes["main"]["equal_to"] == ["nat:main"]
+    assert modes["second"]["beaten_by"] == [] and modes["second"]["equal_to"] == []
+    (beaten,) = modes["merged"]["beaten_by"]
+    assert beaten["by"] == "rob:main" and beaten["clear"]
+    assert beaten["clean_points"] == pytest.approx(12) and beaten["robust_points"] == pytest.approx(7)
+    assert not design["dominated"] and not verdict["every_design_dominated"]
+    lines = verdict_lines({"panels": [panel]})
+    text = "\n".join(lines)
+    assert (
+        "`merged` 68.00 / 55.00 % dominated by rob:main (+12.00 clean, +7.00 robust points; intervals separated)"
+        in text
+    )
+    assert "`main` 92.00 / 0.00 % on the alternatives' front (equal to nat:main)" in text
+    assert "Its switch `main` → `merged`: -24.00 clean / +55.00 robust points, +2.000 ms at batch 1" in text
+    assert "the pair's (nat + rob): -12.00 / +62.00" in text
+    assert "**Not dominated by any single model**: dh:main (equal to nat:main), dh:second;" in text
+
+
+def test_a_design_beaten_everywhere_is_said_so_and_overlap_is_not_called_clear(tmp_path):
+    write_panel(
+        tmp_path,
+        {"main": {"clean": 0.78, "pgd20": 0.60}, "merged": {"clean": 0.79, "pgd20": 0.61}},  # rob within 0.05
+    )
+    doc = write_frontier([tmp_path], tmp_path / "out")
+    (design,) = doc["panels"][0]["verdict"]["designs"]
+    assert design["dominated"] and doc["panels"][0]["verdict"]["every_design_dominated"]
+    assert [m["beaten_by"][0]["clear"] for m in design["modes"]] == [False, False]
+    md = (tmp_path / "out/frontier.md").read_text()
+    assert "## Verdict" in md and "within the intervals" in md
+    assert "**Every mode of every design is dominated by a single model** (0 of 2 with separated intervals)" in md
+    assert json.loads((tmp_path / "out/frontier.json").read_text())["panels"][0]["verdict"]["every_design_dominated"]
+
+
+def test_no_alternative_means_no_verdict(tmp_path):
+    report(
+        tmp_path / "dh-report.json",
+        "dh",
+        "d",
+        {"main": {"clean": 0.9, "pgd20": 0.5}, "merged": {"clean": 0.8, "pgd20": 0.6}},
+    )
+    doc = build_frontier([tmp_path])
+    assert doc["panels"][0]["verdict"]["designs"] and not doc["panels"][0]["verdict"]["every_design_dominated"]
+    assert verdict_lines(doc) == []
+
+
+def test_separated_means_one_axis_lies_wholly_above():
+    a = {"clean_ci95": [0.80, 0.84], "robust_ci95": [0.60, 0.70]}
+    assert clearly_ahead(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.65, 0.75]})
+    assert not clearly_ahead(a, {"clean_ci95": [0.70, 0.80], "robust_ci95": [0.65, 0.75]})  # touching: not separated
+    assert not clearly_ahead(a, {"clean_ci95": None, "robust_ci95": None})

@@ -1,0 +1,161 @@
+"""The verdict a user reads off the frontier: for each dual-head design, where each of its modes sits against the
+models they would deploy instead, and what its switch buys against the pair of separate models.
+
+Why apart from the front: the front of all points mixes designs with one another, but a user deciding whether to
+deploy a design at all compares it with the alternatives only: single-head models (one mode each; a model whose
+reports have one mode), alone or served side by side as a pair (``--pair``). A design's mode is *dominated* when an
+alternative's point is at least as accurate and as robust and better on one axis; *clearly* so when, on an axis where
+the alternative is better, its 95 % interval lies wholly above the mode's (separated intervals: a conservative
+reading, since the two are independent estimates). Nothing here judges a design worth deploying on its own; it
+states the comparisons, and the README quotes them (``scripts/readme_numbers.py``'s ``verdict`` block).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from training.robustness.frontier import axis_name, dominates, num
+
+
+def panel_verdict(panel: dict[str, Any]) -> dict[str, Any]:
+    """``{"alternatives": [labels], "pairs": [names], "designs": [per design], "every_design_dominated": bool}`` for
+    one panel of ``build_frontier`` (its points and deployments already computed)."""
+    points = panel["points"]
+    modes_of = Counter(p["model"] for p in points)
+    alternatives = [p for p in points if modes_of[p["model"]] == 1]
+    designs = []
+    for model in sorted(m for m, count in modes_of.items() if count > 1):
+        own = [p for p in points if p["model"] == model]
+        dep = next(d for d in panel["deployments"] if d["models"] == [model])
+        modes = [mode_verdict(p, alternatives) for p in own]
+        designs.append(
+            {
+                "model": model,
+                "runs": max(p["runs"] for p in own),
+                "bytes": dep["bytes"],
+                "switch": dep["switch"],
+                "modes": modes,
+                "dominated": all(m["beaten_by"] for m in modes),
+            }
+        )
+    return {
+        "alternatives": [p["label"] for p in alternatives],
+        "pairs": [d for d in panel["deployments"] if len(d["models"]) > 1],
+        "designs": designs,
+        "every_design_dominated": bool(designs) and bool(alternatives) and all(d["dominated"] for d in designs),
+    }
+
+
+def mode_verdict(point: dict[str, Any], alternatives: list[dict[str, Any]]) -> dict[str, Any]:
+    """One mode against every alternative that dominates it, the clearest and largest margin first."""
+    beaten = [
+        {
+            "by": a["label"],
+            "clean_points": 100 * (a["clean"] - point["clean"]),
+            "robust_points": 100 * (a["robust"] - point["robust"]),
+            "clear": clearly_ahead(a, point),
+        }
+        for a in alternatives
+        if dominates(a, point)
+    ]
+    beaten.sort(key=lambda b: (not b["clear"], -(b["clean_points"] + b["robust_points"]), b["by"]))
+    return {
+        "label": point["label"],
+        "mode": point["mode"],
+        "clean": point["clean"],
+        "robust": point["robust"],
+        "runs": point["runs"],
+        "beaten_by": beaten,
+        "equal_to": [a["label"] for a in alternatives if same(a, point)],
+    }
+
+
+def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Exactly the same clean and robust accuracy (two recipes sharing a trained stage, say)."""
+    return a["clean"] == b["clean"] and a["robust"] == b["robust"]
+
+
+def clearly_ahead(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """On some axis, ``a``'s 95 % interval lies wholly above ``b``'s (False where an interval is missing)."""
+    for axis in ("clean", "robust"):
+        lo, hi = a.get(f"{axis}_ci95"), b.get(f"{axis}_ci95")
+        if lo and hi and lo[0] > hi[1]:
+            return True
+    return False
+
+
+def verdict_lines(doc: dict[str, Any]) -> list[str]:
+    """Per panel with a design and an alternative: one bullet per design, then the sentence over all designs."""
+    lines: list[str] = []
+    for panel in doc["panels"]:
+        verdict = panel_verdict(panel)
+        if not verdict["designs"] or not verdict["alternatives"]:
+            continue
+        pairs = "; ".join(f"{d['name']} ({num(d['bytes'])} bytes)" for d in verdict["pairs"])
+        lines += [
+            f"Against the models a user would deploy instead on {panel['dataset']} (eps {panel['eps']:g}, robust "
+            f"axis: {axis_name(panel['robust_attack'])}): {', '.join(verdict['alternatives'])}"
+            + (f", and served side by side {pairs}" if pairs else "")
+            + ".",
+            "",
+        ]
+        lines += [design_line(d, verdict["pairs"]) for d in verdict["designs"]]
+        lines += ["", closing_sentence(verdict), ""]
+    return lines
+
+
+def design_line(design: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
+    """One design: each mode's place against the alternatives, its switch, and each pair's switch beside it."""
+    runs = f"{design['runs']} run{'s' if design['runs'] > 1 else ''}"
+    modes = "; ".join(mode_phrase(m) for m in design["modes"])
+    text = f"- **{design['model']}** ({runs}; {num(design['bytes'])} bytes in all graphs): {modes}. "
+    s = design["switch"]
+    if s["from"] == s["to"]:
+        text += f"No switch: `{s['from'].split(':')[1]}` is both its most accurate and its most robust mode."
+    else:
+        text += (
+            f"Its switch `{s['from'].split(':')[1]}` → `{s['to'].split(':')[1]}`: {s['clean_points']:+.2f} clean / "
+            f"{s['robust_points']:+.2f} robust points, {num(s['latency_b1_ms'], '+.3f')} ms at batch 1"
+        )
+        text += "".join(
+            f"; the pair's ({p['name']}): {p['switch']['clean_points']:+.2f} / {p['switch']['robust_points']:+.2f}"
+            for p in pairs
+        )
+        text += "."
+    return text
+
+
+def mode_phrase(mode: dict[str, Any]) -> str:
+    """``main`` 79.12 / 61.41 % dominated by X (+1.90 clean, +2.68 robust points; intervals separated)."""
+    head = f"`{mode['mode']}` {100 * mode['clean']:.2f} / {100 * mode['robust']:.2f} %"
+    if not mode["beaten_by"]:
+        return f"{head} on the alternatives' front{equal(mode)}"
+    best = mode["beaten_by"][0]
+    how = "intervals separated" if best["clear"] else "within the intervals"
+    more = len(mode["beaten_by"]) - 1
+    also = f", and by {more} more" if more else ""
+    return (
+        f"{head} dominated by {best['by']} ({best['clean_points']:+.2f} clean, {best['robust_points']:+.2f} robust "
+        f"points; {how}){also}"
+    )
+
+
+def equal(mode: dict[str, Any]) -> str:
+    """`` (equal to X)`` when an alternative scores exactly what the mode does (the same stage 1, say), else ''."""
+    return f" (equal to {', '.join(mode['equal_to'])})" if mode["equal_to"] else ""
+
+
+def closing_sentence(verdict: dict[str, Any]) -> str:
+    """Whether every design is dominated by the alternatives, or which modes are not."""
+    free = [m["label"] + equal(m) for d in verdict["designs"] for m in d["modes"] if not m["beaten_by"]]
+    if verdict["every_design_dominated"]:
+        clear = sum(m["beaten_by"][0]["clear"] for d in verdict["designs"] for m in d["modes"])
+        total = sum(len(d["modes"]) for d in verdict["designs"])
+        return (
+            f"**Every mode of every design is dominated by a single model** ({clear} of {total} with separated "
+            "intervals): one model, or two served side by side, gives every point a design offers or better."
+        )
+    return (
+        f"**Not dominated by any single model**: {', '.join(free)}; every other mode of a design is dominated by one."
+    )
