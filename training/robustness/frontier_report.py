@@ -173,46 +173,61 @@ def cell(p: dict[str, Any], axis: str) -> str:
     return f"{100 * p[axis]:.2f}{ci}"
 
 
+MARKERS = {"main": "o", "second": "s", "merged": "^", "all": "D"}
+ZOOM = 0.15  # the right-hand panel shows the points within 15 robust points of the most robust one
+
+
 def plot(doc: dict[str, Any], path: Path) -> None:
-    """One panel per data set and eps: whiskers, the front as a dashed step, every point labelled."""
-    count = len(doc["panels"])
-    fig, axes = plt.subplots(1, count, figsize=(6.4 * count, 5.2), squeeze=False)
-    for ax, panel in zip(axes[0], doc["panels"], strict=True):
-        for p in panel["points"]:
-            x, y = 100 * p["robust"], 100 * p["clean"]
-            xerr = [[x - 100 * p["robust_ci95"][0]], [100 * p["robust_ci95"][1] - x]] if p["robust_ci95"] else None
-            yerr = [[y - 100 * p["clean_ci95"][0]], [100 * p["clean_ci95"][1] - y]] if p["clean_ci95"] else None
-            ax.errorbar(
-                x,
-                y,
-                xerr=xerr,
-                yerr=yerr,
-                fmt="o" if p["on_front"] else "s",
-                ms=5,
-                capsize=2,
-                color="C3" if p["on_front"] else "C0",
-                alpha=0.9,
-            )
-            ax.annotate(p["label"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        front = [p for label in panel["front"] for p in panel["points"] if p["label"] == label]
-        if front:
-            ax.step(
-                [100 * p["robust"] for p in front],
-                [100 * p["clean"] for p in front],
-                "--",
-                where="pre",
-                color="C3",
-                lw=1,
-                label="Pareto front",
-            )
-            ax.legend(fontsize=7)
-        ax.set_xlabel(f"robust accuracy, {axis_name(panel['robust_attack'])} (%)")
-        ax.set_ylabel("clean accuracy (%)")
-        ax.set_title(f"{panel['dataset']}, eps {panel['eps']:g}", fontsize=9)
-        ax.grid(alpha=0.3)
+    """Per data set and eps, two panels: every point, and a zoom on the robust ones (where the designs and the robust
+    single models crowd together). Colour is the model, the marker its mode (main o, second s, merged ^), whiskers
+    the 95 % intervals, the front a dashed step with its points edged in black; the legend names every point."""
+    fig, axes = plt.subplots(len(doc["panels"]), 2, figsize=(13, 5.4 * len(doc["panels"])), squeeze=False)
+    for (whole, zoom), panel in zip(axes, doc["panels"], strict=True):
+        models = sorted({p["model"] for p in panel["points"]})
+        colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
+        draw(whole, panel, panel["points"], colour)
+        top = max(p["robust"] for p in panel["points"])
+        near = [p for p in panel["points"] if p["robust"] >= top - ZOOM]
+        if len(near) < len(panel["points"]):
+            draw(zoom, panel, near, colour)
+            zoom.set_title(f"zoom: within {100 * ZOOM:.0f} robust points of the most robust", fontsize=9)
+        else:
+            zoom.axis("off")
+        whole.set_title(f"{panel['dataset']}, eps {panel['eps']:g}", fontsize=9)
+        handles, labels = whole.get_legend_handles_labels()
+        zoom.legend(handles, labels, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def draw(ax: Any, panel: dict[str, Any], points: list[dict[str, Any]], colour: dict[str, str]) -> None:
+    """The given points of one panel with their whiskers, and the panel's front through those of them on it."""
+    for p in points:
+        x, y = 100 * p["robust"], 100 * p["clean"]
+        xerr = [[x - 100 * p["robust_ci95"][0]], [100 * p["robust_ci95"][1] - x]] if p["robust_ci95"] else None
+        yerr = [[y - 100 * p["clean_ci95"][0]], [100 * p["clean_ci95"][1] - y]] if p["clean_ci95"] else None
+        ax.errorbar(
+            x,
+            y,
+            xerr=xerr,
+            yerr=yerr,
+            fmt=MARKERS.get(p["mode"], "o"),
+            ms=6,
+            capsize=2,
+            color=colour[p["model"]],
+            mec="black" if p["on_front"] else colour[p["model"]],
+            mew=1.2,
+            alpha=0.9,
+            label=p["label"] + (" (front)" if p["on_front"] else ""),
+        )
+    front = [p for label in panel["front"] for p in points if p["label"] == label]
+    if front:
+        xs, ys = [100 * p["robust"] for p in front], [100 * p["clean"] for p in front]
+        ax.step(xs, ys, "--", where="pre", color="black", lw=0.8, label="Pareto front")
+    ax.set_xlabel(f"robust accuracy, {axis_name(panel['robust_attack'])} (%)")
+    ax.set_ylabel("clean accuracy (%)")
+    ax.grid(alpha=0.3)
 
 
 def write_frontier(paths: list[Path], out: Path, pairs: tuple[str, ...] = ()) -> dict[str, Any]:

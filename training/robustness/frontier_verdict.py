@@ -19,8 +19,9 @@ from training.robustness.frontier import axis_name, dominates, num
 
 
 def panel_verdict(panel: dict[str, Any]) -> dict[str, Any]:
-    """``{"alternatives": [labels], "pairs": [names], "designs": [per design], "every_design_dominated": bool}`` for
-    one panel of ``build_frontier`` (its points and deployments already computed)."""
+    """``{"alternatives": [labels], "pairs": [deployments], "designs": [per design], "every_design_dominated": bool}``
+    for one panel of ``build_frontier`` (its points and deployments already computed). A design is dominated when
+    each of its modes is dominated by a single model or scores exactly what one does: it offers nothing they lack."""
     points = panel["points"]
     modes_of = Counter(p["model"] for p in points)
     alternatives = [p for p in points if modes_of[p["model"]] == 1]
@@ -36,7 +37,7 @@ def panel_verdict(panel: dict[str, Any]) -> dict[str, Any]:
                 "bytes": dep["bytes"],
                 "switch": dep["switch"],
                 "modes": modes,
-                "dominated": all(m["beaten_by"] for m in modes),
+                "dominated": all(m["beaten_by"] or m["equal_to"] for m in modes),  # nothing a single model lacks
             }
         )
     return {
@@ -147,15 +148,19 @@ def equal(mode: dict[str, Any]) -> str:
 
 
 def closing_sentence(verdict: dict[str, Any]) -> str:
-    """Whether every design is dominated by the alternatives, or which modes are not."""
-    free = [m["label"] + equal(m) for d in verdict["designs"] for m in d["modes"] if not m["beaten_by"]]
-    if verdict["every_design_dominated"]:
-        clear = sum(m["beaten_by"][0]["clear"] for d in verdict["designs"] for m in d["modes"])
-        total = sum(len(d["modes"]) for d in verdict["designs"])
-        return (
-            f"**Every mode of every design is dominated by a single model** ({clear} of {total} with separated "
-            "intervals): one model, or two served side by side, gives every point a design offers or better."
-        )
-    return (
-        f"**Not dominated by any single model**: {', '.join(free)}; every other mode of a design is dominated by one."
+    """Whether every mode of every design is dominated by a single model (or scores exactly what one does), or
+    which modes are neither: those are what a design offers that no single model does."""
+    modes = [m for d in verdict["designs"] for m in d["modes"]]
+    equal_only = [m["label"] + equal(m) for m in modes if not m["beaten_by"] and m["equal_to"]]
+    free = [m["label"] for m in modes if not m["beaten_by"] and not m["equal_to"]]
+    clear = sum(m["beaten_by"][0]["clear"] for m in modes if m["beaten_by"])
+    beaten = (
+        f"{sum(bool(m['beaten_by']) for m in modes)} of {len(modes)} modes dominated, {clear} with separated intervals"
     )
+    ties = f"; equal to a single model: {', '.join(equal_only)}" if equal_only else ""
+    if verdict["every_design_dominated"]:
+        return (
+            f"**Every mode of every design is dominated by a single model or equal to one** ({beaten}{ties}): one "
+            "model, or two served side by side, gives every point a design offers, or better."
+        )
+    return f"**Not dominated by any single model**: {', '.join(free)} ({beaten}{ties})."

@@ -48,7 +48,10 @@ def test_each_mode_is_placed_against_the_single_models_only(tmp_path):
     assert "`main` 92.00 / 0.00 % on the alternatives' front (equal to nat:main)" in text
     assert "Its switch `main` → `merged`: -24.00 clean / +55.00 robust points, +2.000 ms at batch 1" in text
     assert "the pair's (nat + rob): -12.00 / +62.00" in text
-    assert "**Not dominated by any single model**: dh:main (equal to nat:main), dh:second;" in text
+    assert (
+        "**Not dominated by any single model**: dh:second (1 of 3 modes dominated, 1 with separated intervals; "
+        "equal to a single model: dh:main (equal to nat:main))." in text
+    )
 
 
 def test_a_design_beaten_everywhere_is_said_so_and_overlap_is_not_called_clear(tmp_path):
@@ -62,8 +65,21 @@ def test_a_design_beaten_everywhere_is_said_so_and_overlap_is_not_called_clear(t
     assert [m["beaten_by"][0]["clear"] for m in design["modes"]] == [False, False]
     md = (tmp_path / "out/frontier.md").read_text()
     assert "## Verdict" in md and "within the intervals" in md
-    assert "**Every mode of every design is dominated by a single model** (0 of 2 with separated intervals)" in md
+    assert (
+        "**Every mode of every design is dominated by a single model or equal to one** (2 of 2 modes dominated, 0 "
+        "with separated intervals)" in md
+    )
     assert json.loads((tmp_path / "out/frontier.json").read_text())["panels"][0]["verdict"]["every_design_dominated"]
+
+
+def test_a_mode_equal_to_a_single_model_offers_nothing_it_lacks(tmp_path):
+    write_panel(tmp_path, {"main": {"clean": 0.92, "pgd20": 0.0}, "merged": {"clean": 0.68, "pgd20": 0.55}})
+    (panel,) = build_frontier([tmp_path])["panels"]
+    assert panel["verdict"]["designs"][0]["dominated"] and panel["verdict"]["every_design_dominated"]
+    assert (
+        "(1 of 2 modes dominated, 1 with separated intervals; equal to a single model: dh:main (equal to nat:main))"
+        in ("\n".join(verdict_lines({"panels": [panel]})))
+    )
 
 
 def test_no_alternative_means_no_verdict(tmp_path):
