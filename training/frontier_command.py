@@ -28,6 +28,7 @@ def frontier(
     """Clean against robust accuracy for every model:mode, the Pareto front, and what each deployment's switch buys."""
     from training.robustness.frontier import FrontierError
     from training.robustness.frontier_report import write_frontier
+    from training.robustness.frontier_verdict import closing_sentence
 
     try:
         doc = write_frontier(paths, out, tuple(pair or ()))
@@ -38,4 +39,6 @@ def frontier(
             f"{panel['dataset']} eps {panel['eps']:g}: {len(panel['points'])} points, front: "
             f"{', '.join(panel['front'])}"
         )
+        if panel["verdict"]["designs"] and panel["verdict"]["alternatives"]:
+            console.print(closing_sentence(panel["verdict"]).replace("**", ""), markup=False)
     console.print(f"wrote {out / 'frontier.png'}, frontier.md and frontier.json")

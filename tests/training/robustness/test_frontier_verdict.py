@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
+from dhat_serve.cli import app
 from tests.training.robustness.test_frontier import report
 from training.robustness.frontier_report import build_frontier, write_frontier
 from training.robustness.frontier_verdict import clearly_ahead, verdict_lines
@@ -99,3 +101,10 @@ def test_separated_means_one_axis_lies_wholly_above():
     assert clearly_ahead(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.65, 0.75]})
     assert not clearly_ahead(a, {"clean_ci95": [0.70, 0.80], "robust_ci95": [0.65, 0.75]})  # touching: not separated
     assert not clearly_ahead(a, {"clean_ci95": None, "robust_ci95": None})
+
+
+def test_the_cli_prints_the_verdict(tmp_path):
+    write_panel(tmp_path, {"main": {"clean": 0.78, "pgd20": 0.60}, "merged": {"clean": 0.79, "pgd20": 0.61}})
+    result = CliRunner().invoke(app, ["frontier", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Every mode of every design is dominated by a single model or equal to one (2 of 2" in result.output
