@@ -64,19 +64,25 @@ def _power(row: dict) -> str:
     return f"{power:.2f} | {need or '> 100'}" if power is not None else "- | -"
 
 
-def frontier_table(doc: dict) -> list[str]:
+def redrawn(doc: dict) -> dict:
     """A ``dhat frontier`` document drawn again from its own sources (the committed per-image reports), not read."""
-    from training.robustness.frontier_report import build_frontier, panel_lines
+    from training.robustness.frontier_report import build_frontier
 
-    return panel_lines(build_frontier([ROOT / s for s in doc["sources"]], tuple(doc["pairs"])))
+    return build_frontier([ROOT / s for s in doc["sources"]], tuple(doc["pairs"]))
+
+
+def frontier_table(doc: dict) -> list[str]:
+    """The frontier's points and deployments, from the redrawn document."""
+    from training.robustness.frontier_report import panel_lines
+
+    return panel_lines(redrawn(doc))
 
 
 def frontier_verdict(doc: dict) -> list[str]:
-    """A ``dhat frontier`` document's verdict per design, drawn again from its sources like ``frontier_table``."""
-    from training.robustness.frontier_report import build_frontier
+    """The frontier's verdict per design, from the redrawn document."""
     from training.robustness.frontier_verdict import verdict_lines
 
-    return verdict_lines(build_frontier([ROOT / s for s in doc["sources"]], tuple(doc["pairs"])))
+    return verdict_lines(redrawn(doc))
 
 
 DOCUMENT_KINDS = {"seeds": seeds_table, "frontier": frontier_table, "verdict": frontier_verdict}

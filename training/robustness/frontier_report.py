@@ -173,7 +173,7 @@ def cell(p: dict[str, Any], axis: str) -> str:
     return f"{100 * p[axis]:.2f}{ci}"
 
 
-MARKERS = dict(zip(MODES, "os^D", strict=False))  # main o, second s, merged ^
+MARKERS = dict(zip(MODES, "os^", strict=True))  # main o, second s, merged ^
 ZOOM = 0.15  # the right-hand panel shows the points within 15 robust points of the most robust one
 
 

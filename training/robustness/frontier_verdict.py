@@ -90,7 +90,7 @@ def verdict_lines(doc: dict[str, Any]) -> list[str]:
     """Per panel with a design and an alternative: one bullet per design, then the sentence over all designs."""
     lines: list[str] = []
     for panel in doc["panels"]:
-        verdict = panel_verdict(panel)
+        verdict = panel["verdict"]  # computed once, by build_frontier
         if not verdict["designs"] or not verdict["alternatives"]:
             continue
         pairs = "; ".join(f"{d['name']} ({num(d['bytes'])} bytes)" for d in verdict["pairs"])
