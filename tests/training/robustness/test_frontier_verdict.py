@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from dhat_serve.cli import app
 from tests.training.robustness.test_frontier import report
 from training.robustness.frontier_report import build_frontier, write_frontier
-from training.robustness.frontier_verdict import clearly_ahead, verdict_lines
+from training.robustness.frontier_verdict import separated_axes, verdict_lines
 
 
 def write_panel(tmp_path, design: dict[str, dict[str, float]]) -> None:
@@ -38,21 +38,21 @@ def test_each_mode_is_placed_against_the_single_models_only(tmp_path):
     assert modes["main"]["beaten_by"] == [] and modes["main"]["equal_to"] == ["nat:main"]
     assert modes["second"]["beaten_by"] == [] and modes["second"]["equal_to"] == []
     (beaten,) = modes["merged"]["beaten_by"]
-    assert beaten["by"] == "rob:main" and beaten["clear"]
+    assert beaten["by"] == "rob:main" and beaten["clear"] and beaten["separated"] == ["clean"]
     assert beaten["clean_points"] == pytest.approx(12) and beaten["robust_points"] == pytest.approx(7)
     assert not design["dominated"] and not verdict["every_design_dominated"]
     lines = verdict_lines({"panels": [panel]})
     text = "\n".join(lines)
     assert (
-        "`merged` 68.00 / 55.00 % dominated by rob:main (+12.00 clean, +7.00 robust points; intervals separated)"
-        in text
+        "`merged` 68.00 / 55.00 % dominated by rob:main (+12.00 clean, +7.00 robust points; clean intervals "
+        "separated, robust within them)" in text
     )
     assert "`main` 92.00 / 0.00 % on the alternatives' front (equal to nat:main)" in text
     assert "Its switch `main` → `merged`: -24.00 clean / +55.00 robust points, +2.000 ms at batch 1" in text
     assert "the pair's (nat + rob): -12.00 / +62.00" in text
     assert (
-        "**Not dominated by any single model**: dh:second (1 of 3 modes dominated, 1 with separated intervals; "
-        "equal to a single model: dh:main (equal to nat:main))." in text
+        "**Not dominated by any single model**: dh:second (1 of 3 modes dominated, 1 with separated intervals on "
+        "at least one axis, 0 on both; equal to a single model: dh:main (equal to nat:main))." in text
     )
 
 
@@ -69,7 +69,7 @@ def test_a_design_beaten_everywhere_is_said_so_and_overlap_is_not_called_clear(t
     assert "## Verdict" in md and "within the intervals" in md
     assert (
         "**Every mode of every design is dominated by a single model or equal to one** (2 of 2 modes dominated, 0 "
-        "with separated intervals)" in md
+        "with separated intervals on at least one axis, 0 on both)" in md
     )
     assert json.loads((tmp_path / "out/frontier.json").read_text())["panels"][0]["verdict"]["every_design_dominated"]
 
@@ -79,8 +79,8 @@ def test_a_mode_equal_to_a_single_model_offers_nothing_it_lacks(tmp_path):
     (panel,) = build_frontier([tmp_path])["panels"]
     assert panel["verdict"]["designs"][0]["dominated"] and panel["verdict"]["every_design_dominated"]
     assert (
-        "(1 of 2 modes dominated, 1 with separated intervals; equal to a single model: dh:main (equal to nat:main))"
-        in ("\n".join(verdict_lines({"panels": [panel]})))
+        "(1 of 2 modes dominated, 1 with separated intervals on at least one axis, 0 on both; equal to a single "
+        "model: dh:main (equal to nat:main))" in ("\n".join(verdict_lines({"panels": [panel]})))
     )
 
 
@@ -96,11 +96,22 @@ def test_no_alternative_means_no_verdict(tmp_path):
     assert verdict_lines(doc) == []
 
 
-def test_separated_means_one_axis_lies_wholly_above():
+def test_separated_names_each_axis_whose_interval_lies_wholly_above():
     a = {"clean_ci95": [0.80, 0.84], "robust_ci95": [0.60, 0.70]}
-    assert clearly_ahead(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.65, 0.75]})
-    assert not clearly_ahead(a, {"clean_ci95": [0.70, 0.80], "robust_ci95": [0.65, 0.75]})  # touching: not separated
-    assert not clearly_ahead(a, {"clean_ci95": None, "robust_ci95": None})
+    assert separated_axes(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.65, 0.75]}) == ["clean"]
+    assert separated_axes(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.50, 0.59]}) == ["clean", "robust"]
+    assert separated_axes(a, {"clean_ci95": [0.70, 0.80], "robust_ci95": [0.65, 0.75]}) == []  # touching
+    assert separated_axes(a, {"clean_ci95": None, "robust_ci95": None}) == []
+
+
+def test_a_dominance_separated_on_both_axes_is_said_so(tmp_path):
+    write_panel(tmp_path, {"main": {"clean": 0.60, "pgd20": 0.40}, "merged": {"clean": 0.79, "pgd20": 0.61}})
+    text = "\n".join(verdict_lines(build_frontier([tmp_path])))
+    assert (
+        "`main` 60.00 / 40.00 % dominated by rob:main (+20.00 clean, +22.00 robust points; intervals separated on "
+        "both axes)" in text
+    )
+    assert "2 of 2 modes dominated, 1 with separated intervals on at least one axis, 1 on both" in text
 
 
 def test_the_cli_prints_the_verdict(tmp_path):
