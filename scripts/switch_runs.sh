@@ -5,7 +5,7 @@
 # Each call of fashion_experiment.py reuses what exists (a finished run, an artifact, a report) and a cut training
 # run resumes from its last epoch, so this script can be killed and run again. Reports land in experiments/NAME/.
 #
-#   bash scripts/switch_runs.sh                       # seeds 0 1 2, PGD-20 only (about 4.5 h on 2 cores)
+#   bash scripts/switch_runs.sh                       # seeds 0 1 2, PGD-20 only (about 9 h on 2 cores from nothing)
 #   SEEDS="0" STRONG_N=100 bash scripts/switch_runs.sh  # one seed with the strong suite on 100 images
 #   DEVICE=cuda STRONG_N=1000 bash scripts/switch_runs.sh  # on a GPU: the issue's 1,000 images
 #
@@ -15,6 +15,7 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python} SEEDS=${SEEDS:-"0 1 2"} STRONG_N=${STRONG_N:-0} DEVICE=${DEVICE:-cpu}
 DESIGNS="fashion-mnist-cpu-natural-trades fashion-mnist-cpu-robust-natural fashion-mnist-cpu-pgd2-trades"
+DESIGNS="$DESIGNS fashion-mnist-cpu-natural-sat fashion-mnist-cpu-pgd2-sat"  # Table II's SAT variants
 SINGLES="fashion-mnist-cpu-natural fashion-mnist-cpu-trades-1 fashion-mnist-cpu-trades-3"
 phases=train,export,eval$([ "$STRONG_N" -gt 0 ] && echo ,strong)
 common="--seeds SEED --aa-n 0 --adaptive-n 0 --strong-n $STRONG_N --square-queries ${SQUARE:-1000} --no-transfer"

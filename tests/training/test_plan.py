@@ -119,6 +119,8 @@ SWITCH_DESIGNS = (
     "fashion-mnist-cpu-natural-trades",
     "fashion-mnist-cpu-pgd2-trades",
     "fashion-mnist-cpu-robust-natural",
+    "fashion-mnist-cpu-natural-sat",
+    "fashion-mnist-cpu-pgd2-sat",
 )
 
 
@@ -151,6 +153,22 @@ def test_pgd2_main_head_has_half_the_eps_and_a_quarter_step():
     eps = load_recipe("fashion-mnist-cpu-pgd2-trades").validation.attack.eps
     assert (s1["eps"], s1["step"], s1["steps"]) == (eps / 2, eps / 4, 2)
     assert (s2["eps"], s2["steps"]) == (eps, 10)
+
+
+def test_sat_variants_differ_from_their_trades_designs_only_in_the_method():
+    # Table II's 'Natural (DH w/ SAT)' and 'SAT (DH w/ PGD2)': the TRADES designs with SAT where the row says SAT
+    natural_sat, natural_trades = (
+        load_recipe("fashion-mnist-cpu-natural-sat"),
+        load_recipe("fashion-mnist-cpu-natural-trades"),
+    )
+    assert natural_sat.stage1 == natural_trades.stage1 and natural_sat.stage3 == natural_trades.stage3
+    assert dataclasses.replace(natural_sat.stage2, method="trades", beta=6) == natural_trades.stage2
+    pgd2_sat, pgd2_trades = load_recipe("fashion-mnist-cpu-pgd2-sat"), load_recipe("fashion-mnist-cpu-pgd2-trades")
+    for sat, trades in ((pgd2_sat.stage1, pgd2_trades.stage1), (pgd2_sat.stage2, pgd2_trades.stage2)):
+        assert dataclasses.replace(sat, method="trades", beta=6) == trades
+    s1, s2, s3 = plan("fashion-mnist-cpu-pgd2-sat")["stages"]
+    assert (s1["method"], s1["eps"], s1["steps"], s2["method"], s2["steps"]) == ("sat", 0.05, 2, "sat", 10)
+    assert (s3["method"], s3["beta"]) == ("trades", 2.0)
 
 
 def test_the_projects_own_design_fine_tunes_a_copy_of_the_robust_head_on_clean_images():
