@@ -133,6 +133,7 @@ def mode_point(model: str, mode: str, runs: list[Run], attack: str) -> dict[str,
         "robust_attack": attack,
         "n": sorted({r.n for r in runs}),
         "reports": [str(r.path) for r in runs],
+        "graphs": sorted({h for r in runs if (h := (r.report["artifact"].get("hashes") or {}).get(mode))}),
     }
     for axis, values in (("clean", clean), ("robust", robust)):
         if len(values) == 1:

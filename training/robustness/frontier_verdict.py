@@ -58,7 +58,7 @@ def mode_verdict(point: dict[str, Any], alternatives: list[dict[str, Any]]) -> d
             "separated": separated_axes(a, point),
         }
         for a in alternatives
-        if dominates(a, point)
+        if dominates(a, point) and not same(a, point)  # the same graphs, another seed set: equal, not better
     ]
     for b in beaten:
         b["clear"] = bool(b["separated"])
@@ -75,7 +75,11 @@ def mode_verdict(point: dict[str, Any], alternatives: list[dict[str, Any]]) -> d
 
 
 def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Exactly the same clean and robust accuracy (two recipes sharing a trained stage, say)."""
+    """``b`` is one of ``a``'s trained models: each of its ONNX graphs (by SHA-256) is one of ``a``'s runs' graphs
+    (a design whose stage 1 is that model, trained with the same seeds: its means differ only by which seeds each
+    has run so far), or, where reports carry no hashes, exactly the same clean and robust accuracy."""
+    if a.get("graphs") and b.get("graphs"):
+        return set(b["graphs"]) <= set(a["graphs"])
     return a["clean"] == b["clean"] and a["robust"] == b["robust"]
 
 
@@ -137,7 +141,9 @@ def mode_phrase(mode: dict[str, Any]) -> str:
     within them)."""
     head = f"`{mode['mode']}` {100 * mode['clean']:.2f} / {100 * mode['robust']:.2f} %"
     if not mode["beaten_by"]:
-        return f"{head} on the alternatives' front{equal(mode)}"
+        if mode["equal_to"]:
+            return f"{head} is {', '.join(mode['equal_to'])} itself (the same graphs or scores): nothing it lacks"
+        return f"{head} on the alternatives' front"
     best = mode["beaten_by"][0]
     how = separation(best["separated"])
     more = len(mode["beaten_by"]) - 1
@@ -158,16 +164,11 @@ def separation(axes: list[str]) -> str:
     return "within the intervals"
 
 
-def equal(mode: dict[str, Any]) -> str:
-    """`` (equal to X)`` when an alternative scores exactly what the mode does (the same stage 1, say), else ''."""
-    return f" (equal to {', '.join(mode['equal_to'])})" if mode["equal_to"] else ""
-
-
 def closing_sentence(verdict: dict[str, Any]) -> str:
     """Whether every mode of every design is dominated by a single model (or scores exactly what one does), or
     which modes are neither: those are what a design offers that no single model does."""
     modes = [m for d in verdict["designs"] for m in d["modes"]]
-    equal_only = [m["label"] + equal(m) for m in modes if not m["beaten_by"] and m["equal_to"]]
+    equal_only = [f"{m['label']} is {', '.join(m['equal_to'])}" for m in modes if not m["beaten_by"] and m["equal_to"]]
     free = [m["label"] for m in modes if not m["beaten_by"] and not m["equal_to"]]
     best = [m["beaten_by"][0] for m in modes if m["beaten_by"]]
     clear, both = sum(b["clear"] for b in best), sum(len(b["separated"]) == 2 for b in best)
@@ -175,7 +176,7 @@ def closing_sentence(verdict: dict[str, Any]) -> str:
         f"{len(best)} of {len(modes)} modes dominated, {clear} with separated intervals on at least one axis, {both} "
         "on both"
     )
-    ties = f"; equal to a single model: {', '.join(equal_only)}" if equal_only else ""
+    ties = f"; a single model itself: {', '.join(equal_only)}" if equal_only else ""
     if verdict["every_design_dominated"]:
         return (
             f"**Every mode of every design is dominated by a single model or equal to one** ({beaten}{ties}): one "

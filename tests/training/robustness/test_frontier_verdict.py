@@ -47,12 +47,12 @@ def test_each_mode_is_placed_against_the_single_models_only(tmp_path):
         "`merged` 68.00 / 55.00 % dominated by rob:main (+12.00 clean, +7.00 robust points; clean intervals "
         "separated, robust within them)" in text
     )
-    assert "`main` 92.00 / 0.00 % on the alternatives' front (equal to nat:main)" in text
+    assert "`main` 92.00 / 0.00 % is nat:main itself (the same graphs or scores): nothing it lacks" in text
     assert "Its switch `main` → `merged`: -24.00 clean / +55.00 robust points, +2.000 ms at batch 1" in text
     assert "the pair's (nat + rob): -12.00 / +62.00" in text
     assert (
         "**Not dominated by any single model**: dh:second (1 of 3 modes dominated, 1 with separated intervals on "
-        "at least one axis, 0 on both; equal to a single model: dh:main (equal to nat:main))." in text
+        "at least one axis, 0 on both; a single model itself: dh:main is nat:main)." in text
     )
 
 
@@ -79,9 +79,26 @@ def test_a_mode_equal_to_a_single_model_offers_nothing_it_lacks(tmp_path):
     (panel,) = build_frontier([tmp_path])["panels"]
     assert panel["verdict"]["designs"][0]["dominated"] and panel["verdict"]["every_design_dominated"]
     assert (
-        "(1 of 2 modes dominated, 1 with separated intervals on at least one axis, 0 on both; equal to a single "
-        "model: dh:main (equal to nat:main))" in ("\n".join(verdict_lines({"panels": [panel]})))
+        "(1 of 2 modes dominated, 1 with separated intervals on at least one axis, 0 on both; a single model "
+        "itself: dh:main is nat:main)" in ("\n".join(verdict_lines({"panels": [panel]})))
     )
+
+
+def test_a_mode_with_a_single_models_graphs_is_equal_to_it_whatever_seeds_each_has(tmp_path):
+    # natural-trades' main head is the natural model trained with the same seed: the same ONNX graph. With one more
+    # seed of the natural model the two means differ; the verdict must still call them the same model.
+    write_panel(tmp_path, {"main": {"clean": 0.90, "pgd20": 0.0}, "merged": {"clean": 0.68, "pgd20": 0.55}})
+    report(tmp_path / "nat-1-report.json", "nat", "n1", {"main": {"clean": 0.90, "pgd20": 0.0}})
+    for name, hashes in (("dh", {"main": "h1", "merged": "m0"}), ("nat", {"main": "h0"}), ("nat-1", {"main": "h1"})):
+        path = tmp_path / f"{name}-report.json"
+        doc = json.loads(path.read_text())
+        doc["artifact"]["hashes"] = hashes
+        path.write_text(json.dumps(doc))
+    (panel,) = build_frontier([tmp_path])["panels"]
+    main = next(m for m in panel["verdict"]["designs"][0]["modes"] if m["mode"] == "main")
+    assert main["clean"] < next(p["clean"] for p in panel["points"] if p["label"] == "nat:main")  # 90 % against 91
+    assert main["equal_to"] == ["nat:main"] and main["beaten_by"] == []
+    assert panel["verdict"]["every_design_dominated"]
 
 
 def test_no_alternative_means_no_verdict(tmp_path):
