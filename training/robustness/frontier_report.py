@@ -186,11 +186,15 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         models = sorted({p["model"] for p in panel["points"]})
         colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
         draw(whole, panel, panel["points"], colour)
+        fit(whole, panel["points"], pad=5.0)
         top = max(p["robust"] for p in panel["points"])
         near = [p for p in panel["points"] if p["robust"] >= top - ZOOM]
         if len(near) < len(panel["points"]):
             draw(zoom, panel, near, colour)
-            zoom.set_title(f"zoom: within {100 * ZOOM:.0f} robust points of the most robust", fontsize=9)
+            fit(zoom, near, pad=2.0)
+            zoom.set_title(
+                f"zoom: within {100 * ZOOM:.0f} robust points of the most robust (whiskers may run off)", fontsize=9
+            )
         else:
             zoom.axis("off")
         whole.set_title(f"{panel['dataset']}, eps {panel['eps']:g}", fontsize=9)
@@ -199,6 +203,14 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def fit(ax: Any, points: list[dict[str, Any]], pad: float) -> None:
+    """Axes around the points (in %, ``pad`` either side, never past 0 or 100), not around their whiskers: a
+    two-seed Student-t interval (t = 12.7) would otherwise stretch the panel until the points crowd into a corner."""
+    for axis, setter in (("robust", ax.set_xlim), ("clean", ax.set_ylim)):
+        values = [100 * p[axis] for p in points]
+        setter(max(min(values) - pad, -1.0), min(max(values) + pad, 101.0))
 
 
 def draw(ax: Any, panel: dict[str, Any], points: list[dict[str, Any]], colour: dict[str, str]) -> None:
