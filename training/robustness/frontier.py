@@ -136,6 +136,7 @@ def mode_point(model: str, mode: str, runs: list[Run], attack: str) -> dict[str,
         "graphs": sorted({h for r in runs if (h := (r.report["artifact"].get("hashes") or {}).get(mode))}),
     }
     for axis, values in (("clean", clean), ("robust", robust)):
+        point[f"{axis}_runs"] = [v[0] for v in values]  # per training run: the verdict's differences need them
         if len(values) == 1:
             point[axis], point[f"{axis}_ci95"] = values[0][0], list(values[0][1])
             point[f"{axis}_interval"] = "Wilson (one run)"

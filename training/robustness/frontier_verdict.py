@@ -1,13 +1,13 @@
-"""The verdict a user reads off the frontier: for each dual-head design, where each of its modes sits against the
-models they would deploy instead, and what its switch buys against the pair of separate models.
+"""The verdict a user reads off the frontier: for each dual-head design, where each of its modes sits against the models
+they would deploy instead, and what its switch buys against the pair of separate models.
 
 Why apart from the front: the front of all points mixes designs with one another, but a user deciding whether to
 deploy a design at all compares it with the alternatives only: single-head models (one mode each; a model whose
 reports have one mode), alone or served side by side as a pair (``--pair``). A design's mode is *dominated* when an
-alternative's point is at least as accurate and as robust and better on one axis; *clearly* so when, on an axis where
-the alternative is better, its 95 % interval lies wholly above the mode's (separated intervals: a conservative
-reading, since the two are independent estimates). Nothing here judges a design worth deploying on its own; it
-states the comparisons, and the README quotes them (``scripts/readme_numbers.py``'s ``verdict`` block).
+alternative's point is at least as accurate and as robust and better on one axis; *beyond noise* on an axis where the
+95 % interval of the difference lies above zero (``axes_beyond_noise``: over training runs where there are several).
+Nothing here judges a design worth deploying on its own; it states the comparisons, and the README quotes them
+(``scripts/readme_numbers.py``'s ``verdict`` block).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 from training.robustness.frontier import axis_name, dominates, num
+from training.robustness.seeds import difference_interval
 
 
 def panel_verdict(panel: dict[str, Any]) -> dict[str, Any]:
@@ -55,14 +56,14 @@ def mode_verdict(point: dict[str, Any], alternatives: list[dict[str, Any]]) -> d
             "by": a["label"],
             "clean_points": 100 * (a["clean"] - point["clean"]),
             "robust_points": 100 * (a["robust"] - point["robust"]),
-            "separated": separated_axes(a, point),
+            "beyond_noise": axes_beyond_noise(a, point),
         }
         for a in alternatives
         if dominates(a, point) and not same(a, point)  # the same graphs, another seed set: equal, not better
     ]
     for b in beaten:
-        b["clear"] = bool(b["separated"])
-    beaten.sort(key=lambda b: (-len(b["separated"]), -(b["clean_points"] + b["robust_points"]), b["by"]))
+        b["clear"] = bool(b["beyond_noise"])
+    beaten.sort(key=lambda b: (-len(b["beyond_noise"]), -(b["clean_points"] + b["robust_points"]), b["by"]))
     return {
         "label": point["label"],
         "mode": point["mode"],
@@ -83,14 +84,21 @@ def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["clean"] == b["clean"] and a["robust"] == b["robust"]
 
 
-def separated_axes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """The axes (``clean``, ``robust``) on which ``a``'s 95 % interval lies wholly above ``b``'s; none where an
-    interval is missing. A dominance separated on one axis only is a tie within noise on the other: the README
-    must say which, since one more seed can flip a margin of a tenth of a point."""
+def axes_beyond_noise(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The axes (``clean``, ``robust``) on which ``a`` is ahead of ``b`` beyond noise: the 95 % interval of the
+    difference lies above zero (``difference_interval``: Welch's t over the training runs, or one run set against
+    the other side's spread), or, with one run each, ``a``'s Wilson interval lies wholly above ``b``'s (test-sample
+    noise only). A dominance beyond noise on one axis only is a tie on the other: the README must say which, since
+    one more seed can flip a margin of a tenth of a point."""
     axes = []
     for axis in ("clean", "robust"):
-        lo, hi = a.get(f"{axis}_ci95"), b.get(f"{axis}_ci95")
-        if lo and hi and lo[0] > hi[1]:
+        diff = difference_interval(a.get(f"{axis}_runs") or [], b.get(f"{axis}_runs") or [])
+        if diff is not None:
+            ahead = diff["ci95"][0] > 0
+        else:
+            lo, hi = a.get(f"{axis}_ci95"), b.get(f"{axis}_ci95")
+            ahead = bool(lo and hi and lo[0] > hi[1])
+        if ahead:
             axes.append(axis)
     return axes
 
@@ -137,15 +145,15 @@ def design_line(design: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
 
 
 def mode_phrase(mode: dict[str, Any]) -> str:
-    """``main`` 79.12 / 61.41 % dominated by X (+1.90 clean, +2.68 robust points; clean intervals separated, robust
-    within them)."""
+    """``main`` 79.12 / 61.41 % dominated by X (+1.90 clean, +2.68 robust points; clean ahead beyond noise,
+    robust within it)."""
     head = f"`{mode['mode']}` {100 * mode['clean']:.2f} / {100 * mode['robust']:.2f} %"
     if not mode["beaten_by"]:
         if mode["equal_to"]:
             return f"{head} is {', '.join(mode['equal_to'])} itself (the same graphs or scores): nothing it lacks"
         return f"{head} on the alternatives' front"
     best = mode["beaten_by"][0]
-    how = separation(best["separated"])
+    how = separation(best["beyond_noise"])
     more = len(mode["beaten_by"]) - 1
     also = f", and by {more} more" if more else ""
     return (
@@ -155,13 +163,13 @@ def mode_phrase(mode: dict[str, Any]) -> str:
 
 
 def separation(axes: list[str]) -> str:
-    """How far apart a dominance is: on both axes, on one (and a tie within noise on the other), or on neither."""
+    """How far apart a dominance is: beyond noise on both axes, on one (a tie within noise on the other), or none."""
     if len(axes) == 2:
-        return "intervals separated on both axes"
+        return "ahead beyond noise on both axes"
     if axes:
         other = "robust" if axes[0] == "clean" else "clean"
-        return f"{axes[0]} intervals separated, {other} within them"
-    return "within the intervals"
+        return f"{axes[0]} ahead beyond noise, {other} within it"
+    return "within noise on both axes"
 
 
 def closing_sentence(verdict: dict[str, Any]) -> str:
@@ -171,10 +179,9 @@ def closing_sentence(verdict: dict[str, Any]) -> str:
     equal_only = [f"{m['label']} is {', '.join(m['equal_to'])}" for m in modes if not m["beaten_by"] and m["equal_to"]]
     free = [m["label"] for m in modes if not m["beaten_by"] and not m["equal_to"]]
     best = [m["beaten_by"][0] for m in modes if m["beaten_by"]]
-    clear, both = sum(b["clear"] for b in best), sum(len(b["separated"]) == 2 for b in best)
+    clear, both = sum(b["clear"] for b in best), sum(len(b["beyond_noise"]) == 2 for b in best)
     beaten = (
-        f"{len(best)} of {len(modes)} modes dominated, {clear} with separated intervals on at least one axis, {both} "
-        "on both"
+        f"{len(best)} of {len(modes)} modes dominated, {clear} beyond noise (95 %) on at least one axis, {both} on both"
     )
     ties = f"; a single model itself: {', '.join(equal_only)}" if equal_only else ""
     if verdict["every_design_dominated"]:

@@ -75,3 +75,23 @@ def per_seed(
         "per_seed": {str(s): r for s, r in rows.items()},
         "across_seeds": t_interval([r["difference"] for r in rows.values()]),
     }
+
+
+def difference_interval(a: list[float], b: list[float], confidence: float = 0.95) -> dict[str, Any] | None:
+    """Mean of ``a`` minus mean of ``b`` (one value per training run each) with its two-sided interval: Welch's t
+    when both have several runs; with one run on a side, a t interval that lends it the other side's between-run
+    spread (n - 1 degrees of freedom of that side); None with one run each (nothing says how runs vary)."""
+    na, nb = len(a), len(b)
+    if min(na, nb) < 1 or max(na, nb) < 2:
+        return None
+    diff = sum(a) / na - sum(b) / nb
+    if min(na, nb) >= 2:
+        va, vb = (t_interval(v)["sd"] ** 2 for v in (a, b))
+        se2, test = va / na + vb / nb, f"Welch t over {na} and {nb} runs"
+        df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1)) if se2 > 0 else 1.0
+    else:
+        many = a if na > 1 else b
+        se2, test = t_interval(many)["sd"] ** 2 * (1 / na + 1 / nb), f"t over {len(many)} runs and one"
+        df = len(many) - 1
+    half = float(st.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(se2)
+    return {"difference": diff, "ci95": [diff - half, diff + half], "test": test}

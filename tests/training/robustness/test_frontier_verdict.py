@@ -1,4 +1,4 @@
-"""The frontier's verdict on hand-made reports: each design's modes against the single models, ties, separated
+"""The frontier's verdict on hand-made reports: each design's modes against the single models, ties, margins
 intervals, the switch beside the pair's, and the sentence over all designs."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from dhat_serve.cli import app
 from tests.training.robustness.test_frontier import report
 from training.robustness.frontier_report import build_frontier, write_frontier
-from training.robustness.frontier_verdict import separated_axes, verdict_lines
+from training.robustness.frontier_verdict import axes_beyond_noise, verdict_lines
 
 
 def write_panel(tmp_path, design: dict[str, dict[str, float]]) -> None:
@@ -38,20 +38,20 @@ def test_each_mode_is_placed_against_the_single_models_only(tmp_path):
     assert modes["main"]["beaten_by"] == [] and modes["main"]["equal_to"] == ["nat:main"]
     assert modes["second"]["beaten_by"] == [] and modes["second"]["equal_to"] == []
     (beaten,) = modes["merged"]["beaten_by"]
-    assert beaten["by"] == "rob:main" and beaten["clear"] and beaten["separated"] == ["clean"]
+    assert beaten["by"] == "rob:main" and beaten["clear"] and beaten["beyond_noise"] == ["clean"]
     assert beaten["clean_points"] == pytest.approx(12) and beaten["robust_points"] == pytest.approx(7)
     assert not design["dominated"] and not verdict["every_design_dominated"]
     lines = verdict_lines({"panels": [panel]})
     text = "\n".join(lines)
     assert (
-        "`merged` 68.00 / 55.00 % dominated by rob:main (+12.00 clean, +7.00 robust points; clean intervals "
-        "separated, robust within them)" in text
+        "`merged` 68.00 / 55.00 % dominated by rob:main (+12.00 clean, +7.00 robust points; clean ahead beyond "
+        "noise, robust within it)" in text
     )
     assert "`main` 92.00 / 0.00 % is nat:main itself (the same graphs or scores): nothing it lacks" in text
     assert "Its switch `main` → `merged`: -24.00 clean / +55.00 robust points, +2.000 ms at batch 1" in text
     assert "the pair's (nat + rob): -12.00 / +62.00" in text
     assert (
-        "**Not dominated by any single model**: dh:second (1 of 3 modes dominated, 1 with separated intervals on "
+        "**Not dominated by any single model**: dh:second (1 of 3 modes dominated, 1 beyond noise (95 %) on "
         "at least one axis, 0 on both; a single model itself: dh:main is nat:main)." in text
     )
 
@@ -66,10 +66,10 @@ def test_a_design_beaten_everywhere_is_said_so_and_overlap_is_not_called_clear(t
     assert design["dominated"] and doc["panels"][0]["verdict"]["every_design_dominated"]
     assert [m["beaten_by"][0]["clear"] for m in design["modes"]] == [False, False]
     md = (tmp_path / "out/frontier.md").read_text()
-    assert "## Verdict" in md and "within the intervals" in md
+    assert "## Verdict" in md and "within noise on both axes" in md
     assert (
         "**Every mode of every design is dominated by a single model or equal to one** (2 of 2 modes dominated, 0 "
-        "with separated intervals on at least one axis, 0 on both)" in md
+        "beyond noise (95 %) on at least one axis, 0 on both)" in md
     )
     assert json.loads((tmp_path / "out/frontier.json").read_text())["panels"][0]["verdict"]["every_design_dominated"]
 
@@ -79,7 +79,7 @@ def test_a_mode_equal_to_a_single_model_offers_nothing_it_lacks(tmp_path):
     (panel,) = build_frontier([tmp_path])["panels"]
     assert panel["verdict"]["designs"][0]["dominated"] and panel["verdict"]["every_design_dominated"]
     assert (
-        "(1 of 2 modes dominated, 1 with separated intervals on at least one axis, 0 on both; a single model "
+        "(1 of 2 modes dominated, 1 beyond noise (95 %) on at least one axis, 0 on both; a single model "
         "itself: dh:main is nat:main)" in ("\n".join(verdict_lines({"panels": [panel]})))
     )
 
@@ -113,22 +113,30 @@ def test_no_alternative_means_no_verdict(tmp_path):
     assert verdict_lines(doc) == []
 
 
-def test_separated_names_each_axis_whose_interval_lies_wholly_above():
+def test_one_run_each_is_beyond_noise_only_where_the_wilson_intervals_do_not_meet():
     a = {"clean_ci95": [0.80, 0.84], "robust_ci95": [0.60, 0.70]}
-    assert separated_axes(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.65, 0.75]}) == ["clean"]
-    assert separated_axes(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.50, 0.59]}) == ["clean", "robust"]
-    assert separated_axes(a, {"clean_ci95": [0.70, 0.80], "robust_ci95": [0.65, 0.75]}) == []  # touching
-    assert separated_axes(a, {"clean_ci95": None, "robust_ci95": None}) == []
+    assert axes_beyond_noise(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.65, 0.75]}) == ["clean"]
+    assert axes_beyond_noise(a, {"clean_ci95": [0.70, 0.79], "robust_ci95": [0.50, 0.59]}) == ["clean", "robust"]
+    assert axes_beyond_noise(a, {"clean_ci95": [0.70, 0.80], "robust_ci95": [0.65, 0.75]}) == []  # touching
+    assert axes_beyond_noise(a, {"clean_ci95": None, "robust_ci95": None}) == []
 
 
-def test_a_dominance_separated_on_both_axes_is_said_so(tmp_path):
+def test_several_runs_are_compared_over_runs_not_by_their_one_run_intervals():
+    # Welch over 3 and 3 runs: clean 85.0 against 80.0 (spread 0.1) is far beyond noise; robust 62 against 61
+    # (spread 2) is not
+    a = {"clean_runs": [0.849, 0.850, 0.851], "robust_runs": [0.60, 0.62, 0.64]}
+    b = {"clean_runs": [0.799, 0.800, 0.801], "robust_runs": [0.59, 0.61, 0.63]}
+    assert axes_beyond_noise(a, b) == ["clean"]
+
+
+def test_a_dominance_beyond_noise_on_both_axes_is_said_so(tmp_path):
     write_panel(tmp_path, {"main": {"clean": 0.60, "pgd20": 0.40}, "merged": {"clean": 0.79, "pgd20": 0.61}})
     text = "\n".join(verdict_lines(build_frontier([tmp_path])))
     assert (
-        "`main` 60.00 / 40.00 % dominated by rob:main (+20.00 clean, +22.00 robust points; intervals separated on "
-        "both axes)" in text
+        "`main` 60.00 / 40.00 % dominated by rob:main (+20.00 clean, +22.00 robust points; ahead beyond noise on both "
+        "axes)" in text
     )
-    assert "2 of 2 modes dominated, 1 with separated intervals on at least one axis, 1 on both" in text
+    assert "2 of 2 modes dominated, 1 beyond noise (95 %) on at least one axis, 1 on both" in text
 
 
 def test_the_cli_prints_the_verdict(tmp_path):

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from training.robustness.compare import pack_correct
-from training.robustness.seeds import per_seed, t_interval
+from training.robustness.seeds import difference_interval, per_seed, t_interval
 
 N = 400
 
@@ -106,3 +107,18 @@ def test_the_summary_names_a_run_whose_reports_are_of_different_artifacts(tmp_pa
     }
     md = (tmp_path / "experiments/dh/summary.md").read_text()
     assert 'different training runs under one name (re-run `--only eval`): {"dh-seed1": {"pgd20": "aaa"' in md
+
+
+def test_the_difference_of_two_models_over_their_runs_is_welchs_interval():
+    a, b = [0.849, 0.850, 0.851, 0.853], [0.59, 0.61, 0.63]
+    diff = difference_interval(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
+    assert diff["test"] == "Welch t over 4 and 3 runs" and diff["difference"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert diff["ci95"] == pytest.approx([ref.low, ref.high])
+
+
+def test_one_run_against_several_borrows_their_spread_and_one_each_has_no_interval():
+    diff = difference_interval([0.70], [0.60, 0.62, 0.64])
+    half = stats.t.ppf(0.975, 2) * 0.02 * (1 + 1 / 3) ** 0.5
+    assert diff["test"] == "t over 3 runs and one" and diff["ci95"] == pytest.approx([0.08 - half, 0.08 + half])
+    assert difference_interval([0.70], [0.60]) is None
