@@ -56,13 +56,12 @@ def mode_verdict(point: dict[str, Any], alternatives: list[dict[str, Any]]) -> d
             "by": a["label"],
             "clean_points": 100 * (a["clean"] - point["clean"]),
             "robust_points": 100 * (a["robust"] - point["robust"]),
-            "beyond_noise": axes_beyond_noise(a, point),
+            "beyond_noise": (axes := axes_beyond_noise(a, point)),
+            "clear": bool(axes),
         }
         for a in alternatives
         if dominates(a, point) and not same(a, point)  # the same graphs, another seed set: equal, not better
     ]
-    for b in beaten:
-        b["clear"] = bool(b["beyond_noise"])
     beaten.sort(key=lambda b: (-len(b["beyond_noise"]), -(b["clean_points"] + b["robust_points"]), b["by"]))
     return {
         "label": point["label"],

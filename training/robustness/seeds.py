@@ -11,6 +11,7 @@ whichever way it falls: "higher" / "lower" only when it excludes 0.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 from scipy import stats as st
@@ -86,12 +87,12 @@ def difference_interval(a: list[float], b: list[float], confidence: float = 0.95
         return None
     diff = sum(a) / na - sum(b) / nb
     if min(na, nb) >= 2:
-        va, vb = (t_interval(v)["sd"] ** 2 for v in (a, b))
-        se2, test = va / na + vb / nb, f"Welch t over {na} and {nb} runs"
-        df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1)) if se2 > 0 else 1.0
-    else:
-        many = a if na > 1 else b
-        se2, test = t_interval(many)["sd"] ** 2 * (1 / na + 1 / nb), f"t over {len(many)} runs and one"
-        df = len(many) - 1
-    half = float(st.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(se2)
+        ci = st.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+        lo, hi = (diff, diff) if math.isnan(ci.low) else (float(ci.low), float(ci.high))  # nan: no spread on either
+        return {"difference": diff, "ci95": [lo, hi], "test": f"Welch t over {na} and {nb} runs"}
+    many = a if na > 1 else b
+    half = float(st.t.ppf(0.5 + confidence / 2, len(many) - 1)) * math.sqrt(
+        statistics.variance(many) * (1 / na + 1 / nb)
+    )
+    test = f"t over {len(many)} runs and one"
     return {"difference": diff, "ci95": [diff - half, diff + half], "test": test}
