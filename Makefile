@@ -19,13 +19,18 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Two pytest-xdist workers (one per core; tests/conftest.py gives each one torch thread), a whole test file at a
+# time so module fixtures are built once; `make test WORKERS=0` runs in one process.
+WORKERS ?= 2
+XDIST := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
+
 # The fast tier: every unit and integration test and one tiny end-to-end pass (tests/e2e/test_tiny_pipeline.py).
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" --durations=10
+	$(PY) -m pytest -q -m "not slow" $(XDIST) --durations=10
 
 # The full tier (what .ci/run runs): the fast tier plus the tests marked slow.
 test-all: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q $(XDIST) --durations=15
 
 clean:
 	rm -rf $(VENV) build *.egg-info
