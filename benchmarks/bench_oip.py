@@ -147,18 +147,9 @@ def raw(path: Path, shape: tuple, batch: int, seconds: float) -> dict[str, float
     return {"images_per_s": batch * len(times) / sum(times), "p50_ms": 1000 * statistics.median(times)}
 
 
-def main() -> None:
-    """Run every cell for one mode and save ``out/oip_<arch>_<mode>.json``."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--artifact", type=Path, default=None)
-    parser.add_argument("--arch", default="wrn-34-10")
-    parser.add_argument("--mode", default="merged")
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--workers", type=int, default=1, help="DHAT_WORKERS for the server")
-    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
-    args = parser.parse_args()
-    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
-    artifact = args.artifact or random_artifact(args.arch, OUT / f"artifact-{args.arch}")
+def served_cells(artifact: Path, args: argparse.Namespace, use_wrk: bool) -> dict[str, dict]:
+    """The server's cells: one (1, C, H, W) image at c1 and c32, 32 images at c8 over OIP binary HTTP, and
+    one image as JSON on ``/predict`` at c32; the server is started here and stopped whatever happens."""
     manifest = load_manifest(artifact)
     shape = manifest.input_shape
     one = np.random.default_rng(1).random((1, *shape), dtype=np.float32)
@@ -191,6 +182,24 @@ def main() -> None:
         )
     finally:
         srv.stop()
+    return cells
+
+
+def main() -> None:
+    """Run every cell for one mode and save ``out/oip_<arch>_<mode>.json``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--artifact", type=Path, default=None)
+    parser.add_argument("--arch", default="wrn-34-10")
+    parser.add_argument("--mode", default="merged")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--workers", type=int, default=1, help="DHAT_WORKERS for the server")
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    args = parser.parse_args()
+    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
+    artifact = args.artifact or random_artifact(args.arch, OUT / f"artifact-{args.arch}")
+    manifest = load_manifest(artifact)
+    shape = manifest.input_shape
+    cells = served_cells(artifact, args, use_wrk)
     graph = artifact / manifest.modes["merged" if args.mode == "all" else args.mode].file
     cells["raw_b1"] = raw(graph, shape, 1, args.seconds)
     cells["raw_b32"] = raw(graph, shape, 32, args.seconds)

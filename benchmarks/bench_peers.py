@@ -26,41 +26,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.bench_oip import raw
 from benchmarks.common import OUT, random_artifact, save
-from dhat_serve.local_server import free_port, wait_until_ready
+from benchmarks.peer_servers import DHAT_VARIANTS, MODEL, Proc, serving
 
-PEERS = Path(__file__).parent / "peers"
-PINS = {
-    "mlserver": ["mlserver==1.7.1", "onnxruntime==1.31.1", "uvloop==0.21.0"],
-    "kserve": ["kserve==0.21.0", "onnxruntime==1.31.1"],
-}
-"""Each peer's venv: the releases the issue names; MLServer 1.7.1 needs uvloop 0.21 (NOTES.md), and ONNX
-Runtime matches the service's 1.31 so every server runs the same kernels."""
-DHAT_VARIANTS = {
-    "dhat": {},
-    "dhat-logged": {"DHAT_ACCESS_LOG": "1", "DHAT_TRACING": "1", "DHAT_INLINE_RUN_MS": "0"},
-    "dhat-access": {"DHAT_ACCESS_LOG": "1"},
-    "dhat-tracing": {"DHAT_TRACING": "1"},
-    "dhat-thread": {"DHAT_INLINE_RUN_MS": "0"},
-}
-"""``dhat serve`` with its defaults, and with what issue 30 turned off by default turned back on (BentoML's access
-log, its OpenTelemetry spans, a lone request's run on the event loop): all three (``dhat-logged``) or one at a
-time, so one run says what each costs."""
-MODEL = "merged"
 CELLS = (
     ("http_binary", 1, 1),
     ("http_binary", 1, 32),
@@ -72,127 +48,6 @@ CELLS = (
     ("grpc", 32, 8),
 )
 """(protocol, images per request, concurrency)."""
-
-
-def ensure_venv(root: Path, name: str) -> Path:
-    """``root/name``'s python with ``PINS[name]`` installed from the package index (skipped when already there)."""
-    venv, marker = root / name, root / name / ".pins"
-    if marker.is_file() and marker.read_text() == " ".join(PINS[name]):
-        return venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *PINS[name]], check=True)
-    marker.write_text(" ".join(PINS[name]))
-    return venv / "bin" / "python"
-
-
-class Proc:
-    """A server started in its own process group; ``stop`` SIGTERMs the group, SIGKILLs what is left after 30 s."""
-
-    def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], http_port: int, grpc_port: int, cwd: Path | None = None
-    ) -> None:
-        self.name, self.http, self.grpc = name, f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-        self.log = OUT / f"peer-{name}.log"
-        self.proc = subprocess.Popen(
-            argv,
-            env={**os.environ, **env},
-            cwd=cwd,
-            stdout=open(self.log, "w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 180) -> None:
-        wait_until_ready(f"http://{self.http}/v2/models/{MODEL}/ready", self.proc, self.log, timeout)
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def start(name: str, onnx: Path, artifact: Path, venvs: Path) -> Proc:
-    """Start one server of ``onnx`` (``artifact`` for dhat) on free ports."""
-    http_port, grpc_port, env = free_port(), free_port(), {"DHAT_PEER_THREADS": "2", "PYTHONPATH": str(PEERS)}
-    if name in DHAT_VARIANTS:
-        root = Path(__file__).resolve().parents[1]
-        return Proc(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "dhat_serve.cli",
-                "serve",
-                str(artifact),
-                "--port",
-                str(http_port),
-                "--grpc-port",
-                str(grpc_port),
-            ],
-            {"DHAT_WORKERS": "1", "DHAT_PROVIDER": "cpu", "PYTHONPATH": str(root), **DHAT_VARIANTS[name]},
-            http_port,
-            grpc_port,
-            root,
-        )
-    if name == "kserve":
-        return Proc(
-            name,
-            [
-                str(ensure_venv(venvs, "kserve")),
-                str(PEERS / "kserve_model.py"),
-                "--model",
-                MODEL,
-                "--onnx",
-                str(onnx),
-                "--http_port",
-                str(http_port),
-                "--grpc_port",
-                str(grpc_port),
-            ],
-            env,
-            http_port,
-            grpc_port,
-        )
-    repo = OUT / "mlserver-repo"
-    (repo / MODEL).mkdir(parents=True, exist_ok=True)
-    (repo / "settings.json").write_text(
-        json.dumps(
-            {
-                "debug": False,
-                "parallel_workers": 0,
-                "http_port": http_port,
-                "grpc_port": grpc_port,
-                "metrics_port": free_port(),
-            }
-        )
-    )
-    (repo / MODEL / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": MODEL,
-                "implementation": "mlserver_runtime.OnnxModel",
-                "parameters": {"uri": str(onnx)},
-                "max_batch_size": 64,
-                "max_batch_time": 0.002,
-            }
-        )
-    )
-    mlserver = ensure_venv(venvs, "mlserver").parent / "mlserver"
-    return Proc(name, [str(mlserver), "start", str(repo)], env, http_port, grpc_port, repo)
-
-
-@contextmanager
-def serving(name: str, onnx: Path, artifact: Path, venvs: Path) -> Iterator[Proc]:
-    proc = start(name, onnx, artifact, venvs)
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
 
 
 def requester(proc: Proc, protocol: str, x: np.ndarray, concurrency: int) -> tuple[Callable, Callable]:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_peers import MODEL, closed_loop, serving
+from benchmarks.bench_peers import closed_loop
 from benchmarks.common import OUT, random_artifact
+from benchmarks.peer_servers import MODEL, serving
 
 PACKAGES = (
     "opentelemetry",
