@@ -149,9 +149,13 @@ def mode_point(model: str, mode: str, runs: list[Run], attack: str) -> dict[str,
 
 
 def mode_cost(runs: list[Run], mode: str) -> dict[str, Any]:
-    """Parameters, graph bytes and latency of a mode (from the largest report that recorded them), and the bytes of
-    the whole artifact; None where no report recorded them (reports written before costs were)."""
-    for run in sorted(runs, key=lambda r: (r.n, str(r.path)), reverse=True):  # the same pick on every clone
+    """Parameters, graph bytes and latency of a mode, and the bytes of the whole artifact, from the first training
+    run's report of the largest n (seed 0's: a seed's report is named after it, so it sorts first); None where no
+    report recorded them (reports written before costs were).
+
+    One fixed run, not the newest: a later seed may be timed on another machine, and latencies of different
+    machines side by side would mislead. ``measured_on`` says where each was timed."""
+    for run in sorted(runs, key=lambda r: (-r.n, str(r.path))):  # the same pick on every clone
         cost = run.report.get("cost")
         if cost and mode in cost.get("modes", {}):
             row = cost["modes"][mode]

@@ -11,6 +11,7 @@ for the robust answer.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +121,21 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         "Each point is one model:mode (the mean over its training runs with an across-seed Student-t interval, "
         "or one run's Wilson interval), scored by ONNX Runtime on the exported graphs. Front: no other point is "
-        "at least as accurate and as robust. Costs from the largest report that recorded them (ONNX Runtime "
-        "CPU provider; '-': the report predates cost recording).",
+        "at least as accurate and as robust. Costs from each model's first training run's report of the most "
+        "images (ONNX Runtime CPU provider; '-': the report predates cost recording), timed on "
+        f"{machines(doc)}.",
         "",
     ]
     verdict = verdict_lines(doc)
     return "\n".join(lines + panel_lines(doc) + (["## Verdict", "", *verdict] if verdict else []))
+
+
+def machines(doc: dict[str, Any]) -> str:
+    """Where the latencies were timed: each machine with its count of points (several means: compare with care)."""
+    seen = Counter(p["measured_on"] for panel in doc["panels"] for p in panel["points"] if p["measured_on"])
+    if not seen:
+        return "no machine recorded"
+    return "; ".join(f"{m} ({k} point{'s' * (k > 1)})" for m, k in sorted(seen.items()))
 
 
 def panel_lines(doc: dict[str, Any]) -> list[str]:

@@ -13,9 +13,9 @@ from training.robustness.frontier import FrontierError, dominates, pareto
 from training.robustness.frontier_report import build_frontier, write_frontier
 
 
-def cost(modes: list[str], nbytes: int = 1000) -> dict:
+def cost(modes: list[str], nbytes: int = 1000, machine: str = "test cpu, 2 cores", b1: float = 1.0) -> dict:
     return {
-        "machine": "test cpu, 2 cores",
+        "machine": machine,
         "provider": "CPUExecutionProvider",
         "artifact_bytes": nbytes * len(modes),
         "modes": {
@@ -23,7 +23,7 @@ def cost(modes: list[str], nbytes: int = 1000) -> dict:
                 "parameters": 10 * (i + 1),
                 "onnx_bytes": nbytes,
                 "latency": {
-                    "1": {"request_ms": 1.0 + i, "per_image_ms": 1.0 + i},
+                    "1": {"request_ms": b1 + i, "per_image_ms": b1 + i},
                     "32": {"request_ms": 3.2, "per_image_ms": 0.1},
                 },
             }
@@ -42,6 +42,8 @@ def report(
     strong: bool = False,
     n: int = 100,
     with_cost: bool = True,
+    machine: str = "test cpu, 2 cores",
+    b1: float = 1.0,
 ) -> Path:
     """A minimal `dhat eval` report: acc = {mode: {attack or 'worst-case': accuracy}}."""
     attacks = sorted({a for row in acc.values() for a in row if a != "worst-case"})
@@ -66,7 +68,7 @@ def report(
         },
     }
     if with_cost:
-        doc["cost"] = cost(list(acc))
+        doc["cost"] = cost(list(acc), machine=machine, b1=b1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc))
     return path
@@ -136,6 +138,19 @@ def test_deployments_give_the_switch_and_a_pair_costs_both_models(tmp_path):
     pair = deps["nat + rob"]
     assert pair["bytes"] == 2000 and deps["dh"]["bytes"] == 2000 and pair["switch"]["to"] == "rob:main"
     assert deps["nat"]["switch"]["from"] == deps["nat"]["switch"]["to"]  # one model: no switch
+
+
+def test_costs_come_from_the_first_run_and_the_table_names_the_machines(tmp_path):
+    """A later seed timed on a faster machine must not replace seed 0's latency (the table would mix machines)."""
+    report(tmp_path / "m/m-pgd20-report.json", "m", "a", {"main": {"clean": 0.8, "pgd20": 0.6}}, machine="A", b1=2.0)
+    report(tmp_path / "m/m-seed2-pgd20-report.json", "m", "c", {"main": {"clean": 0.8, "pgd20": 0.6}}, machine="B")
+    report(tmp_path / "m/m-seed1-strong-report.json", "m", "b", {"main": {"clean": 0.8}}, n=50, machine="B", b1=9.0)
+    report(tmp_path / "o/o-pgd20-report.json", "o", "d", {"main": {"clean": 0.9, "pgd20": 0.1}}, machine="B")
+    doc = write_frontier([tmp_path / "m", tmp_path / "o"], tmp_path / "out")
+    pts = {q["label"]: q for q in doc["panels"][0]["points"]}
+    assert (pts["m:main"]["latency_b1_ms"], pts["m:main"]["measured_on"]) == (2.0, "A")
+    assert (pts["o:main"]["latency_b1_ms"], pts["o:main"]["measured_on"]) == (1.0, "B")
+    assert "timed on A (1 point); B (1 point)." in (tmp_path / "out/frontier.md").read_text()
 
 
 def test_reports_split_by_data_set_and_old_reports_have_no_cost(tmp_path):
