@@ -5,8 +5,10 @@ Why apart from the front: the front of all points mixes designs with one another
 deploy a design at all compares it with the alternatives only: single-head models (one mode each; a model whose
 reports have one mode), alone or served side by side as a pair (``--pair``). A design's mode is *dominated* when an
 alternative's point is at least as accurate and as robust and better on one axis; *beyond noise* on an axis where the
-95 % interval of the difference lies above zero (``axes_beyond_noise``: over training runs where there are several).
-Nothing here judges a design worth deploying on its own; it states the comparisons, and the README quotes them
+95 % interval of the difference lies above zero (``axes_beyond_noise``: over training runs where there are several);
+*within noise of* an alternative that does not dominate it when neither is ahead of the other beyond noise on either
+axis (the data show nothing it offers that the alternative lacks: a claim is made only where they do). Nothing here
+judges a design worth deploying on its own; it states the comparisons, and the README quotes them
 (``scripts/readme_numbers.py``'s ``verdict`` block).
 """
 
@@ -20,9 +22,11 @@ from training.robustness.seeds import difference_interval
 
 
 def panel_verdict(panel: dict[str, Any]) -> dict[str, Any]:
-    """``{"alternatives": [labels], "pairs": [deployments], "designs": [per design], "every_design_dominated": bool}``
-    for one panel of ``build_frontier`` (its points and deployments already computed). A design is dominated when
-    each of its modes is dominated by a single model or scores exactly what one does: it offers nothing they lack."""
+    """``{"alternatives": [labels], "pairs": [deployments], "designs": [per design], "every_design_dominated": bool,
+    "every_design_matched": bool}`` for one panel of ``build_frontier`` (its points and deployments already computed).
+    A design is dominated when each of its modes is dominated by a single model or scores exactly what one does: it
+    offers nothing they lack; matched when each mode is that or within noise of a single model on both axes: it offers
+    nothing the data show they lack."""
     points = panel["points"]
     modes_of = Counter(p["model"] for p in points)
     alternatives = [p for p in points if modes_of[p["model"]] == 1]
@@ -39,6 +43,7 @@ def panel_verdict(panel: dict[str, Any]) -> dict[str, Any]:
                 "switch": dep["switch"],
                 "modes": modes,
                 "dominated": all(m["beaten_by"] or m["equal_to"] for m in modes),  # nothing a single model lacks
+                "matched": all(m["beaten_by"] or m["equal_to"] or m["within_noise_of"] for m in modes),
             }
         )
     return {
@@ -46,6 +51,7 @@ def panel_verdict(panel: dict[str, Any]) -> dict[str, Any]:
         "pairs": [d for d in panel["deployments"] if len(d["models"]) > 1],
         "designs": designs,
         "every_design_dominated": bool(designs) and bool(alternatives) and all(d["dominated"] for d in designs),
+        "every_design_matched": bool(designs) and bool(alternatives) and all(d["matched"] for d in designs),
     }
 
 
@@ -71,6 +77,11 @@ def mode_verdict(point: dict[str, Any], alternatives: list[dict[str, Any]]) -> d
         "runs": point["runs"],
         "beaten_by": beaten,
         "equal_to": [a["label"] for a in alternatives if same(a, point)],
+        "within_noise_of": [
+            a["label"]
+            for a in alternatives
+            if not (same(a, point) or dominates(a, point) or axes_beyond_noise(a, point) or axes_beyond_noise(point, a))
+        ],
     }
 
 
@@ -150,6 +161,11 @@ def mode_phrase(mode: dict[str, Any]) -> str:
     if not mode["beaten_by"]:
         if mode["equal_to"]:
             return f"{head} is {', '.join(mode['equal_to'])} itself (the same graphs or scores): nothing it lacks"
+        if mode["within_noise_of"]:
+            return (
+                f"{head} on the alternatives' front, but within noise of {', '.join(mode['within_noise_of'])} on "
+                "both axes: nothing shown that it lacks"
+            )
         return f"{head} on the alternatives' front"
     best = mode["beaten_by"][0]
     how = separation(best["beyond_noise"])
@@ -176,16 +192,28 @@ def closing_sentence(verdict: dict[str, Any]) -> str:
     which modes are neither: those are what a design offers that no single model does."""
     modes = [m for d in verdict["designs"] for m in d["modes"]]
     equal_only = [f"{m['label']} is {', '.join(m['equal_to'])}" for m in modes if not m["beaten_by"] and m["equal_to"]]
-    free = [m["label"] for m in modes if not m["beaten_by"] and not m["equal_to"]]
+    tied = [
+        f"{m['label']} and {', '.join(m['within_noise_of'])}"
+        for m in modes
+        if not (m["beaten_by"] or m["equal_to"]) and m["within_noise_of"]
+    ]
+    free = [m["label"] for m in modes if not (m["beaten_by"] or m["equal_to"] or m["within_noise_of"])]
     best = [m["beaten_by"][0] for m in modes if m["beaten_by"]]
     clear, both = sum(b["clear"] for b in best), sum(len(b["beyond_noise"]) == 2 for b in best)
     beaten = (
         f"{len(best)} of {len(modes)} modes dominated, {clear} beyond noise (95 %) on at least one axis, {both} on both"
     )
     ties = f"; a single model itself: {', '.join(equal_only)}" if equal_only else ""
+    ties += f"; within noise on both axes: {'; '.join(tied)}" if tied else ""
     if verdict["every_design_dominated"]:
         return (
             f"**Every mode of every design is dominated by a single model or equal to one** ({beaten}{ties}): one "
             "model, or two served side by side, gives every point a design offers, or better."
+        )
+    if verdict.get("every_design_matched"):
+        return (
+            "**Every mode of every design is dominated by a single model, equal to one, or within noise of one on "
+            f"both axes** ({beaten}{ties}): no design offers a point that the data show one model, or two served "
+            "side by side, lacks."
         )
     return f"**Not dominated by any single model**: {', '.join(free)} ({beaten}{ties})."
