@@ -64,6 +64,9 @@ class Server:
             "DHAT_ARTIFACT": str(artifact),
             "PYTHONPATH": str(Path.cwd()),
             "DHAT_DRAIN_DELAY_S": "0.3",
+            # BentoML keeps Prometheus' multiprocess files in BENTOML_HOME and clears them when a server starts:
+            # servers sharing one home (tests on two xdist workers) would reset each other's metrics
+            "BENTOML_HOME": str(log.parent / f"bentoml-home-{self.port}"),
             **env,
         }
         self.proc = subprocess.Popen(
