@@ -30,6 +30,7 @@ from training.robustness.frontier import (
     pareto,
     robust_attack,
 )
+from training.robustness.frontier_strong import strong_lines, strong_so_far
 from training.robustness.frontier_verdict import panel_verdict, verdict_lines
 
 matplotlib.use("Agg")
@@ -38,7 +39,8 @@ import matplotlib.pyplot as plt
 
 def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, Any]:
     """``{"sources", "pairs", "panels": [{"dataset", "eps", "robust_attack", "points", "front", "deployments",
-    "verdict"}, ...]}`` (``verdict``: ``training.robustness.frontier_verdict``); ``sources`` and ``pairs`` are what
+    "strong_so_far", "verdict"}, ...]}`` (``verdict``: ``training.robustness.frontier_verdict``; ``strong_so_far``:
+    ``training.robustness.frontier_strong``); ``sources`` and ``pairs`` are what
     was asked, so the document can be drawn again from them."""
     out: list[dict[str, Any]] = []
     named = {m for p in pairs for m in split_pair(p)}
@@ -67,6 +69,7 @@ def build_frontier(paths: list[Path], pairs: tuple[str, ...] = ()) -> dict[str, 
             "points": points,
             "front": front,
             "deployments": deployments,
+            "strong_so_far": strong_so_far(group, attack),
         }
         out.append(panel | {"verdict": panel_verdict(panel)})
     if missing := named - seen:
@@ -172,7 +175,7 @@ def panel_lines(doc: dict[str, Any]) -> list[str]:
                 f"| {d['name']} | {num(d['bytes'])} | {step} | {s['clean_points']:+.2f} | {s['robust_points']:+.2f} | "
                 f"{num(s['latency_b1_ms'], '+.3f')} |"
             )
-        lines.append("")
+        lines += ["", *strong_lines(panel)]
     return lines
 
 

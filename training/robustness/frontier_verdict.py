@@ -210,7 +210,7 @@ def closing_sentence(verdict: dict[str, Any]) -> str:
             f"**Every mode of every design is dominated by a single model or equal to one** ({beaten}{ties}): one "
             "model, or two served side by side, gives every point a design offers, or better."
         )
-    if verdict.get("every_design_matched"):
+    if verdict["every_design_matched"]:
         return (
             "**Every mode of every design is dominated by a single model, equal to one, or within noise of one on "
             f"both axes** ({beaten}{ties}): no design offers a point that the data show one model, or two served "

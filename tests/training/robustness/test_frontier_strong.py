@@ -1,0 +1,54 @@
+"""The strong suite so far, on hand-made reports: the drop below PGD-20 per run and mode, the models still without
+the suite, and nothing at all once every model has it (the axis is then the worst case itself)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.training.robustness.test_frontier import report
+from training.robustness.frontier_report import build_frontier, write_frontier
+
+
+def test_drop_per_run_and_mean_and_the_models_without_the_suite(tmp_path):
+    design = {"main": {"clean": 0.80, "pgd20": 0.60, "worst-case": 0.55}, "merged": {"clean": 0.81, "pgd20": 0.62}}
+    report(tmp_path / "dh-s0-report.json", "dh", "d0", design, strong=True, n=100)
+    design1 = {"main": {"clean": 0.80, "pgd20": 0.64, "worst-case": 0.63}, "merged": {"clean": 0.8, "pgd20": 0.6}}
+    report(tmp_path / "dh-s1-report.json", "dh", "d1", design1, strong=True, n=1000)
+    report(tmp_path / "rob-report.json", "rob", "r", {"main": {"clean": 0.82, "pgd20": 0.65}})
+    (panel,) = build_frontier([tmp_path])["panels"]
+    assert panel["robust_attack"] == "pgd20"  # rob has no strong report: the axis stays PGD-20
+    so_far = panel["strong_so_far"]
+    assert so_far["missing"] == ["rob"]
+    (row,) = so_far["rows"]  # merged has no worst case in either report: no row
+    assert row["label"] == "dh:main" and row["runs"] == 2 and row["n"] == [100, 1000]
+    assert row["drop_points_runs"] == pytest.approx([5.0, 1.0])
+    assert row["drop_points"] == pytest.approx(3.0)
+    assert row["pgd20"] == pytest.approx(0.62) and row["worst_case"] == pytest.approx(0.59)
+    write_frontier([tmp_path], tmp_path / "out")
+    md = (tmp_path / "out/frontier.md").read_text()
+    assert "| dh:main | 2 | 100/1000 | 62.00 | 59.00 | 3.00 [5.00, 1.00] |" in md
+    assert "No strong-suite report yet: rob." in md
+
+
+def test_nothing_when_every_model_or_no_model_has_the_suite(tmp_path):
+    report(
+        tmp_path / "a" / "dh-report.json",
+        "dh",
+        "d",
+        {"main": {"clean": 0.8, "pgd20": 0.6, "worst-case": 0.5}},
+        strong=True,
+    )
+    report(
+        tmp_path / "a" / "rob-report.json",
+        "rob",
+        "r",
+        {"main": {"clean": 0.8, "pgd20": 0.6, "worst-case": 0.58}},
+        strong=True,
+    )
+    (panel,) = build_frontier([tmp_path / "a"])["panels"]
+    assert panel["robust_attack"] == "worst-case" and panel["strong_so_far"] is None
+    report(tmp_path / "b" / "dh-report.json", "dh", "d", {"main": {"clean": 0.8, "pgd20": 0.6}})
+    (panel,) = build_frontier([tmp_path / "b"])["panels"]
+    assert panel["strong_so_far"] is None
+    write_frontier([tmp_path / "b"], tmp_path / "out")
+    assert "strong suite so far" not in (tmp_path / "out/frontier.md").read_text()
