@@ -88,3 +88,56 @@ def strong_lines(panel: dict[str, Any]) -> list[str]:
     if so_far["missing"]:
         lines += ["", f"No strong-suite report yet: {', '.join(so_far['missing'])}."]
     return lines + [""]
+
+
+def strong_sentence(panel: dict[str, Any]) -> str | None:
+    """The verdict's line on the strong suite so far: how far the worst case falls below PGD-20 for the designs'
+    modes and for the single models, and for each design mode dominated under PGD-20 by a single model with the
+    suite, whether that model stays ahead on the robust axis once each side's drop is taken off (an estimate from
+    means over other runs and images, not a test: the verdict proper waits for the suite on every run)."""
+    so_far = panel.get("strong_so_far")
+    if not so_far or not so_far["rows"]:
+        return None
+    drop = {r["label"]: r["drop_points"] for r in so_far["rows"]}
+    designs = {d["model"] for d in panel["verdict"]["designs"]}
+    groups = [
+        (name, [r["drop_points"] for r in so_far["rows"] if (r["model"] in designs) == is_design])
+        for name, is_design in (("the designs' modes", True), ("the single models", False))
+    ]
+    spans = " and ".join(f"{lo_hi(values)} for {name}" for name, values in groups if values)
+    margins = [
+        b["robust_points"] + drop[m["label"]] - drop[b["by"]]
+        for d in panel["verdict"]["designs"]
+        for m in d["modes"]
+        if m["label"] in drop
+        for b in m["beaten_by"]
+        if b["by"] in drop
+    ]
+    images = " or ".join(f"{n:,}" for n in sorted({n for r in so_far["rows"] for n in r["n"]}))
+    text = (
+        f"**The strong suite so far** ({training_runs(so_far['rows'])} of {training_runs(panel['points'])} training "
+        f"runs, on the first {images} test images; none yet for {', '.join(so_far['missing']) or 'no model'}): its "
+        f"per-image worst case falls below PGD-20 on the same images by {spans}."
+    )
+    if margins:
+        text += (
+            f" Of the {len(margins)} dominations under PGD-20 where both sides have it, {sum(x > 0 for x in margins)} "
+            "keep the single model ahead on the robust axis once each side's mean drop is taken off its margin (an "
+            "estimate from other runs and images, not a test)."
+        )
+    return text
+
+
+def training_runs(rows: list[dict[str, Any]]) -> int:
+    """Training runs behind rows or points (a model's modes share its runs: its largest count, once per model)."""
+    most: dict[str, int] = {}
+    for r in rows:
+        most[r["model"]] = max(most.get(r["model"], 0), r["runs"])
+    return sum(most.values())
+
+
+def lo_hi(values: list[float]) -> str:
+    """``2.90-5.50 points (mean 3.85)``, or one value's points."""
+    if len(values) == 1:
+        return f"{values[0]:.2f} points"
+    return f"{min(values):.2f}-{max(values):.2f} points (mean {sum(values) / len(values):.2f})"

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from training.robustness.frontier import axis_name, dominates, num
+from training.robustness.frontier_strong import strong_sentence
 from training.robustness.seeds import difference_interval
 
 
@@ -130,6 +131,8 @@ def verdict_lines(doc: dict[str, Any]) -> list[str]:
         ]
         lines += [design_line(d, verdict["pairs"]) for d in verdict["designs"]]
         lines += ["", closing_sentence(verdict), ""]
+        if (strong := strong_sentence(panel)) is not None:
+            lines += [strong, ""]
     return lines
 
 
