@@ -31,20 +31,9 @@ def test_drop_per_run_and_mean_and_the_models_without_the_suite(tmp_path):
 
 
 def test_nothing_when_every_model_or_no_model_has_the_suite(tmp_path):
-    report(
-        tmp_path / "a" / "dh-report.json",
-        "dh",
-        "d",
-        {"main": {"clean": 0.8, "pgd20": 0.6, "worst-case": 0.5}},
-        strong=True,
-    )
-    report(
-        tmp_path / "a" / "rob-report.json",
-        "rob",
-        "r",
-        {"main": {"clean": 0.8, "pgd20": 0.6, "worst-case": 0.58}},
-        strong=True,
-    )
+    for model, worst in (("dh", 0.5), ("rob", 0.58)):
+        row = {"main": {"clean": 0.8, "pgd20": 0.6, "worst-case": worst}}
+        report(tmp_path / "a" / f"{model}-report.json", model, model[0], row, strong=True)
     (panel,) = build_frontier([tmp_path / "a"])["panels"]
     assert panel["robust_attack"] == "worst-case" and panel["strong_so_far"] is None
     report(tmp_path / "b" / "dh-report.json", "dh", "d", {"main": {"clean": 0.8, "pgd20": 0.6}})
