@@ -92,7 +92,8 @@ def strong_lines(panel: dict[str, Any]) -> list[str]:
 
 def strong_sentence(panel: dict[str, Any]) -> str | None:
     """The verdict's line on the strong suite so far: how far the worst case falls below PGD-20 for the designs'
-    modes and for the single models, and for each design mode dominated under PGD-20 by a single model with the
+    modes and for the single models (a mode at 0 % under PGD-20 has nothing to lose, and would pull a mean down),
+    and for each design mode dominated under PGD-20 by a single model with the
     suite, whether that model stays ahead on the robust axis once each side's drop is taken off (an estimate from
     means over other runs and images, not a test: the verdict proper waits for the suite on every run)."""
     so_far = panel.get("strong_so_far")
@@ -101,7 +102,7 @@ def strong_sentence(panel: dict[str, Any]) -> str | None:
     drop = {r["label"]: r["drop_points"] for r in so_far["rows"]}
     designs = {d["model"] for d in panel["verdict"]["designs"]}
     groups = [
-        (name, [r["drop_points"] for r in so_far["rows"] if (r["model"] in designs) == is_design])
+        (name, [r["drop_points"] for r in so_far["rows"] if (r["model"] in designs) == is_design and r["pgd20"] > 0])
         for name, is_design in (("the designs' modes", True), ("the single models", False))
     ]
     spans = " and ".join(f"{lo_hi(values)} for {name}" for name, values in groups if values)
@@ -117,7 +118,8 @@ def strong_sentence(panel: dict[str, Any]) -> str | None:
     text = (
         f"**The strong suite so far** ({training_runs(so_far['rows'])} of {training_runs(panel['points'])} training "
         f"runs, on the first {images} test images; none yet for {', '.join(so_far['missing']) or 'no model'}): its "
-        f"per-image worst case falls below PGD-20 on the same images by {spans}."
+        f"per-image worst case falls below PGD-20 on the same images by {spans} (modes at 0 % under PGD-20, which "
+        "cannot fall, aside)."
     )
     if margins:
         text += (

@@ -47,6 +47,7 @@ def test_verdict_line_gives_the_drops_and_which_dominations_survive_them(tmp_pat
     design = {
         "main": {"clean": 0.78, "pgd20": 0.60, "worst-case": 0.55},  # drop 5: rob's margin 4 + 5 - 4 = 5, kept
         "merged": {"clean": 0.79, "pgd20": 0.62, "worst-case": 0.61},  # drop 1: 2 + 1 - 4 = -1, not kept
+        "second": {"clean": 0.95, "pgd20": 0.0, "worst-case": 0.0},  # nothing to lose: left out of the spans
     }
     report(tmp_path / "dh-report.json", "dh", "d", design, strong=True)
     report(
@@ -61,5 +62,8 @@ def test_verdict_line_gives_the_drops_and_which_dominations_survive_them(tmp_pat
     line = (tmp_path / "out/frontier.md").read_text().rstrip().splitlines()[-1]
     assert line.startswith("**The strong suite so far** (2 of 3 training runs, on the first 100 test images; none yet")
     assert "for nat)" in line
-    assert "by 1.00-5.00 points (mean 3.00) for the designs' modes and 4.00 points for the single models." in line
+    assert (
+        "by 1.00-5.00 points (mean 3.00) for the designs' modes and 4.00 points for the single models (modes at 0 %"
+        in line
+    )
     assert "Of the 2 dominations under PGD-20 where both sides have it, 1 keep the single model ahead" in line
