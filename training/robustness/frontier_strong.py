@@ -93,9 +93,9 @@ def strong_lines(panel: dict[str, Any]) -> list[str]:
 def strong_sentence(panel: dict[str, Any]) -> str | None:
     """The verdict's line on the strong suite so far: how far the worst case falls below PGD-20 for the designs'
     modes and for the single models (a mode at 0 % under PGD-20 has nothing to lose, and would pull a mean down),
-    and for each design mode dominated under PGD-20 by a single model with the
-    suite, whether that model stays ahead on the robust axis once each side's drop is taken off (an estimate from
-    means over other runs and images, not a test: the verdict proper waits for the suite on every run)."""
+    and for each design mode dominated under PGD-20 by a single model with the suite, whether that model stays
+    ahead on the robust axis once each side's drop is taken off (an estimate from means over other runs and images,
+    not a test: the verdict proper waits for the suite on every run)."""
     so_far = panel.get("strong_so_far")
     if not so_far or not so_far["rows"]:
         return None
