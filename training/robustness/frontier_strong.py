@@ -115,11 +115,13 @@ def strong_sentence(panel: dict[str, Any]) -> str | None:
         if b["by"] in drop
     ]
     images = " or ".join(f"{n:,}" for n in sorted({n for r in so_far["rows"] for n in r["n"]}))
+    aside = (
+        " (modes at 0 % under PGD-20, which cannot fall, aside)" if any(r["pgd20"] <= 0 for r in so_far["rows"]) else ""
+    )
     text = (
         f"**The strong suite so far** ({training_runs(so_far['rows'])} of {training_runs(panel['points'])} training "
         f"runs, on the first {images} test images; none yet for {', '.join(so_far['missing']) or 'no model'}): its "
-        f"per-image worst case falls below PGD-20 on the same images by {spans} (modes at 0 % under PGD-20, which "
-        "cannot fall, aside)."
+        f"per-image worst case falls below PGD-20 on the same images by {spans}{aside}."
     )
     if margins:
         text += (

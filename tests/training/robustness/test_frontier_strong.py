@@ -28,6 +28,8 @@ def test_drop_per_run_and_mean_and_the_models_without_the_suite(tmp_path):
     md = (tmp_path / "out/frontier.md").read_text()
     assert "| dh:main | 2 | 100/1000 | 62.00 | 59.00 | 3.00 [5.00, 1.00] |" in md
     assert "No strong-suite report yet: rob." in md
+    line = md.rstrip().splitlines()[-1]
+    assert line.endswith("by 3.00 points for the designs' modes.")  # no mode at 0 %: nothing set aside
 
 
 def test_nothing_when_every_model_or_no_model_has_the_suite(tmp_path):
