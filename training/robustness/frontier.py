@@ -7,7 +7,7 @@ a fresh clone draws it without an artifact.
 
 Grouping. Points are drawn per panel: one data set and eps (a digits point says nothing against a Fashion-MNIST
 one). A model is a recipe (``report['run']['recipe']``); each distinct artifact (its version hash) is one training
-run. The robust axis is the worst case of the strong suite when every model of the panel has a report with
+run. The robust axis is the worst case of the strong suite when every training run of the panel has a report with
 AutoAttack in it, else PGD-20 (the strongest attack the reports share). With several runs of a model, a point is
 their mean and its whiskers the across-seed Student-t interval; with one run, its report's Wilson interval.
 """
@@ -101,10 +101,13 @@ def panels(runs: list[Run]) -> dict[tuple[str, float], list[Run]]:
 
 
 def robust_attack(runs: list[Run]) -> str:
-    """The worst case when every model of the panel has a strong-suite report, else PGD-20."""
-    models = {r.model for r in runs}
-    strong = {r.model for r in runs if r.strong()}
-    return WORST_CASE if models and strong == models else FALLBACK
+    """The worst case when every training run (artifact version) of the panel has a strong-suite report, else PGD-20.
+
+    Every run, not every model: a point is the mean over its model's runs, so a worst case taken over only the seeds
+    that happen to have the suite would drop the others silently and set one seed's point against five seeds'."""
+    runs_seen = {(r.model, r.version) for r in runs}
+    strong = {(r.model, r.version) for r in runs if r.strong()}
+    return WORST_CASE if runs_seen and strong == runs_seen else FALLBACK
 
 
 def chosen(runs: list[Run], attack: str) -> dict[str, dict[str, Run]]:

@@ -1,6 +1,7 @@
-"""The strong suite where it has run, before every model of a panel has it: how far each point falls below PGD-20.
+"""The strong suite where it has run, before every training run of a panel has it: how far each point falls below
+PGD-20.
 
-The frontier's robust axis stays PGD-20 until every model of a panel has a strong-suite report
+The frontier's robust axis stays PGD-20 until every training run of a panel has a strong-suite report
 (``training.robustness.frontier.robust_attack``): a worst case for some points and PGD-20 for others would set
 unlike numbers side by side. Meanwhile a reader of a PGD-20 verdict still asks whether PGD-20 flatters some points
 more than others. A design whose worst case falls 4 points below its PGD-20 while the alternatives' falls 1 would
@@ -72,9 +73,9 @@ def strong_lines(panel: dict[str, Any]) -> list[str]:
     lines = [
         "### The strong suite so far",
         "",
-        "The robust axis above stays PGD-20 until every model has a strong-suite report. Where one has run: PGD-20 "
-        "and the suite's per-image worst case on the same images (means over the runs with the suite), and how far "
-        "the worst case falls below PGD-20 (points; each run's in brackets).",
+        "The robust axis above stays PGD-20 until every training run has a strong-suite report. Where one has run: "
+        "PGD-20 and the suite's per-image worst case on the same images (means over the runs with the suite), and how "
+        "far the worst case falls below PGD-20 (points; each run's in brackets).",
         "",
         "| point | runs with the suite | n | PGD-20 % | worst case % | drop (points) |",
         "|---|---|---|---|---|---|",
@@ -118,10 +119,11 @@ def strong_sentence(panel: dict[str, Any]) -> str | None:
     aside = (
         " (modes at 0 % under PGD-20, which cannot fall, aside)" if any(r["pgd20"] <= 0 for r in so_far["rows"]) else ""
     )
+    none_yet = f"; none yet for {', '.join(so_far['missing'])}" if so_far["missing"] else ""
     text = (
         f"**The strong suite so far** ({training_runs(so_far['rows'])} of {training_runs(panel['points'])} training "
-        f"runs, on the first {images} test images; none yet for {', '.join(so_far['missing']) or 'no model'}): its "
-        f"per-image worst case falls below PGD-20 on the same images by {spans}{aside}."
+        f"runs, on the first {images} test images{none_yet}): its per-image worst case falls below PGD-20 on the same "
+        f"images by {spans}{aside}."
     )
     if margins:
         text += (

@@ -1,5 +1,5 @@
 """The strong suite so far, on hand-made reports: the drop below PGD-20 per run and mode, the models still without
-the suite, and nothing at all once every model has it (the axis is then the worst case itself)."""
+the suite, and nothing at all once every training run has it (the axis is then the worst case itself)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,38 @@ def test_drop_per_run_and_mean_and_the_models_without_the_suite(tmp_path):
     assert "No strong-suite report yet: rob." in md
     line = md.rstrip().splitlines()[-1]
     assert line.endswith("by 3.00 points for the designs' modes.")  # no mode at 0 %: nothing set aside
+
+
+def test_the_axis_waits_for_every_training_run_not_only_every_model(tmp_path):
+    strong = {"main": {"clean": 0.80, "pgd20": 0.60, "worst-case": 0.55}}
+    report(tmp_path / "dh-s0-report.json", "dh", "d0", strong, strong=True)
+    report(
+        tmp_path / "rob-s0-report.json",
+        "rob",
+        "r0",
+        {"main": {"clean": 0.82, "pgd20": 0.65, "worst-case": 0.6}},
+        strong=True,
+    )
+    report(tmp_path / "rob-s1-report.json", "rob", "r1", {"main": {"clean": 0.84, "pgd20": 0.63}})
+    (panel,) = build_frontier([tmp_path])["panels"]
+    assert panel["robust_attack"] == "pgd20"  # rob's second run has no strong report: its point would drop it
+    rob = next(p for p in panel["points"] if p["label"] == "rob:main")
+    assert rob["runs"] == 2 and rob["robust"] == pytest.approx(0.64)
+    assert panel["strong_so_far"]["missing"] == []
+    write_frontier([tmp_path], tmp_path / "out")
+    md = (tmp_path / "out/frontier.md").read_text()
+    assert "until every training run has a strong-suite report" in md and "No strong-suite report yet" not in md
+    report(
+        tmp_path / "rob-s1-report.json",
+        "rob",
+        "r1",
+        {"main": {"clean": 0.84, "pgd20": 0.63, "worst-case": 0.62}},
+        strong=True,
+    )
+    (panel,) = build_frontier([tmp_path])["panels"]
+    assert panel["robust_attack"] == "worst-case"
+    rob = next(p for p in panel["points"] if p["label"] == "rob:main")
+    assert rob["robust"] == pytest.approx(0.61)
 
 
 def test_nothing_when_every_model_or_no_model_has_the_suite(tmp_path):
