@@ -35,14 +35,9 @@ def test_drop_per_run_and_mean_and_the_models_without_the_suite(tmp_path):
 def test_the_axis_waits_for_every_training_run_not_only_every_model(tmp_path):
     strong = {"main": {"clean": 0.80, "pgd20": 0.60, "worst-case": 0.55}}
     report(tmp_path / "dh-s0-report.json", "dh", "d0", strong, strong=True)
-    report(
-        tmp_path / "rob-s0-report.json",
-        "rob",
-        "r0",
-        {"main": {"clean": 0.82, "pgd20": 0.65, "worst-case": 0.6}},
-        strong=True,
-    )
-    report(tmp_path / "rob-s1-report.json", "rob", "r1", {"main": {"clean": 0.84, "pgd20": 0.63}})
+    rob0, rob1 = {"clean": 0.82, "pgd20": 0.65, "worst-case": 0.6}, {"clean": 0.84, "pgd20": 0.63}
+    report(tmp_path / "rob-s0-report.json", "rob", "r0", {"main": rob0}, strong=True)
+    report(tmp_path / "rob-s1-report.json", "rob", "r1", {"main": rob1})
     (panel,) = build_frontier([tmp_path])["panels"]
     assert panel["robust_attack"] == "pgd20"  # rob's second run has no strong report: its point would drop it
     rob = next(p for p in panel["points"] if p["label"] == "rob:main")
@@ -51,13 +46,7 @@ def test_the_axis_waits_for_every_training_run_not_only_every_model(tmp_path):
     write_frontier([tmp_path], tmp_path / "out")
     md = (tmp_path / "out/frontier.md").read_text()
     assert "until every training run has a strong-suite report" in md and "No strong-suite report yet" not in md
-    report(
-        tmp_path / "rob-s1-report.json",
-        "rob",
-        "r1",
-        {"main": {"clean": 0.84, "pgd20": 0.63, "worst-case": 0.62}},
-        strong=True,
-    )
+    report(tmp_path / "rob-s1-report.json", "rob", "r1", {"main": {**rob1, "worst-case": 0.62}}, strong=True)
     (panel,) = build_frontier([tmp_path])["panels"]
     assert panel["robust_attack"] == "worst-case"
     rob = next(p for p in panel["points"] if p["label"] == "rob:main")
